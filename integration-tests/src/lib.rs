@@ -1,0 +1,183 @@
+//! Helpers for corten's integration tests: real bundles, a real runtime
+//! binary, real namespaces and cgroups.
+//!
+//! The tests drive the runtime binary named by `CORTEN_BIN` (default:
+//! `<workspace>/target/release/corten`) exactly as containerd or Docker
+//! would: through its runc-compatible command line. Point `CORTEN_BIN` at
+//! `/usr/sbin/runc` to check the tests themselves against the reference.
+//!
+//! # Root only
+//! Creating namespaces, cgroups and device nodes needs root. Every test starts
+//! with [`require_root!`], which prints `SKIP: <reason>` to stderr and returns
+//! early (so the test is reported as passed) when the effective uid is not 0.
+//!
+//! # Isolation
+//! Everything a test creates is its own and is removed when the test ends,
+//! even when it fails:
+//! - a [`Bundle`] lives in `/tmp/corten-it/<test>-<pid>-<n>`, with a busybox
+//!   root filesystem and a `config.json` produced by the runtime's own `spec`
+//!   command; its `cgroupsPath` is `/corten-it-<pid>/<test>-<n>`, so a test
+//!   never touches a cgroup it did not create;
+//! - a [`Runtime`] has its own `--root` state directory and, on drop, runs
+//!   `delete --force` for every container it created, then removes the
+//!   cgroup directories of those containers.
+//!
+//! Containers always get a new mount namespace, so nothing they mount is
+//! visible on the host.
+//!
+//! # Example
+//! ```no_run
+//! use corten_integration_tests::{require_root, Bundle, OutputExt, Runtime};
+//!
+//! require_root!();
+//! let mut bundle = Bundle::new("example");
+//! bundle.sh("hostname");
+//! let rt = Runtime::new("example");
+//! let out = rt.run("example", &bundle).assert_success("run");
+//! assert_eq!(out.stdout_str().trim(), "runc");
+//! ```
+
+mod bundle;
+mod cleanup;
+mod console;
+mod inspect;
+mod runtime;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub use bundle::Bundle;
+pub use cleanup::{cgroup_dirs, cgroup_parent};
+pub use console::{read_pty, ConsoleSocket};
+pub use inspect::{
+    cap_hex, host_ns, mounts_under, parse_mountinfo, pid_alive, processes_mentioning, status_field,
+    MountInfo,
+};
+pub use runtime::{OutputExt, Runtime};
+
+/// Where all bundles and runtime roots of the tests live.
+pub const BASE_DIR: &str = "/tmp/corten-it";
+
+/// The runtime binary under test: `$CORTEN_BIN`, or the workspace's release build.
+pub fn runtime_bin() -> PathBuf {
+    match std::env::var_os("CORTEN_BIN") {
+        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
+        _ => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/release/corten"
+        )),
+    }
+}
+
+/// Whether the tests run with effective uid 0.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Skip the current test (print `SKIP: <reason>` to stderr and return) unless
+/// it runs as root. Use as the first statement of every test.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::is_root() {
+            eprintln!("SKIP: corten integration tests need root (effective uid 0)");
+            return;
+        }
+    };
+}
+
+/// This process's hard `RLIMIT_NOFILE`: no container can be given more.
+pub fn nofile_hard_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: limit is a valid, writable rlimit for the duration of the call.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(rc, 0, "getrlimit: {}", std::io::Error::last_os_error());
+    limit.rlim_max
+}
+
+/// A name unique within this test process: `<prefix>-<pid>-<n>`.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// Poll `probe` until it returns `Some` or `timeout` passes. The poll interval
+/// starts at 1 ms and doubles up to 20 ms, so short waits stay short.
+pub fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    let mut interval = Duration::from_millis(1);
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(interval);
+        interval = (interval * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// [`wait_for`] for a condition.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    wait_for(timeout, || condition().then_some(())).is_some()
+}
+
+/// Whether `text` is an RFC 3339 timestamp such as `2024-01-02T03:04:05.123456789Z`
+/// or `2024-01-02T03:04:05+01:00`.
+pub fn is_rfc3339(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        b.get(range.clone())
+            .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
+    };
+    if b.len() < 20
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+        || !matches!(b[10], b'T' | b't')
+        || !digits(11..13)
+        || b[13] != b':'
+        || !digits(14..16)
+        || b[16] != b':'
+        || !digits(17..19)
+    {
+        return false;
+    }
+    let mut rest = &text[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    match rest.as_bytes() {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert!(is_rfc3339("2026-11-22T08:58:54.906706554Z"));
+        assert!(is_rfc3339("2026-11-22T08:58:54Z"));
+        assert!(is_rfc3339("2026-11-22T08:58:54+01:00"));
+        assert!(!is_rfc3339("2026-11-22 08:58:54"));
+        assert!(!is_rfc3339("2026-11-22T08:58:54."));
+        assert!(!is_rfc3339("1700000000"));
+    }
+}

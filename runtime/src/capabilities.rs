@@ -1,0 +1,111 @@
+//! The five capability sets of `process.capabilities`, applied with the
+//! `caps` crate in the order that keeps the needed privileges until the end.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use caps::{CapSet, Capability, CapsHashSet};
+
+use crate::spec::Capabilities;
+
+/// Errors from capability handling.
+#[derive(Debug, thiserror::Error)]
+pub enum CapError {
+    /// A name that is not a capability.
+    #[error("unknown capability {0:?}")]
+    Unknown(String),
+    /// The kernel refused a change.
+    #[error("set {set} capabilities: {source}")]
+    Apply {
+        /// The set.
+        set: &'static str,
+        /// The cause.
+        source: caps::errors::CapsError,
+    },
+}
+
+/// Parses `CAP_KILL` (or `kill`, as runc's `--cap` also accepts).
+pub fn parse(name: &str) -> Result<Capability, CapError> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    Capability::from_str(&full).map_err(|_| CapError::Unknown(name.to_string()))
+}
+
+fn set_of(names: &Option<Vec<String>>) -> Result<CapsHashSet, CapError> {
+    let mut out = HashSet::new();
+    for n in names.iter().flatten() {
+        // Capabilities this kernel does not know cannot be granted; runc
+        // skips them with a warning, and so do we.
+        let cap = parse(n)?;
+        if caps::runtime::procfs_all_supported(None).is_ok_and(|all| all.contains(&cap)) {
+            out.insert(cap);
+        }
+    }
+    Ok(out)
+}
+
+fn apply(set: CapSet, name: &'static str, value: &CapsHashSet) -> Result<(), CapError> {
+    caps::set(None, set, value).map_err(|source| CapError::Apply { set: name, source })
+}
+
+/// Drops everything outside the bounding set. Needs `CAP_SETPCAP`, so it runs
+/// before the user switch.
+pub fn apply_bounding(c: &Capabilities) -> Result<(), CapError> {
+    let keep = set_of(&c.bounding)?;
+    let current = caps::read(None, CapSet::Bounding).map_err(|source| CapError::Apply {
+        set: "bounding",
+        source,
+    })?;
+    for cap in current.difference(&keep) {
+        caps::drop(None, CapSet::Bounding, *cap).map_err(|source| CapError::Apply {
+            set: "bounding",
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Sets the permitted, inheritable, effective and ambient sets; runs after
+/// the user switch (with `PR_SET_KEEPCAPS` held across it).
+pub fn apply_final(c: &Capabilities) -> Result<(), CapError> {
+    let permitted = set_of(&c.permitted)?;
+    let effective = set_of(&c.effective)?;
+    let inheritable = set_of(&c.inheritable)?;
+    let ambient = set_of(&c.ambient)?;
+    // Effective must stay a subset of permitted while permitted shrinks.
+    apply(CapSet::Effective, "effective", &effective.intersection(&permitted).copied().collect())?;
+    apply(CapSet::Permitted, "permitted", &permitted)?;
+    apply(CapSet::Inheritable, "inheritable", &inheritable)?;
+    apply(CapSet::Effective, "effective", &effective)?;
+    caps::clear(None, CapSet::Ambient).map_err(|source| CapError::Apply {
+        set: "ambient",
+        source,
+    })?;
+    for cap in ambient {
+        // The kernel only allows ambient capabilities that are permitted and
+        // inheritable; runc ignores the others, and so do we.
+        if permitted.contains(&cap) && inheritable.contains(&cap) {
+            caps::raise(None, CapSet::Ambient, cap).map_err(|source| CapError::Apply {
+                set: "ambient",
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_with_and_without_prefix() {
+        assert_eq!(parse("CAP_KILL").unwrap(), Capability::CAP_KILL);
+        assert_eq!(parse("net_admin").unwrap(), Capability::CAP_NET_ADMIN);
+        assert!(parse("CAP_NOPE").is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! The container's cgroup: where it lives (`linux.cgroupsPath`), creating it,
+//! placing the init in it, and removing it on delete.
+//!
+//! Two backends: [`v1`] (one directory per controller hierarchy, hybrid hosts
+//! included) and [`v2`] (the unified hierarchy). Resource limits, freezing and
+//! statistics come with the cgroups issue; this module is their home.
+
+pub mod v1;
+pub mod v2;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Errors from cgroup handling.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// Reading the host's cgroup layout failed.
+    #[error("read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// A cgroup directory could not be created.
+    #[error("create cgroup {path}: {source}")]
+    Create {
+        /// The directory.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// Writing a cgroup file failed.
+    #[error("write {value:?} to {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What was written.
+        value: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// A cgroup could not be removed.
+    #[error("remove cgroup {path}: {source}")]
+    Remove {
+        /// The directory.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// `--systemd-cgroup` is not implemented yet.
+    #[error("the systemd cgroup driver is not supported yet (cgroupsPath {0:?}); use the cgroupfs driver")]
+    Systemd(String),
+    /// A path that escapes the hierarchy.
+    #[error("invalid cgroupsPath {0:?}")]
+    InvalidPath(String),
+}
+
+/// The root of the cgroup filesystems.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// Whether the host runs the unified (v2-only) hierarchy.
+pub fn is_v2() -> bool {
+    crate::sys::is_fs(Path::new(CGROUP_ROOT), CGROUP2_SUPER_MAGIC)
+}
+
+/// Normalises `cgroupsPath`: absolute stays absolute, relative stays
+/// relative (to the runtime's own cgroup), absent becomes the id. `..` is
+/// refused so the path can never leave the hierarchy.
+pub fn normalise(cgroups_path: Option<&str>, id: &str) -> Result<PathBuf, CgroupError> {
+    let raw = cgroups_path.filter(|p| !p.is_empty()).unwrap_or(id);
+    let mut out = PathBuf::from(if raw.starts_with('/') { "/" } else { "" });
+    for comp in raw.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => return Err(CgroupError::InvalidPath(raw.to_string())),
+            c => out.push(c),
+        }
+    }
+    if out.as_os_str().is_empty() || out == Path::new("/") {
+        return Err(CgroupError::InvalidPath(raw.to_string()));
+    }
+    Ok(out)
+}
+
+/// Joins `inner` to a hierarchy mounted at `mount` whose own-cgroup is `own`.
+fn place(mount: &Path, own: &str, inner: &Path) -> PathBuf {
+    let rel = if inner.is_absolute() {
+        inner.strip_prefix("/").unwrap_or(inner).to_path_buf()
+    } else {
+        Path::new(own.trim_start_matches('/')).join(inner)
+    };
+    mount.join(rel)
+}
+
+/// Creates the container's cgroup (every level that is missing) and returns
+/// the directories, keyed by hierarchy name (`""` for v2).
+pub fn create(
+    cgroups_path: Option<&str>,
+    id: &str,
+    systemd: bool,
+) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
+    if systemd {
+        return Err(CgroupError::Systemd(
+            cgroups_path.unwrap_or_default().to_string(),
+        ));
+    }
+    let inner = normalise(cgroups_path, id)?;
+    if is_v2() {
+        v2::create(&inner)
+    } else {
+        v1::create(&inner)
+    }
+}
+
+/// Moves `pid` into every directory.
+pub fn add_pid(paths: &BTreeMap<String, PathBuf>, pid: i32) -> Result<(), CgroupError> {
+    for dir in paths.values() {
+        write(&dir.join("cgroup.procs"), &pid.to_string())?;
+    }
+    Ok(())
+}
+
+/// Pids in the container's cgroup (the first hierarchy that lists them).
+pub fn pids(paths: &BTreeMap<String, PathBuf>) -> Vec<i32> {
+    let dir = paths
+        .get("pids")
+        .or_else(|| paths.get(""))
+        .or_else(|| paths.values().next());
+    dir.and_then(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Whether the container's cgroup is frozen.
+pub fn is_frozen(paths: &BTreeMap<String, PathBuf>) -> bool {
+    if let Some(d) = paths.get("freezer") {
+        return fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN");
+    }
+    if let Some(d) = paths.get("") {
+        return fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
+    }
+    false
+}
+
+/// Removes every directory (they must be empty of processes), retrying
+/// briefly while the kernel finishes tearing down exited tasks.
+pub fn remove(paths: &BTreeMap<String, PathBuf>) -> Result<(), CgroupError> {
+    for dir in paths.values() {
+        let mut tries = 0;
+        loop {
+            match fs::remove_dir(dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(source) => {
+                    return Err(CgroupError::Remove {
+                        path: dir.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::write(path, value).map_err(|source| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source,
+    })
+}
+
+/// Creates `dir` and its missing parents, calling `init` on each directory
+/// created, top-down (cpuset needs its parent's values copied in).
+pub(crate) fn mkdir_levels(
+    dir: &Path,
+    init: &dyn Fn(&Path) -> Result<(), CgroupError>,
+) -> Result<(), CgroupError> {
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while !cur.exists() {
+        missing.push(cur.to_path_buf());
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    for d in missing.iter().rev() {
+        match fs::create_dir(d) {
+            Ok(()) => init(d)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(CgroupError::Create {
+                    path: d.clone(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_paths() {
+        assert_eq!(normalise(None, "abc").unwrap(), PathBuf::from("abc"));
+        assert_eq!(normalise(Some("/a//b/"), "x").unwrap(), PathBuf::from("/a/b"));
+        assert_eq!(normalise(Some("a/./b"), "x").unwrap(), PathBuf::from("a/b"));
+        assert!(normalise(Some("/a/../../etc"), "x").is_err());
+        assert!(normalise(Some("/"), "x").is_err());
+    }
+
+    #[test]
+    fn places_relative_under_own_cgroup() {
+        let m = Path::new("/sys/fs/cgroup/pids");
+        assert_eq!(place(m, "/user.slice", Path::new("c1")), m.join("user.slice/c1"));
+        assert_eq!(place(m, "/user.slice", Path::new("/abs/c1")), m.join("abs/c1"));
+        assert_eq!(place(m, "/", Path::new("c1")), m.join("c1"));
+    }
+}

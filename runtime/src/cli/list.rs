@@ -1,0 +1,81 @@
+//! `corten list`.
+
+use super::Globals;
+use crate::container::Container;
+
+/// `list [--format table|json] [-q]`
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Output format: table or json.
+    #[arg(short, long, default_value = "table")]
+    format: String,
+    /// Print only the container ids.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Runs `list`.
+pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
+    let mut all = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(&g.root) {
+        for e in rd.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if let Ok(c) = Container::load(&g.root, &id) {
+                all.push(c);
+            }
+        }
+    }
+    all.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+    if a.quiet {
+        for c in &all {
+            println!("{}", c.record.id);
+        }
+        return Ok(());
+    }
+    match a.format.as_str() {
+        "json" => {
+            let v: Vec<_> = all.iter().map(Container::oci_state).collect();
+            if v.is_empty() {
+                println!("null");
+            } else {
+                println!("{}", serde_json::Value::Array(v));
+            }
+        }
+        "table" => print!("{}", table(&all)),
+        f => anyhow::bail!("invalid format option {f:?}"),
+    }
+    Ok(())
+}
+
+/// The table runc prints (tabwriter: minimum width 12, padding 3).
+fn table(all: &[Container]) -> String {
+    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
+    for c in all {
+        let st = c.oci_state();
+        rows.push(vec![
+            c.record.id.clone(),
+            st["pid"].to_string(),
+            st["status"].as_str().unwrap_or_default().to_string(),
+            c.record.bundle.display().to_string(),
+            c.record.created.clone(),
+            c.record.owner.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].len() + 3).max().unwrap_or(0).max(12))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i == 5 {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,180 @@
+//! The runc-compatible command line: global flags, one file per command.
+
+mod create;
+mod delete;
+mod kill;
+mod list;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::logging;
+
+/// Version line printed by `--version`.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("CORTEN_COMMIT"),
+    "\nspec: 1.0.2-dev"
+);
+
+/// corten: a low-level OCI container runtime, compatible with runc.
+#[derive(Debug, Parser)]
+#[command(name = "corten", version = VERSION, disable_help_subcommand = true)]
+pub struct Cli {
+    /// Root directory for container state (tmpfs recommended).
+    #[arg(long, global = true, default_value = "/run/corten")]
+    root: PathBuf,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: String,
+    /// Enable debug logging.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use systemd for cgroups (cgroupsPath as slice:prefix:name).
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Ignore cgroup permission errors: true, false or auto.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    rootless: Option<String>,
+    /// Path to criu (accepted for compatibility; checkpointing is not supported).
+    #[arg(long, global = true, hide = true)]
+    criu: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a container.
+    Create(create::Args),
+    /// Start a created container.
+    Start(start::Args),
+    /// Output the state of a container.
+    State(state::Args),
+    /// Send a signal to the container's init process.
+    Kill(kill::Args),
+    /// Delete a container and its resources.
+    Delete(delete::Args),
+    /// Create and start a container.
+    Run(run::Args),
+    /// List containers.
+    #[command(alias = "ps-list")]
+    List(list::Args),
+    /// Create a new specification file.
+    Spec(spec::Args),
+}
+
+/// Global options every command sees.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    /// `--root`.
+    pub root: PathBuf,
+    /// `--systemd-cgroup`.
+    pub systemd_cgroup: bool,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            };
+        }
+    };
+    let format = if cli.log_format == "json" {
+        logging::Format::Json
+    } else {
+        logging::Format::Text
+    };
+    logging::init(cli.log.clone(), format, cli.debug);
+    if cli.log_format != "json" && cli.log_format != "text" {
+        logging::error(&format!("invalid log-format: {}", cli.log_format));
+        return ExitCode::FAILURE;
+    }
+    let g = Globals {
+        root: cli.root.clone(),
+        systemd_cgroup: cli.systemd_cgroup,
+    };
+    let res = match cli.command {
+        Command::Create(a) => create::run(&g, a).map(|()| 0),
+        Command::Start(a) => start::run(&g, a).map(|()| 0),
+        Command::State(a) => state::run(&g, a).map(|()| 0),
+        Command::Kill(a) => kill::run(&g, a).map(|()| 0),
+        Command::Delete(a) => delete::run(&g, a).map(|()| 0),
+        Command::Run(a) => run::run(&g, a),
+        Command::List(a) => list::run(&g, a).map(|()| 0),
+        Command::Spec(a) => spec::run(a).map(|()| 0),
+    };
+    match res {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            logging::error(&error_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line for an error chain: each cause appended unless its text is
+/// already part of the message, and Rust's ` (os error N)` suffixes dropped.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&c);
+        }
+    }
+    strip_os_error(&msg)
+}
+
+fn strip_os_error(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(" (os error ") {
+        out.push_str(&rest[..i]);
+        match rest[i..].find(')') {
+            Some(j) => rest = &rest[i + j + 1..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_lines_are_deduplicated() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let e = anyhow::Error::new(crate::spec::SpecError::Read {
+            path: "/x/config.json".into(),
+            source: io,
+        })
+        .context("corten create failed");
+        assert_eq!(
+            error_line(&e),
+            "corten create failed: open /x/config.json: No such file or directory"
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! Operations on an existing container: load, start, kill, delete.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill as send_signal, Signal};
+use nix::unistd::Pid;
+
+use crate::cgroups;
+use crate::state::{Record, StateDir, StateError, Status};
+
+/// Errors of container operations.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// State directory.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Cgroups.
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
+    /// An operation that needs another status.
+    #[error("{0}")]
+    Status(String),
+    /// A signal could not be sent.
+    #[error("send signal {sig} to pid {pid}: {source}")]
+    Kill {
+        /// Signal.
+        sig: i32,
+        /// Pid.
+        pid: i32,
+        /// Cause.
+        source: nix::Error,
+    },
+    /// The exec fifo.
+    #[error("{op} exec fifo: {source}")]
+    Fifo {
+        /// The step.
+        op: &'static str,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// A loaded container.
+#[derive(Debug)]
+pub struct Container {
+    /// Its state directory.
+    pub dir: StateDir,
+    /// What was recorded at create.
+    pub record: Record,
+    /// Status now.
+    pub status: Status,
+}
+
+impl Container {
+    /// Loads container `id`.
+    pub fn load(root: &Path, id: &str) -> Result<Container, ContainerError> {
+        let dir = StateDir::new(root, id)?;
+        let record = dir.load()?;
+        let status = record.status(&dir);
+        Ok(Container { dir, record, status })
+    }
+
+    /// The OCI state JSON.
+    pub fn oci_state(&self) -> serde_json::Value {
+        self.record.oci_state(self.status)
+    }
+}
+
+/// Releases a created container's init.
+pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
+    let c = Container::load(root, id)?;
+    let _lock = c.dir.lock()?;
+    match c.status {
+        Status::Created => {}
+        Status::Stopped => return Err(ContainerError::Status("cannot start a container that has stopped".into())),
+        _ => return Err(ContainerError::Status("cannot start an already running container".into())),
+    }
+    let fifo = c.dir.fifo();
+    let mut f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&fifo)
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::ENXIO) => ContainerError::Status("container not running: init process is gone".into()),
+            _ => ContainerError::Fifo { op: "open", source },
+        })?;
+    f.write_all(b"0").map_err(|source| ContainerError::Fifo { op: "write", source })?;
+    std::fs::remove_file(&fifo).map_err(|source| ContainerError::Fifo { op: "remove", source })?;
+    Ok(())
+}
+
+/// Sends `sig` to the init, or with `all` to every process of the cgroup.
+pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerError> {
+    let c = Container::load(root, id)?;
+    if c.status == Status::Stopped && !all {
+        return Err(ContainerError::Status("container not running".into()));
+    }
+    let signal = Signal::try_from(sig).ok();
+    let send = |pid: i32| {
+        // SAFETY-free path: nix's kill with an Option<Signal>; real-time
+        // signals (not in nix's enum) go through libc.
+        let r = match signal {
+            Some(s) => send_signal(Pid::from_raw(pid), s),
+            None => nix::errno::Errno::result(
+                // SAFETY: kill takes two integers and touches no memory.
+                unsafe { libc::kill(pid, sig) },
+            )
+            .map(drop),
+        };
+        r.map_err(|source| ContainerError::Kill { sig, pid, source })
+    };
+    if all {
+        for pid in cgroups::pids(&c.record.cgroup_paths) {
+            match send(pid) {
+                Err(ContainerError::Kill { source: nix::Error::ESRCH, .. }) => {}
+                r => r?,
+            }
+        }
+        return Ok(());
+    }
+    send(c.record.pid)
+}
+
+/// Waits until `pid` (with its start time) is gone or a zombie.
+fn wait_gone(rec: &Record, timeout: Duration) -> bool {
+    let start = Instant::now();
+    while rec.init_alive() {
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+/// Kills every process of the container and waits for the init.
+fn kill_all(c: &Container) {
+    let _ = send_signal(Pid::from_raw(c.record.pid), Signal::SIGKILL);
+    for pid in cgroups::pids(&c.record.cgroup_paths) {
+        let _ = send_signal(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    wait_gone(&c.record, Duration::from_secs(10));
+}
+
+/// Deletes the container: its processes (with `force`, or when only
+/// created), cgroup and state directory.
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> {
+    let c = match Container::load(root, id) {
+        Ok(c) => c,
+        Err(ContainerError::State(StateError::NotExist(_))) if force => {
+            // Nothing recorded: remove a half-written directory, if any.
+            let dir = StateDir::new(root, id)?;
+            dir.remove()?;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let _lock = c.dir.lock()?;
+    match c.status {
+        Status::Stopped => {
+            if !c.record.own_pid_ns {
+                // Without its own pid namespace, the init's exit leaves the
+                // other processes running: end them as runc does.
+                kill_all(&c);
+            }
+        }
+        Status::Created => kill_all(&c),
+        s if force => {
+            let _ = s;
+            kill_all(&c);
+        }
+        s => {
+            return Err(ContainerError::Status(format!(
+                "cannot delete container {id} that is not stopped: {s}"
+            )))
+        }
+    }
+    wait_cgroup_empty(&c);
+    cgroups::remove(&c.record.cgroup_paths)?;
+    c.dir.remove()?;
+    Ok(())
+}
+
+fn wait_cgroup_empty(c: &Container) {
+    let start = Instant::now();
+    while !cgroups::pids(&c.record.cgroup_paths).is_empty() && start.elapsed() < Duration::from_secs(5) {
+        for pid in cgroups::pids(&c.record.cgroup_paths) {
+            let _ = send_signal(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

@@ -1,0 +1,144 @@
+//! runc-compatible logging: `--log FILE`, `--log-format text|json`, `--debug`.
+//!
+//! Without `--log`, messages go to stderr in the chosen format. With `--log`,
+//! they go to the file, and a fatal error is also printed to stderr as a bare
+//! line, exactly as runc does (containerd reads the last `error` line of the
+//! JSON log file).
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// Log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// logrus text: `time="…" level=error msg="…"`.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+#[derive(Debug)]
+struct Config {
+    file: Option<PathBuf>,
+    format: Format,
+    debug: bool,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+/// Sets up logging once, from the global flags.
+pub fn init(file: Option<PathBuf>, format: Format, debug: bool) {
+    let _ = CONFIG.set(Config { file, format, debug });
+}
+
+/// RFC 3339 UTC time with nanoseconds, e.g. `2024-01-02T03:04:05.123456789Z`.
+pub fn rfc3339_now(nanos: bool) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = i64::try_from(now.as_secs()).unwrap_or(0);
+    let (y, mo, d, h, mi, s) = civil(secs);
+    if nanos {
+        format!(
+            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:09}Z",
+            now.subsec_nanos()
+        )
+    } else {
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    }
+}
+
+/// Splits Unix seconds into UTC calendar fields (Howard Hinnant's algorithm).
+fn civil(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn line(format: Format, level: &str, msg: &str) -> String {
+    let time = rfc3339_now(false);
+    match format {
+        Format::Json => {
+            let v = serde_json::json!({ "level": level, "msg": msg, "time": time });
+            format!("{v}\n")
+        }
+        Format::Text => format!(
+            "time={:?} level={level} msg={}\n",
+            time,
+            serde_json::Value::String(msg.to_string())
+        ),
+    }
+}
+
+fn write(level: &str, msg: &str) {
+    let Some(cfg) = CONFIG.get() else {
+        let _ = std::io::stderr().write_all(line(Format::Text, level, msg).as_bytes());
+        return;
+    };
+    let text = line(cfg.format, level, msg);
+    match &cfg.file {
+        Some(path) => {
+            if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+                let _ = f.write_all(text.as_bytes());
+            }
+        }
+        None => {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        }
+    }
+}
+
+/// Logs a fatal error: to the log, and to stderr as a bare line when the log is a file.
+pub fn error(msg: &str) {
+    let msg = msg.replace('\n', " ");
+    write("error", &msg);
+    if CONFIG.get().is_some_and(|c| c.file.is_some()) {
+        let _ = writeln!(std::io::stderr(), "{msg}");
+    }
+}
+
+/// Logs a warning.
+pub fn warn(msg: &str) {
+    write("warning", msg);
+}
+
+/// Logs a debug message when `--debug` is on.
+pub fn debug(msg: &str) {
+    if CONFIG.get().is_some_and(|c| c.debug) {
+        write("debug", msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
+        assert_eq!(civil(1_700_000_000), (2023, 11, 14, 22, 13, 20));
+    }
+
+    #[test]
+    fn json_line_shape() {
+        let l = line(Format::Json, "error", "boom \"x\"");
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["msg"], "boom \"x\"");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'));
+        assert!(line(Format::Text, "error", "m").starts_with("time=\""));
+    }
+}

@@ -1,0 +1,323 @@
+//! The parent side of `create`: validate, record, clone the init, map its
+//! ids, place it in its cgroup, wait until it is ready, save the state.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use super::init::{self, InitArgs};
+use super::namespaces::{NsKind, NsPlan};
+use super::sync::{Channel, Msg};
+use crate::cgroups;
+use crate::spec::{IdMapping, Spec};
+use crate::state::{pid_start_time, Record, StateDir};
+use crate::sys::{self, Forked};
+
+/// Options of `create` (and `run`) beyond the bundle.
+#[derive(Debug, Default, Clone)]
+pub struct CreateOpts {
+    /// `--console-socket`.
+    pub console_socket: Option<PathBuf>,
+    /// `--pid-file`.
+    pub pid_file: Option<PathBuf>,
+    /// `--no-pivot`.
+    pub no_pivot: bool,
+    /// `--preserve-fds`.
+    pub preserve_fds: u32,
+    /// `--systemd-cgroup`.
+    pub systemd_cgroup: bool,
+}
+
+/// Errors of `create`.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The bundle's config.
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    /// State directory.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// Cgroups.
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
+    /// Namespaces.
+    #[error(transparent)]
+    Ns(#[from] super::namespaces::NsError),
+    /// Console socket.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
+    /// The rootfs is missing.
+    #[error("invalid rootfs: stat {path}: {source}")]
+    Rootfs {
+        /// The path.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// A step of the parent.
+    #[error("{op}: {source}")]
+    Step {
+        /// The step.
+        op: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// The init reported a failure.
+    #[error("unable to start container process: {0}")]
+    Init(String),
+    /// `terminal` without a console socket or the reverse.
+    #[error("{0}")]
+    Usage(&'static str),
+}
+
+fn step(op: impl Into<String>) -> impl FnOnce(io::Error) -> CreateError {
+    let op = op.into();
+    move |source| CreateError::Step { op, source }
+}
+
+/// A container the parent has created: enough to wait for or clean it up.
+#[derive(Debug)]
+pub struct Created {
+    /// The init's host pid.
+    pub pid: i32,
+}
+
+/// Resolves the rootfs of `spec` against `bundle` and checks it is a directory.
+pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, CreateError> {
+    let root = spec.root.as_ref().map(|r| r.path.clone()).unwrap_or_default();
+    let p = if root.is_absolute() { root } else { bundle.join(root) };
+    let p = fs::canonicalize(&p).map_err(|source| CreateError::Rootfs {
+        path: p.clone(),
+        source,
+    })?;
+    if !p.is_dir() {
+        return Err(CreateError::Rootfs {
+            path: p,
+            source: io::Error::from_raw_os_error(libc::ENOTDIR),
+        });
+    }
+    Ok(p)
+}
+
+/// Creates container `id` from `bundle` under the state root `root`.
+///
+/// On any failure everything done so far is undone: the init is killed, the
+/// cgroup and the state directory are removed. Mounts live only in the
+/// init's mount namespace and vanish with it.
+pub fn create(root: &Path, id: &str, bundle: &Path, opts: &CreateOpts) -> Result<Created, CreateError> {
+    let dir = StateDir::new(root, id)?;
+    let bundle = fs::canonicalize(bundle).map_err(step(format!("bundle {}", bundle.display())))?;
+    let spec = Spec::load(&bundle)?;
+    let rootfs = rootfs_path(&spec, &bundle)?;
+    let process = spec.process();
+    if process.terminal && opts.console_socket.is_none() {
+        return Err(CreateError::Usage(
+            "cannot allocate tty if runc will detach without setting console socket",
+        ));
+    }
+    if !process.terminal && opts.console_socket.is_some() {
+        return Err(CreateError::Usage(
+            "cannot use console socket if runc will not detach or allocate tty",
+        ));
+    }
+    let ns = NsPlan::new(&spec.linux().namespaces)?;
+    let console = opts.console_socket.as_deref().map(crate::console::connect).transpose()?;
+
+    dir.create(root)?;
+    let _lock = dir.lock()?;
+    let mut cg = BTreeMap::new();
+    let res = (|| {
+        cg = cgroups::create(spec.linux().cgroups_path.as_deref(), id, opts.systemd_cgroup)?;
+        nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .map_err(|e| step("mkfifo exec.fifo")(e.into()))?;
+        spawn(&spec, &bundle, &rootfs, &ns, &cg, &dir, console.as_ref(), opts)
+    })();
+    match res {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            let _ = cgroups::remove(&cg);
+            let _ = dir.remove();
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn(
+    spec: &Spec,
+    bundle: &Path,
+    rootfs: &Path,
+    ns: &NsPlan,
+    cg: &BTreeMap<String, PathBuf>,
+    dir: &StateDir,
+    console: Option<&UnixStream>,
+    opts: &CreateOpts,
+) -> Result<Created, CreateError> {
+    let (parent_end, child_end) = Channel::pair().map_err(step("create sync socket"))?;
+    let fifo = dir.fifo();
+    let args = InitArgs {
+        spec,
+        bundle,
+        rootfs,
+        ns,
+        cgroup_paths: cg,
+        fifo: &fifo,
+        console_socket: console,
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+        parent_pid: nix::unistd::getpid().as_raw(),
+    };
+    let fast = ns.single_clone();
+    let flags = if fast { ns.new_flags } else { 0 };
+    let first = match sys::clone3(flags, None).map_err(step("clone init"))? {
+        Forked::Child => {
+            drop(parent_end);
+            if fast {
+                init::run(&args, &child_end)
+            } else {
+                intermediate(&args, &child_end)
+            }
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child_end);
+    let pid = if fast {
+        first
+    } else {
+        let p = match parent_end.recv() {
+            Ok(Some(Msg::Pid(p))) => Ok(p),
+            Ok(Some(Msg::Error(e))) => Err(CreateError::Init(e)),
+            _ => Err(CreateError::Init("init process exited during set-up".into())),
+        };
+        let _ = waitpid(Pid::from_raw(first), None);
+        p?
+    };
+    let res = finish(spec, ns, cg, dir, bundle, rootfs, pid, &parent_end, opts);
+    if res.is_err() {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+    }
+    res
+}
+
+/// The intermediate process used when namespaces are joined by path or a
+/// time namespace is created: join, unshare, fork the init as a sibling
+/// (`CLONE_PARENT`), report its pid, exit.
+fn intermediate(args: &InitArgs<'_>, chan: &Channel) -> ! {
+    let res = (|| -> Result<i32, String> {
+        args.ns.join_all().map_err(|e| e.to_string())?;
+        NsPlan::unshare(args.ns.new_flags).map_err(|e| e.to_string())?;
+        if args.ns.creates(NsKind::Time) {
+            init::write_time_offsets(args.spec).map_err(|e| e.to_string())?;
+        }
+        match sys::clone3(u64::from(libc::CLONE_PARENT.cast_unsigned()), None) {
+            Ok(Forked::Child) => init::run(args, chan),
+            Ok(Forked::Parent(pid)) => Ok(pid),
+            Err(e) => Err(format!("clone init: {e}")),
+        }
+    })();
+    let code = match res {
+        Ok(pid) => {
+            let _ = chan.send(&Msg::Pid(pid));
+            0
+        }
+        Err(e) => {
+            let _ = chan.send(&Msg::Error(e));
+            1
+        }
+    };
+    // SAFETY: a forked child must leave with _exit, without the parent's
+    // atexit handlers or stdio buffers.
+    unsafe { libc::_exit(code) }
+}
+
+fn write_id_map(pid: i32, file: &str, maps: &[IdMapping]) -> Result<(), CreateError> {
+    let text: String = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+        .collect();
+    let p = format!("/proc/{pid}/{file}");
+    fs::write(&p, text).map_err(step(format!("write {p}")))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    spec: &Spec,
+    ns: &NsPlan,
+    cg: &BTreeMap<String, PathBuf>,
+    dir: &StateDir,
+    bundle: &Path,
+    rootfs: &Path,
+    pid: i32,
+    chan: &Channel,
+    opts: &CreateOpts,
+) -> Result<Created, CreateError> {
+    if ns.creates(NsKind::User) {
+        write_id_map(pid, "uid_map", &spec.linux().uid_mappings)?;
+        write_id_map(pid, "gid_map", &spec.linux().gid_mappings)?;
+    }
+    cgroups::add_pid(cg, pid)?;
+    if let Some(adj) = spec.process().oom_score_adj {
+        let p = format!("/proc/{pid}/oom_score_adj");
+        fs::write(&p, adj.to_string()).map_err(step(format!(
+            "set oom_score_adj to {adj} (lowering it needs CAP_SYS_RESOURCE)"
+        )))?;
+    }
+    chan.send(&Msg::Go).map_err(step("release init"))?;
+    match chan.recv() {
+        Ok(Some(Msg::Created)) => {}
+        Ok(Some(Msg::Error(e))) => return Err(CreateError::Init(e)),
+        _ => return Err(CreateError::Init(exit_reason(pid))),
+    }
+    let rec = Record {
+        oci_version: spec.oci_version.clone(),
+        id: dir.id.clone(),
+        pid,
+        pid_start_time: pid_start_time(pid).unwrap_or_default(),
+        bundle: bundle.to_path_buf(),
+        rootfs: rootfs.to_path_buf(),
+        created: crate::logging::rfc3339_now(true),
+        annotations: spec.annotations.clone(),
+        owner: String::new(),
+        cgroup_paths: cg.clone(),
+        own_pid_ns: ns.creates(NsKind::Pid),
+        systemd_cgroup: opts.systemd_cgroup,
+    };
+    dir.save(&rec)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, pid)?;
+    }
+    chan.send(&Msg::Detach).map_err(step("detach init"))?;
+    // The init closes its end once its parent-death signal is cleared.
+    let _ = chan.recv();
+    Ok(Created { pid })
+}
+
+fn exit_reason(pid: i32) -> String {
+    match waitpid(Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, c)) => format!("init exited with status {c} during set-up"),
+        Ok(WaitStatus::Signaled(_, s, _)) => format!("init killed by {s} during set-up"),
+        _ => "init process exited during set-up".to_string(),
+    }
+}
+
+/// Writes the pid file atomically: digits, no newline (as runc).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), CreateError> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(step("getcwd"))?.join(path)
+    };
+    let tmp = abs.with_file_name(format!(
+        ".{}.tmp",
+        abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    ));
+    fs::write(&tmp, pid.to_string()).map_err(step(format!("write pid file {}", tmp.display())))?;
+    fs::rename(&tmp, &abs).map_err(step(format!("rename pid file {}", abs.display())))
+}

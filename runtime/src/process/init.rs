@@ -1,0 +1,294 @@
+//! The container's init: what the cloned child does, in runc's order, from
+//! the namespaces to `execve` of the user process.
+//!
+//! It runs on a copy of the parent's memory (fork semantics), so the parsed
+//! spec is already here; nothing is re-executed or re-parsed.
+
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
+
+use super::namespaces::{NsError, NsKind, NsPlan};
+use super::rlimits::{self, RlimitError};
+use super::sync::{Channel, Msg};
+use super::user::{self, UserError};
+use crate::capabilities::{self, CapError};
+use crate::console::{self, ConsoleError};
+use crate::rootfs::{Rootfs, RootfsError};
+use crate::spec::Spec;
+use crate::sys;
+
+/// Errors of the init, reported to the parent as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// Namespaces.
+    #[error(transparent)]
+    Ns(#[from] NsError),
+    /// Rootfs.
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    /// Console.
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
+    /// Capabilities.
+    #[error(transparent)]
+    Caps(#[from] CapError),
+    /// Rlimits.
+    #[error(transparent)]
+    Rlimit(#[from] RlimitError),
+    /// User switch.
+    #[error(transparent)]
+    User(#[from] UserError),
+    /// Any other step, named.
+    #[error("{op}: {source}")]
+    Step {
+        /// The step.
+        op: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// The executable is missing.
+    #[error("exec: {0:?}: executable file not found in $PATH")]
+    NotFound(String),
+    /// The parent went away.
+    #[error("parent process went away during set-up")]
+    Orphaned,
+    /// The cwd resolved outside the container.
+    #[error("cwd {0:?} is not inside the container's root")]
+    CwdEscape(String),
+}
+
+fn step(op: impl Into<String>) -> impl FnOnce(io::Error) -> InitError {
+    let op = op.into();
+    move |source| InitError::Step { op, source }
+}
+
+fn nstep(op: &'static str) -> impl FnOnce(nix::Error) -> InitError {
+    move |e| InitError::Step {
+        op: op.to_string(),
+        source: e.into(),
+    }
+}
+
+/// Everything the init needs, prepared by the parent.
+#[derive(Debug)]
+pub struct InitArgs<'a> {
+    /// The validated config.
+    pub spec: &'a Spec,
+    /// Absolute bundle path.
+    pub bundle: &'a Path,
+    /// Absolute rootfs path.
+    pub rootfs: &'a Path,
+    /// Namespace plan.
+    pub ns: &'a NsPlan,
+    /// The container's cgroup directories.
+    pub cgroup_paths: &'a std::collections::BTreeMap<String, PathBuf>,
+    /// The exec fifo on the host.
+    pub fifo: &'a Path,
+    /// The console socket, when `terminal` is set.
+    pub console_socket: Option<&'a UnixStream>,
+    /// Use `MS_MOVE` + `chroot` instead of `pivot_root`.
+    pub no_pivot: bool,
+    /// Extra descriptors passed through (3 .. 3+n).
+    pub preserve_fds: u32,
+    /// Pid of `corten create`.
+    pub parent_pid: i32,
+}
+
+/// Runs the init after the fork; never returns.
+pub fn run(args: &InitArgs<'_>, chan: &Channel) -> ! {
+    let err = match setup(args, chan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = chan.send(&Msg::Error(err.to_string()));
+    // SAFETY: _exit ends the process without running the parent's atexit
+    // handlers or flushing its copied stdio buffers, which is what a forked
+    // child must do.
+    unsafe { libc::_exit(1) }
+}
+
+/// Writes `/proc/self/timens_offsets` for a new time namespace.
+pub fn write_time_offsets(spec: &Spec) -> Result<(), InitError> {
+    let offs = &spec.linux().time_offsets;
+    if offs.is_empty() {
+        return Ok(());
+    }
+    let text: String = offs
+        .iter()
+        .map(|(clock, o)| format!("{clock} {} {}\n", o.secs, o.nanosecs))
+        .collect();
+    std::fs::write("/proc/self/timens_offsets", text).map_err(step("write timens_offsets"))
+}
+
+fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, InitError> {
+    prctl::set_pdeathsig(Signal::SIGKILL).map_err(nstep("set parent-death signal"))?;
+    // In a new pid namespace the parent is outside it and getppid() is 0;
+    // either way a dead parent closes the channel and the recv below fails.
+    let ppid = nix::unistd::getppid().as_raw();
+    if ppid != 0 && ppid != a.parent_pid {
+        return Err(InitError::Orphaned);
+    }
+    prctl::set_dumpable(false).map_err(nstep("make non-dumpable"))?;
+    match chan.recv() {
+        Ok(Some(Msg::Go)) => {}
+        _ => return Err(InitError::Orphaned),
+    }
+    let spec = a.spec;
+    let userns = a.ns.creates(NsKind::User);
+    if userns {
+        let root = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresuid(root, root, root).map_err(nstep("become root in the user namespace"))?;
+        let g = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(g, g, g).map_err(nstep("become root group in the user namespace"))?;
+    }
+    nix::unistd::setsid().map_err(nstep("setsid"))?;
+    let process = spec.process();
+
+    let rfs = Rootfs::new(a.rootfs, a.bundle, userns, a.ns.creates(NsKind::Cgroup), a.cgroup_paths)?;
+    rfs.mount_all(spec)?;
+    let pty = match (process.terminal, a.console_socket) {
+        (true, Some(sock)) => Some(console::setup(&rfs, sock, process.console_size)?),
+        _ => None,
+    };
+    set_sysctls(spec)?;
+    rfs.protect_paths(spec)?;
+    if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(nstep("sethostname"))?;
+    }
+    if let Some(d) = spec.domainname.as_deref().filter(|d| !d.is_empty()) {
+        let c = CString::new(d).map_err(|_| step("setdomainname")(io::ErrorKind::InvalidInput.into()))?;
+        // SAFETY: c is a NUL-terminated string alive for the call; the kernel copies it.
+        if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } != 0 {
+            return Err(step("setdomainname")(io::Error::last_os_error()));
+        }
+    }
+    // Opened before the pivot: the fifo lives in the host's state directory.
+    let fifo: OwnedFd = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(a.fifo)
+        .map_err(step(format!("open exec fifo {}", a.fifo.display())))?
+        .into();
+    rfs.enter(spec, a.no_pivot)?;
+    if let Some(peer) = pty {
+        console::attach(peer)?;
+    }
+
+    let path = find_executable(&process.args[0], &process.env)?;
+    let (uid, gid) = user::resolve(&process.user)?;
+    rlimits::apply(&process.rlimits)?;
+    if process.no_new_privileges {
+        prctl::set_no_new_privs().map_err(nstep("set no_new_privs"))?;
+    }
+    if let Some(c) = &process.capabilities {
+        capabilities::apply_bounding(c)?;
+    }
+    prctl::set_keepcaps(true).map_err(nstep("set keepcaps"))?;
+    user::switch(uid, gid, &process.user.additional_gids, userns)?;
+    prctl::set_keepcaps(false).map_err(nstep("clear keepcaps"))?;
+    if let Some(c) = &process.capabilities {
+        capabilities::apply_final(c)?;
+    }
+    if let Some(mask) = process.user.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    enter_cwd(&process.cwd)?;
+
+    chan.send(&Msg::Created).map_err(step("report created"))?;
+    match chan.recv() {
+        Ok(Some(Msg::Detach)) => {}
+        _ => return Err(InitError::Orphaned),
+    }
+    prctl::set_pdeathsig(None).map_err(nstep("clear parent-death signal"))?;
+    // SAFETY: closing our copy of the channel; no other owner uses the fd in this process.
+    unsafe { libc::close(std::os::fd::AsRawFd::as_raw_fd(chan)) };
+
+    wait_for_start(fifo);
+    exec(&path, &process.args, &process.env, a.preserve_fds)
+}
+
+fn set_sysctls(spec: &Spec) -> Result<(), InitError> {
+    for (k, v) in &spec.linux().sysctl {
+        let p = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+        // The host's procfs is still visible here; its /proc/sys entries act
+        // on the namespaces of the writer.
+        if !sys::is_fs(&p, 0x9fa0) {
+            return Err(step(format!("sysctl {k}"))(io::Error::from_raw_os_error(libc::EXDEV)));
+        }
+        std::fs::write(&p, v).map_err(step(format!("write sysctl {k}")))?;
+    }
+    Ok(())
+}
+
+/// Changes to the process's cwd and checks it lies inside the new root
+/// (CVE-2024-21626: a cwd reached through a leaked descriptor would not).
+fn enter_cwd(cwd: &str) -> Result<(), InitError> {
+    nix::unistd::chdir(cwd).map_err(|e| step(format!("chdir to cwd {cwd:?}"))(e.into()))?;
+    match nix::unistd::getcwd() {
+        Ok(p) if p.starts_with("/") => Ok(()),
+        _ => Err(InitError::CwdEscape(cwd.to_string())),
+    }
+}
+
+/// Resolves argv[0] with the process's `PATH`, as `execvp` would.
+fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if arg0.contains('/') {
+        let p = PathBuf::from(arg0);
+        return match std::fs::metadata(&p) {
+            Ok(_) if is_exec(&p) => Ok(p),
+            Ok(_) => Err(step(format!("exec: {arg0:?}"))(io::Error::from_raw_os_error(libc::EACCES))),
+            Err(e) => Err(step(format!("exec: {arg0:?}: stat {arg0}"))(e)),
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(arg0))
+        .find(|p| is_exec(p))
+        .ok_or_else(|| InitError::NotFound(arg0.to_string()))
+}
+
+/// Blocks until `corten start` writes to the exec fifo.
+fn wait_for_start(fifo: OwnedFd) {
+    let mut f = std::fs::File::from(fifo);
+    let mut b = [0u8; 1];
+    loop {
+        match f.read(&mut b) {
+            Ok(1) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // EOF or an error cannot happen while we hold the fifo open for
+            // writing too; if it does, nobody can start us.
+            _ => {
+                // SAFETY: see `run`.
+                unsafe { libc::_exit(1) }
+            }
+        }
+    }
+}
+
+/// Closes every descriptor beyond stdio and the preserved ones, then execs.
+fn exec(path: &Path, args: &[String], env: &[String], preserve: u32) -> ! {
+    let _ = sys::cloexec_from(3 + preserve);
+    let cpath = CString::new(path.as_os_str().as_bytes()).unwrap_or_default();
+    let cargs: Vec<CString> = args.iter().filter_map(|a| CString::new(a.as_bytes()).ok()).collect();
+    let cenv: Vec<CString> = env.iter().filter_map(|e| CString::new(e.as_bytes()).ok()).collect();
+    let err = nix::unistd::execve(&cpath, &cargs, &cenv).unwrap_err();
+    eprintln!("exec {}: {err}", path.display());
+    // SAFETY: see `run`.
+    unsafe { libc::_exit(127) }
+}

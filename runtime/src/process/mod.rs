@@ -1,0 +1,9 @@
+//! The processes of a container: the parent side of `create` ([`create`]),
+//! the container's init ([`init`]) and the channel between them ([`sync`]).
+
+pub mod create;
+pub mod init;
+pub mod namespaces;
+pub mod rlimits;
+pub mod sync;
+pub mod user;

@@ -1,0 +1,72 @@
+//! `process.user`: ids, supplementary groups, umask, and user-name lookup in
+//! the container's `/etc/passwd`.
+
+use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+
+use crate::spec::User;
+
+/// Errors from switching user.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// The name is not in the container's `/etc/passwd`.
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    NotFound(String),
+    /// A set*id call failed.
+    #[error("{op}: {source}")]
+    Set {
+        /// The call.
+        op: &'static str,
+        /// Cause.
+        source: nix::Error,
+    },
+}
+
+/// Looks `name` up in `passwd` content; returns (uid, gid).
+pub fn lookup(passwd: &str, name: &str) -> Option<(u32, u32)> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 4 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+    })
+}
+
+/// Resolves the user's uid and gid (by name when `username` is set).
+pub fn resolve(user: &User) -> Result<(u32, u32), UserError> {
+    match user.username.as_deref().filter(|n| !n.is_empty()) {
+        None => Ok((user.uid, user.gid)),
+        Some(name) => {
+            let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+            lookup(&passwd, name).ok_or_else(|| UserError::NotFound(name.to_string()))
+        }
+    }
+}
+
+/// Switches to the user: groups, gid, then uid.
+pub fn switch(uid: u32, gid: u32, additional: &[u32], userns: bool) -> Result<(), UserError> {
+    let set = |op| move |source| UserError::Set { op, source };
+    let groups: Vec<Gid> = additional.iter().map(|g| Gid::from_raw(*g)).collect();
+    // In a user namespace whose gid map is written without `setgroups deny`,
+    // setgroups works; it fails with EPERM only when denied, and then an
+    // empty list is what the namespace has anyway.
+    match setgroups(&groups) {
+        Err(nix::Error::EPERM) if userns && groups.is_empty() => {}
+        r => r.map_err(set("setgroups"))?,
+    }
+    let g = Gid::from_raw(gid);
+    setresgid(g, g, g).map_err(set("setresgid"))?;
+    let u = Uid::from_raw(uid);
+    setresuid(u, u, u).map_err(set("setresuid"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups() {
+        let p = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1001::/home/u:/bin/sh\n";
+        assert_eq!(lookup(p, "user"), Some((1000, 1001)));
+        assert_eq!(lookup(p, "root"), Some((0, 0)));
+        assert_eq!(lookup(p, "nobody"), None);
+    }
+}

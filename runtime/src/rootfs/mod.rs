@@ -1,0 +1,219 @@
+//! The container's root filesystem: propagation, the config's mounts,
+//! `/dev`, masked and read-only paths, `pivot_root` and the read-only root.
+//!
+//! Everything before the pivot resolves paths inside the rootfs with
+//! `openat2(RESOLVE_IN_ROOT)` and mounts through `/proc/self/fd/N`, so no
+//! symlink in the rootfs can redirect a mount to the host.
+
+mod cgroupfs;
+mod devices;
+mod mounts;
+pub mod options;
+mod paths;
+pub mod resolve;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use crate::spec::Spec;
+
+/// Errors from setting up the rootfs.
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    /// A mount syscall failed.
+    #[error("{op} {dest}: {source}")]
+    Mount {
+        /// What was done.
+        op: &'static str,
+        /// Destination in the container.
+        dest: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// A destination could not be resolved or created.
+    #[error("mount destination {dest}: {source}")]
+    Dest {
+        /// Destination in the container.
+        dest: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// A bind source could not be opened.
+    #[error("mount source {source_path}: {source}")]
+    Source {
+        /// The host path.
+        source_path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// A bad mount option.
+    #[error("mount {dest}: {source}")]
+    Option {
+        /// Destination.
+        dest: String,
+        /// Cause.
+        source: options::UnsupportedOption,
+    },
+    /// `/proc` or `/sys` reached through a symlink.
+    #[error("mount destination {0} is a symlink: proc and sysfs must be mounted on a real directory")]
+    Symlink(String),
+    /// `/proc` or `/sys` on something not a directory.
+    #[error("mount destination {0} is not a directory")]
+    NotDir(String),
+    /// A device node.
+    #[error("create device {path}: {source}")]
+    Device {
+        /// Path in the container.
+        path: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// `/dev/null` is not the null device.
+    #[error("/dev/null in the container is not the null device (char 1:3); refusing to use it to mask paths")]
+    FakeNull,
+    /// A path disappeared between two steps.
+    #[error("{0} vanished during set-up")]
+    Vanished(String),
+    /// Opening the rootfs.
+    #[error("open rootfs {path}: {source}")]
+    Open {
+        /// The rootfs.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// An unknown propagation mode.
+    #[error("invalid rootfsPropagation {0:?}")]
+    Propagation(String),
+    /// `pivot_root` or its fallback.
+    #[error("{op}: {source}")]
+    Pivot {
+        /// The step.
+        op: &'static str,
+        /// Cause.
+        source: nix::Error,
+    },
+}
+
+/// The flags of a `rootfsPropagation` value.
+pub fn propagation_flag(name: &str) -> Result<MsFlags, RootfsError> {
+    options::propagation(name).ok_or_else(|| RootfsError::Propagation(name.to_string()))
+}
+
+/// The rootfs being prepared, and what its set-up needs to know.
+#[derive(Debug)]
+pub struct Rootfs<'a> {
+    /// Host path of the rootfs.
+    pub path: PathBuf,
+    root: OwnedFd,
+    /// The bundle (relative bind sources resolve against it).
+    pub bundle: &'a Path,
+    /// The container has its own user namespace.
+    pub userns: bool,
+    /// The container has its own cgroup namespace.
+    pub cgroupns: bool,
+    /// The container's cgroup directories.
+    pub cgroup_paths: &'a BTreeMap<String, PathBuf>,
+}
+
+impl Rootfs<'_> {
+    /// The descriptor of the rootfs (the bind mount of it on itself).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+}
+
+fn pivot_err(op: &'static str) -> impl FnOnce(nix::Error) -> RootfsError {
+    move |source| RootfsError::Pivot { op, source }
+}
+
+impl<'a> Rootfs<'a> {
+    /// Makes the mount tree private to the container and binds the rootfs
+    /// onto itself so it can become the root.
+    pub fn new(
+        path: &Path,
+        bundle: &'a Path,
+        userns: bool,
+        cgroupns: bool,
+        cgroup_paths: &'a BTreeMap<String, PathBuf>,
+    ) -> Result<Rootfs<'a>, RootfsError> {
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
+            .map_err(pivot_err("make / rslave"))?;
+        mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .map_err(pivot_err("bind rootfs"))?;
+        let root = File::open(path)
+            .map(OwnedFd::from)
+            .map_err(|source| RootfsError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Rootfs {
+            path: path.to_path_buf(),
+            root,
+            bundle,
+            userns,
+            cgroupns,
+            cgroup_paths,
+        })
+    }
+
+    /// Performs the config's mounts and creates `/dev`.
+    pub fn mount_all(&self, spec: &Spec) -> Result<(), RootfsError> {
+        for m in &spec.mounts {
+            mounts::mount_one(self, m)?;
+        }
+        let dev_bound = spec.mounts.iter().any(|m| {
+            m.destination.trim_end_matches('/') == "/dev"
+                && (m.typ.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind"))
+        });
+        devices::create_all(self, &spec.linux().devices, !dev_bound)
+    }
+
+    /// Applies read-only and masked paths.
+    pub fn protect_paths(&self, spec: &Spec) -> Result<(), RootfsError> {
+        let l = spec.linux();
+        paths::readonly(self, &l.readonly_paths)?;
+        paths::mask(self, &l.masked_paths)
+    }
+
+    /// Makes the rootfs the root: `pivot_root` (or `MS_MOVE` + `chroot` with
+    /// `no_pivot`), then the read-only root and the propagation.
+    pub fn enter(self, spec: &Spec, no_pivot: bool) -> Result<(), RootfsError> {
+        nix::unistd::fchdir(self.root.as_raw_fd()).map_err(pivot_err("chdir to rootfs"))?;
+        drop(self.root);
+        if no_pivot {
+            mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+                .map_err(pivot_err("move rootfs to /"))?;
+            nix::unistd::chroot(".").map_err(pivot_err("chroot"))?;
+        } else {
+            nix::unistd::pivot_root(".", ".").map_err(pivot_err("pivot_root"))?;
+            // The old root is stacked under the new one: detach it without
+            // propagating the unmount anywhere.
+            mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
+                .map_err(pivot_err("make old root rslave"))?;
+            umount2(".", MntFlags::MNT_DETACH).map_err(pivot_err("unmount old root"))?;
+        }
+        nix::unistd::chdir("/").map_err(pivot_err("chdir /"))?;
+        if spec.root.as_ref().is_some_and(|r| r.readonly) {
+            let locked = mounts::locked_flags(Path::new("/")) - MsFlags::MS_RDONLY;
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
+                None::<&str>,
+            )
+            .map_err(pivot_err("remount root read-only"))?;
+        }
+        if let Some(p) = &spec.linux().rootfs_propagation {
+            mount(None::<&str>, "/", None::<&str>, propagation_flag(p)?, None::<&str>)
+                .map_err(pivot_err("set rootfs propagation"))?;
+        }
+        Ok(())
+    }
+}

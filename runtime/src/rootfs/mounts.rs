@@ -1,0 +1,209 @@
+//! Performing the `mounts` of the config inside the rootfs.
+
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+use nix::sys::statvfs::{statvfs, FsFlags};
+
+use super::options::{self, MountOptions};
+use super::resolve::{ensure, open_in_root};
+use super::{Rootfs, RootfsError};
+use crate::spec::Mount;
+use crate::sys::{self, fd_path, RESOLVE_NO_SYMLINKS};
+
+fn mount_err<'a>(m: &'a str, op: &'static str) -> impl FnOnce(nix::Error) -> RootfsError + 'a {
+    move |e| RootfsError::Mount {
+        op,
+        dest: m.to_string(),
+        source: e.into(),
+    }
+}
+
+/// Performs one config mount.
+pub fn mount_one(rfs: &Rootfs<'_>, m: &Mount) -> Result<(), RootfsError> {
+    let dest = if m.destination.starts_with('/') {
+        m.destination.clone()
+    } else {
+        format!("/{}", m.destination)
+    };
+    let opts = options::parse(&m.options).map_err(|e| RootfsError::Option {
+        dest: dest.clone(),
+        source: e,
+    })?;
+    let typ = m.typ.as_deref().unwrap_or("");
+    if opts.is_bind() || typ == "bind" {
+        return bind(rfs, m, &dest, &opts);
+    }
+    match typ {
+        "cgroup" | "cgroup2" => return super::cgroupfs::mount_cgroup(rfs, &dest, &opts),
+        "proc" | "sysfs" => check_real_dir(rfs, &dest)?,
+        _ => {}
+    }
+    let target = ensure(rfs.fd(), Path::new(&dest), false).map_err(|e| RootfsError::Dest {
+        dest: dest.clone(),
+        source: e,
+    })?;
+    let flags = opts.flags - MsFlags::MS_REMOUNT;
+    let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+    let res = mount(
+        Some(m.source.as_deref().unwrap_or(typ)),
+        fd_path(&target).as_str(),
+        Some(typ),
+        flags,
+        data,
+    );
+    match res {
+        Err(nix::Error::EPERM) if typ == "sysfs" => {
+            // Without its own network namespace the kernel refuses a new
+            // sysfs; bind the host's, as runc does.
+            let fake = Mount {
+                destination: dest.clone(),
+                typ: Some("bind".into()),
+                source: Some("/sys".into()),
+                options: m.options.iter().cloned().chain(["rbind".to_string()]).collect(),
+            };
+            let o = options::parse(&fake.options).map_err(|e| RootfsError::Option {
+                dest: dest.clone(),
+                source: e,
+            })?;
+            return bind(rfs, &fake, &dest, &o);
+        }
+        r => r.map_err(mount_err(&dest, "mount"))?,
+    }
+    finish(rfs, &dest, &opts)
+}
+
+/// `/proc` and `/sys` must be mounted on real directories, never through a
+/// symlink (CVE-2023-27561).
+fn check_real_dir(rfs: &Rootfs<'_>, dest: &str) -> Result<(), RootfsError> {
+    match open_in_root(rfs.fd(), Path::new(dest), RESOLVE_NO_SYMLINKS) {
+        Ok(fd) => {
+            let st = sys::fstat(fd.as_fd()).map_err(|e| RootfsError::Dest {
+                dest: dest.to_string(),
+                source: e,
+            })?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                return Err(RootfsError::NotDir(dest.to_string()));
+            }
+            Ok(())
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(RootfsError::Symlink(dest.to_string())),
+        Err(e) => Err(RootfsError::Dest {
+            dest: dest.to_string(),
+            source: e,
+        }),
+    }
+}
+
+fn bind(rfs: &Rootfs<'_>, m: &Mount, dest: &str, opts: &MountOptions) -> Result<(), RootfsError> {
+    let src = m.source.as_deref().unwrap_or_default();
+    let src_path = if src.starts_with('/') {
+        PathBuf::from(src)
+    } else {
+        rfs.bundle.join(src)
+    };
+    let src_fd: OwnedFd = fs::File::open(&src_path)
+        .or_else(|_| {
+            fs::OpenOptions::new()
+                .custom_flags(libc::O_PATH)
+                .read(true)
+                .open(&src_path)
+        })
+        .map(OwnedFd::from)
+        .map_err(|e| RootfsError::Source {
+            source_path: src_path.clone(),
+            source: e,
+        })?;
+    let is_dir = sys::fstat(src_fd.as_fd()).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR);
+    let target = ensure(rfs.fd(), Path::new(dest), !is_dir).map_err(|e| RootfsError::Dest {
+        dest: dest.to_string(),
+        source: e,
+    })?;
+    let rec = opts.flags & MsFlags::MS_REC;
+    mount(
+        Some(fd_path(&src_fd).as_str()),
+        fd_path(&target).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | rec,
+        None::<&str>,
+    )
+    .map_err(mount_err(dest, "bind mount"))?;
+    let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        remount(rfs, dest, extra, &src_path)?;
+    }
+    finish(rfs, dest, opts)
+}
+
+/// Remounts a bind mount with `flags`; when the kernel refuses to clear a
+/// flag the source mount has locked (user namespaces), keeps those flags.
+pub(super) fn remount(rfs: &Rootfs<'_>, dest: &str, flags: MsFlags, src: &Path) -> Result<(), RootfsError> {
+    let fd = reopen(rfs, dest)?;
+    let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    match mount(None::<&str>, fd_path(&fd).as_str(), None::<&str>, base | flags, None::<&str>) {
+        Err(nix::Error::EPERM) => {
+            let locked = locked_flags(src);
+            mount(None::<&str>, fd_path(&fd).as_str(), None::<&str>, base | flags | locked, None::<&str>)
+                .map_err(mount_err(dest, "remount"))
+        }
+        r => r.map_err(mount_err(dest, "remount")),
+    }
+}
+
+/// The flags of the mount holding `path` that an unprivileged remount may not clear.
+pub(super) fn locked_flags(path: &Path) -> MsFlags {
+    let Ok(st) = statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (fv, ms) in [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fv) {
+            out |= ms;
+        }
+    }
+    out
+}
+
+/// Opens `dest` again so the descriptor refers to the mount now on top.
+pub(super) fn reopen(rfs: &Rootfs<'_>, dest: &str) -> Result<OwnedFd, RootfsError> {
+    open_in_root(rfs.fd(), Path::new(dest), 0).map_err(|e| RootfsError::Dest {
+        dest: dest.to_string(),
+        source: e,
+    })
+}
+
+/// Applies propagation and recursive attributes after a mount.
+pub(super) fn finish(rfs: &Rootfs<'_>, dest: &str, opts: &MountOptions) -> Result<(), RootfsError> {
+    if opts.propagation.is_empty() && opts.rec_set == 0 && opts.rec_clear == 0 {
+        return Ok(());
+    }
+    let fd = reopen(rfs, dest)?;
+    for p in &opts.propagation {
+        mount(None::<&str>, fd_path(&fd).as_str(), None::<&str>, *p, None::<&str>)
+            .map_err(mount_err(dest, "set propagation"))?;
+    }
+    if opts.rec_set != 0 || opts.rec_clear != 0 {
+        sys::mount_setattr(fd.as_fd(), opts.rec_set, opts.rec_clear, true).map_err(|e| {
+            RootfsError::Mount {
+                op: "set recursive attributes",
+                dest: dest.to_string(),
+                source: e,
+            }
+        })?;
+    }
+    Ok(())
+}
+
+use std::os::unix::fs::OpenOptionsExt;

@@ -1,0 +1,265 @@
+//! Checks run on a parsed config before anything on the system is touched.
+
+use std::collections::HashSet;
+
+use super::{Spec, SpecError};
+use crate::capabilities;
+use crate::process::namespaces::NsKind;
+use crate::process::rlimits;
+
+fn invalid(msg: impl Into<String>) -> SpecError {
+    SpecError::Invalid(msg.into())
+}
+
+/// Validates everything that can be checked without touching the system.
+pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    let root = spec.root.as_ref().ok_or_else(|| invalid("root must be specified"))?;
+    if root.path.as_os_str().is_empty() {
+        return Err(invalid("root.path is empty"));
+    }
+    let process = spec
+        .process
+        .as_ref()
+        .ok_or_else(|| invalid("process must be specified"))?;
+    if process.args.is_empty() {
+        return Err(invalid("args must not be empty"));
+    }
+    if process.cwd.is_empty() || !process.cwd.starts_with('/') {
+        return Err(invalid(format!(
+            "cwd {:?} is not an absolute path",
+            process.cwd
+        )));
+    }
+    for e in &process.env {
+        if !e.contains('=') {
+            return Err(invalid(format!("env entry {e:?} is not KEY=value")));
+        }
+    }
+    if let Some(c) = &process.capabilities {
+        for set in [&c.bounding, &c.effective, &c.inheritable, &c.permitted, &c.ambient]
+            .into_iter()
+            .flatten()
+        {
+            for name in set {
+                capabilities::parse(name).map_err(|e| invalid(e.to_string()))?;
+            }
+        }
+    }
+    for r in &process.rlimits {
+        rlimits::resource(&r.typ).map_err(|e| invalid(e.to_string()))?;
+        if r.soft > r.hard {
+            return Err(invalid(format!(
+                "rlimit {}: soft limit {} is above hard limit {}",
+                r.typ, r.soft, r.hard
+            )));
+        }
+    }
+    if process.selinux_label.as_deref().is_some_and(|l| !l.is_empty()) {
+        return Err(invalid(
+            "selinux label is set but SELinux is not supported by corten on this host",
+        ));
+    }
+    if process.apparmor_profile.as_deref().is_some_and(|p| !p.is_empty()) {
+        return Err(invalid(
+            "apparmor profile is set but AppArmor is not supported by corten on this host",
+        ));
+    }
+    validate_linux(spec)?;
+    for m in &spec.mounts {
+        if m.destination.is_empty() {
+            return Err(invalid("mount destination is empty"));
+        }
+    }
+    if let Some(h) = &spec.hooks {
+        let any = [
+            &h.prestart,
+            &h.create_runtime,
+            &h.create_container,
+            &h.start_container,
+            &h.poststart,
+            &h.poststop,
+        ]
+        .iter()
+        .any(|v| !v.is_empty());
+        if any {
+            return Err(invalid("hooks are not supported yet"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
+    let linux = spec.linux();
+    let mut seen = HashSet::new();
+    for ns in &linux.namespaces {
+        let kind = NsKind::from_spec(&ns.typ)
+            .ok_or_else(|| invalid(format!("namespace type {:?} is not supported", ns.typ)))?;
+        if !seen.insert(kind) {
+            return Err(invalid(format!("duplicate namespace {:?}", ns.typ)));
+        }
+        if let Some(p) = &ns.path {
+            if !p.starts_with('/') {
+                return Err(invalid(format!("namespace path {p:?} is not absolute")));
+            }
+        }
+    }
+    let new_ns = |k: NsKind| {
+        linux
+            .namespaces
+            .iter()
+            .any(|n| NsKind::from_spec(&n.typ) == Some(k))
+    };
+    let userns_new = linux
+        .namespaces
+        .iter()
+        .any(|n| n.typ == "user" && n.path.is_none());
+    if userns_new && (linux.uid_mappings.is_empty() || linux.gid_mappings.is_empty()) {
+        return Err(invalid(
+            "user namespaces enabled, but no uid or gid mappings found",
+        ));
+    }
+    if !new_ns(NsKind::User) && (!linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty())
+    {
+        return Err(invalid(
+            "uid/gid mappings are set but no user namespace is requested",
+        ));
+    }
+    if !new_ns(NsKind::Mount) {
+        return Err(invalid(
+            "a mount namespace is required: corten never sets up a rootfs in the host's mount namespace",
+        ));
+    }
+    if (spec.hostname.as_deref().is_some_and(|h| !h.is_empty())
+        || spec.domainname.as_deref().is_some_and(|h| !h.is_empty()))
+        && !new_ns(NsKind::Uts)
+    {
+        return Err(invalid(
+            "unable to set hostname without a private UTS namespace",
+        ));
+    }
+    if !linux.time_offsets.is_empty() && !new_ns(NsKind::Time) {
+        return Err(invalid("time offsets are set but no time namespace is requested"));
+    }
+    for key in linux.time_offsets.keys() {
+        if key != "monotonic" && key != "boottime" {
+            return Err(invalid(format!("time offset clock {key:?} is not supported")));
+        }
+    }
+    for key in linux.sysctl.keys() {
+        validate_sysctl(key, &new_ns)?;
+    }
+    if let Some(p) = &linux.rootfs_propagation {
+        crate::rootfs::propagation_flag(p).map_err(|e| invalid(e.to_string()))?;
+    }
+    for d in &linux.devices {
+        if !matches!(d.typ.as_str(), "c" | "b" | "u" | "p") {
+            return Err(invalid(format!("device {}: invalid type {:?}", d.path, d.typ)));
+        }
+        if !d.path.starts_with("/dev/") {
+            return Err(invalid(format!("device path {:?} is not under /dev", d.path)));
+        }
+    }
+    if linux.seccomp.is_some() {
+        return Err(invalid("seccomp is not supported yet"));
+    }
+    Ok(())
+}
+
+fn validate_sysctl(key: &str, new_ns: &dyn Fn(NsKind) -> bool) -> Result<(), SpecError> {
+    const IPC: [&str; 6] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+    ];
+    let ok = if IPC.contains(&key) || key == "kernel.shmmni" || key == "kernel.shm_rmid_forced" {
+        new_ns(NsKind::Ipc)
+    } else if key.starts_with("fs.mqueue.") {
+        new_ns(NsKind::Ipc)
+    } else if key.starts_with("net.") {
+        new_ns(NsKind::Net)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        new_ns(NsKind::Uts)
+    } else {
+        return Err(invalid(format!(
+            "sysctl {key:?} is not allowed in the container: it is not namespaced"
+        )));
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "sysctl {key:?} is not allowed: the container does not have its own namespace for it"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        let mut v = super::super::default_spec(false);
+        v["process"]["terminal"] = false.into();
+        v
+    }
+
+    fn check(v: serde_json::Value) -> Result<(), SpecError> {
+        let spec: Spec = serde_json::from_value(v).map_err(|e| invalid(e.to_string()))?;
+        validate(&spec)
+    }
+
+    #[test]
+    fn accepts_default() {
+        check(base()).unwrap();
+    }
+
+    #[test]
+    fn rejects_unknown_namespace() {
+        let mut v = base();
+        v["linux"]["namespaces"][0]["type"] = "bogus".into();
+        assert!(check(v).unwrap_err().to_string().contains("bogus"));
+    }
+
+    #[test]
+    fn rejects_user_ns_without_mappings() {
+        let mut v = base();
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+        assert!(check(v).is_err());
+    }
+
+    #[test]
+    fn sysctl_needs_namespace() {
+        let mut v = base();
+        v["linux"]["sysctl"] = serde_json::json!({"kernel.panic": "1"});
+        assert!(check(v).is_err());
+        let mut v = base();
+        v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+        check(v).unwrap();
+    }
+
+    #[test]
+    fn rejects_relative_cwd_and_empty_args() {
+        let mut v = base();
+        v["process"]["cwd"] = "tmp".into();
+        assert!(check(v).is_err());
+        let mut v = base();
+        v["process"]["args"] = serde_json::json!([]);
+        assert!(check(v).is_err());
+    }
+
+    #[test]
+    fn rejects_bad_rlimit_and_capability() {
+        let mut v = base();
+        v["process"]["rlimits"][0]["type"] = "RLIMIT_BOGUS".into();
+        assert!(check(v).is_err());
+        let mut v = base();
+        v["process"]["capabilities"]["bounding"][0] = "CAP_BOGUS".into();
+        assert!(check(v).is_err());
+    }
+}

@@ -1,0 +1,303 @@
+//! The on-disk container record: `<root>/<id>/state.json`, the exec fifo and
+//! the lock, and the status derived from them and from the live process.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the fifo that `start` opens to release the init.
+pub const EXEC_FIFO: &str = "exec.fifo";
+const STATE_FILE: &str = "state.json";
+
+/// Errors from the state directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Invalid container id.
+    #[error("invalid container ID format: {0:?}")]
+    InvalidId(String),
+    /// No such container.
+    #[error("container {0} does not exist")]
+    NotExist(String),
+    /// The id is taken.
+    #[error("container with id exists: {0}")]
+    Exists(String),
+    /// I/O on a state file.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was done.
+        op: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// A corrupt state file.
+    #[error("parse {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: serde_json::Error,
+    },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StateError + 'a {
+    move |source| StateError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Container status, as the OCI state reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Being created.
+    Creating,
+    /// Created, waiting for `start`.
+    Created,
+    /// The user process runs.
+    Running,
+    /// Frozen.
+    Paused,
+    /// The process has exited.
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// What corten stores about a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// Spec version of the bundle.
+    pub oci_version: String,
+    /// Container id.
+    pub id: String,
+    /// Host pid of the init.
+    pub pid: i32,
+    /// Start time of the init (field 22 of `/proc/<pid>/stat`), so a reused
+    /// pid is never mistaken for the container.
+    pub pid_start_time: u64,
+    /// Absolute bundle path.
+    pub bundle: PathBuf,
+    /// Absolute rootfs path.
+    pub rootfs: PathBuf,
+    /// Creation time, RFC 3339.
+    pub created: String,
+    /// Annotations of the config.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Owner (user name of the creator, empty for root as in runc).
+    #[serde(default)]
+    pub owner: String,
+    /// Cgroup paths per controller (or `""` for v2) that corten created.
+    #[serde(default)]
+    pub cgroup_paths: BTreeMap<String, PathBuf>,
+    /// Whether the container has its own pid namespace.
+    #[serde(default)]
+    pub own_pid_ns: bool,
+    /// Whether `--systemd-cgroup` was used.
+    #[serde(default)]
+    pub systemd_cgroup: bool,
+}
+
+/// Checks a container id like runc: letters, digits, `_ + - .`, not `.`/`..`.
+pub fn validate_id(id: &str) -> Result<(), StateError> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::InvalidId(id.to_string()))
+    }
+}
+
+/// A container's state directory.
+#[derive(Debug)]
+pub struct StateDir {
+    /// `<root>/<id>`.
+    pub path: PathBuf,
+    /// The id.
+    pub id: String,
+}
+
+impl StateDir {
+    /// The directory of `id` under `root` (not checked to exist).
+    pub fn new(root: &Path, id: &str) -> Result<StateDir, StateError> {
+        validate_id(id)?;
+        Ok(StateDir {
+            path: root.join(id),
+            id: id.to_string(),
+        })
+    }
+
+    /// Creates the directory atomically; fails if the id is taken.
+    pub fn create(&self, root: &Path) -> Result<(), StateError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(root)
+            .map_err(io_err("mkdir", root))?;
+        match fs::DirBuilder::new().mode(0o711).create(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(StateError::Exists(self.id.clone()))
+            }
+            Err(e) => Err(io_err("mkdir", &self.path)(e)),
+        }
+    }
+
+    /// Takes an exclusive lock on the directory, held until the file drops.
+    pub fn lock(&self) -> Result<File, StateError> {
+        let f = File::open(&self.path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StateError::NotExist(self.id.clone())
+            } else {
+                io_err("open", &self.path)(e)
+            }
+        })?;
+        // SAFETY: flock takes a descriptor we own and an integer; no memory.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+            return Err(io_err("lock", &self.path)(io::Error::last_os_error()));
+        }
+        Ok(f)
+    }
+
+    /// Path of the exec fifo.
+    pub fn fifo(&self) -> PathBuf {
+        self.path.join(EXEC_FIFO)
+    }
+
+    /// Loads the record.
+    pub fn load(&self) -> Result<Record, StateError> {
+        let p = self.path.join(STATE_FILE);
+        let data = fs::read(&p).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StateError::NotExist(self.id.clone())
+            } else {
+                io_err("read", &p)(e)
+            }
+        })?;
+        serde_json::from_slice(&data).map_err(|source| StateError::Parse { path: p, source })
+    }
+
+    /// Writes the record atomically (temp file + rename).
+    pub fn save(&self, rec: &Record) -> Result<(), StateError> {
+        let p = self.path.join(STATE_FILE);
+        let tmp = self.path.join(".state.json.tmp");
+        let data = serde_json::to_vec(rec).map_err(|source| StateError::Parse {
+            path: p.clone(),
+            source,
+        })?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
+        f.write_all(&data).map_err(io_err("write", &tmp))?;
+        fs::rename(&tmp, &p).map_err(io_err("rename", &p))
+    }
+
+    /// Removes the directory and everything in it.
+    pub fn remove(&self) -> Result<(), StateError> {
+        match fs::remove_dir_all(&self.path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", &self.path)(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Start time (clock ticks since boot) of `pid`, or `None` if it is gone or a zombie.
+pub fn pid_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // fields[0] is the state (field 3); start time is field 22.
+    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+impl Record {
+    /// Whether the recorded init still runs (same pid and start time).
+    pub fn init_alive(&self) -> bool {
+        self.pid > 0 && pid_start_time(self.pid) == Some(self.pid_start_time)
+    }
+
+    /// The status derived from the live system.
+    pub fn status(&self, dir: &StateDir) -> Status {
+        if !self.init_alive() {
+            return Status::Stopped;
+        }
+        if dir.fifo().exists() {
+            return Status::Created;
+        }
+        if crate::cgroups::is_frozen(&self.cgroup_paths) {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    /// The OCI state JSON (runc's field set and order).
+    pub fn oci_state(&self, status: Status) -> serde_json::Value {
+        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        serde_json::json!({
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "pid": pid,
+            "status": status,
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "annotations": self.annotations,
+            "owner": self.owner,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "abc-1_2.3+x", &"x".repeat(1024)] {
+            validate_id(ok).unwrap();
+        }
+        for bad in ["", ".", "..", "../x", "a/b", "a b", &"x".repeat(1025), "é"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn own_start_time_is_readable() {
+        let pid = i32::try_from(std::process::id()).unwrap();
+        assert!(pid_start_time(pid).is_some());
+        assert!(pid_start_time(i32::MAX).is_none());
+    }
+}

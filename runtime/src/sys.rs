@@ -1,0 +1,301 @@
+//! Safe wrappers around the raw system calls that neither `nix` nor `libc`
+//! wrap: `clone3`, `openat2`, `mount_setattr`, `close_range`, `TIOCGPTPEER`,
+//! `mknodat`. Every `unsafe` block of the crate that calls the kernel
+//! directly lives here.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `struct clone_args` of `clone3(2)`, version 2 (with `cgroup`).
+#[repr(C)]
+#[derive(Debug, Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// The side of a fork the caller is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// In the parent; the child's pid (in the caller's pid namespace).
+    Parent(libc::pid_t),
+    /// In the child.
+    Child,
+}
+
+/// `clone3` with fork semantics (no new stack): the child continues from the
+/// same point on a copy of the address space. `flags` are `CLONE_*` flags;
+/// `cgroup` puts the child into that cgroup v2 directory (`CLONE_INTO_CGROUP`).
+///
+/// The caller must be single-threaded (corten spawns no threads), so the
+/// child's copy of every lock is consistent.
+pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = u64::try_from(fd.as_raw_fd()).unwrap_or_default();
+    }
+    // SAFETY: args is a valid, initialised clone_args of the size passed; with
+    // stack = 0 the kernel gives the child a copy of this thread's stack, like
+    // fork(), which is sound because the process is single-threaded.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match check(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(
+            libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
+        )),
+    }
+}
+
+/// `CLONE_INTO_CGROUP` (not in every libc).
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+/// `CLONE_NEWTIME`.
+pub const CLONE_NEWTIME: u64 = 0x80;
+
+/// `struct open_how` of `openat2(2)`.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `RESOLVE_NO_MAGICLINKS`.
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+/// `RESOLVE_NO_SYMLINKS`.
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+/// `RESOLVE_NO_XDEV`.
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
+/// `RESOLVE_IN_ROOT`: resolve as if `dirfd` were `/`.
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// `openat2(dirfd, path, flags, mode, resolve)`; `O_CLOEXEC` is always added.
+pub fn openat2(
+    dirfd: BorrowedFd<'_>,
+    path: &Path,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    let c = cstring(path)?;
+    let how = OpenHow {
+        flags: u64::from((flags | libc::O_CLOEXEC).cast_unsigned()),
+        mode: u64::from(mode),
+        resolve,
+    };
+    loop {
+        // SAFETY: c is a NUL-terminated string and how a valid open_how, both
+        // alive for the call; the kernel returns a new descriptor we own.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        match check(ret) {
+            // EAGAIN: a rename raced with RESOLVE_IN_ROOT; retry as the man page advises.
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
+            Err(e) => return Err(e),
+            Ok(fd) => {
+                let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+                // SAFETY: the kernel just returned this descriptor and nobody else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+}
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `MOUNT_ATTR_RDONLY` and friends.
+pub mod mount_attr {
+    /// Read-only.
+    pub const RDONLY: u64 = 0x01;
+    /// No set-user-id.
+    pub const NOSUID: u64 = 0x02;
+    /// No devices.
+    pub const NODEV: u64 = 0x04;
+    /// No exec.
+    pub const NOEXEC: u64 = 0x08;
+    /// Access-time mask.
+    pub const ATIME_MASK: u64 = 0x70;
+    /// relatime.
+    pub const RELATIME: u64 = 0x00;
+    /// noatime.
+    pub const NOATIME: u64 = 0x10;
+    /// strictatime.
+    pub const STRICTATIME: u64 = 0x20;
+    /// nodiratime.
+    pub const NODIRATIME: u64 = 0x80;
+    /// nosymfollow.
+    pub const NOSYMFOLLOW: u64 = 0x0020_0000;
+}
+
+/// Sets and clears mount attributes on the mount at `fd` and, with
+/// `recursive`, on every mount below it.
+pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        ..MountAttr::default()
+    };
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= 0x8000; // AT_RECURSIVE
+    }
+    // SAFETY: the path is the empty C string, attr a valid mount_attr alive
+    // for the call; the kernel reads both and keeps neither.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// Marks every descriptor from `first` upwards close-on-exec.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on
+    // descriptors; it touches no memory.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    check(ret).map(drop)
+}
+
+/// Opens the peer (slave) of the pty master `master` without a path lookup.
+pub fn pty_peer(master: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: TIOCGPTPEER takes open flags by value and returns a new fd.
+    let ret = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret) })
+}
+
+/// Unlocks the pty slave of `master` (`TIOCSPTLCK` 0).
+pub fn unlockpt(master: BorrowedFd<'_>) -> io::Result<()> {
+    let zero: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer, valid for the call.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &zero) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets the window size of a terminal.
+pub fn set_winsize(tty: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize through the pointer, valid for the call.
+    let ret = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes `tty` the controlling terminal of the calling session.
+pub fn set_controlling_tty(tty: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument by value.
+    let ret = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `mknodat(dirfd, name, mode, dev)`.
+pub fn mknodat(dirfd: BorrowedFd<'_>, name: &Path, mode: libc::mode_t, dev: libc::dev_t) -> io::Result<()> {
+    let c = cstring(name)?;
+    // SAFETY: c is a NUL-terminated string alive for the call.
+    let ret = unsafe { libc::mknodat(dirfd.as_raw_fd(), c.as_ptr(), mode, dev) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The path through which the kernel resolves an open descriptor.
+pub fn fd_path(fd: impl AsFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd())
+}
+
+/// `fstat` of a descriptor.
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    nix::sys::stat::fstat(fd.as_raw_fd()).map_err(io::Error::from)
+}
+
+/// `fstatfs` magic number of the filesystem behind `fd`.
+pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
+    let st = nix::sys::statfs::fstatfs(fd).map_err(io::Error::from)?;
+    Ok(st.filesystem_type().0 as i64)
+}
+
+/// Whether `path` is on a filesystem of magic `magic`.
+pub fn is_fs(path: &Path, magic: i64) -> bool {
+    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == magic)
+}
