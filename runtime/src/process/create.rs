@@ -130,13 +130,13 @@ pub fn create(root: &Path, id: &str, bundle: &Path, opts: &CreateOpts) -> Result
     let console = opts.console_socket.as_deref().map(crate::console::connect).transpose()?;
 
     dir.create(root)?;
-    let _lock = dir.lock()?;
+    let lock = dir.lock()?;
     let mut cg = BTreeMap::new();
     let res = (|| {
         cg = cgroups::create(spec.linux().cgroups_path.as_deref(), id, opts.systemd_cgroup)?;
         nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| step("mkfifo exec.fifo")(e.into()))?;
-        spawn(&spec, &bundle, &rootfs, &ns, &cg, &dir, console.as_ref(), opts)
+        spawn(&spec, &bundle, &rootfs, &ns, &cg, &dir, &lock, console.as_ref(), opts)
     })();
     match res {
         Ok(c) => Ok(c),
@@ -156,6 +156,7 @@ fn spawn(
     ns: &NsPlan,
     cg: &BTreeMap<String, PathBuf>,
     dir: &StateDir,
+    lock: &fs::File,
     console: Option<&UnixStream>,
     opts: &CreateOpts,
 ) -> Result<Created, CreateError> {
@@ -172,12 +173,16 @@ fn spawn(
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
         parent_pid: nix::unistd::getpid().as_raw(),
+        state_lock: std::os::fd::AsRawFd::as_raw_fd(lock),
     };
     let fast = ns.single_clone();
     let flags = if fast { ns.new_flags } else { 0 };
     let first = match sys::clone3(flags, None).map_err(step("clone init"))? {
         Forked::Child => {
             drop(parent_end);
+            // SAFETY: closes the child's copy of the lock descriptor, which
+            // nothing in the child uses; the parent's copy stays open.
+            unsafe { libc::close(args.state_lock) };
             if fast {
                 init::run(&args, &child_end)
             } else {

@@ -101,6 +101,10 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     /// Pid of `corten create`.
     pub parent_pid: i32,
+    /// The state directory's lock: the child's copy of this descriptor is
+    /// closed at once, or the lock would live as long as the init and
+    /// block `start` and `delete`.
+    pub state_lock: std::os::fd::RawFd,
 }
 
 /// Runs the init after the fork; never returns.

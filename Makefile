@@ -1,0 +1,81 @@
+# corten: build, demo, test and install.
+#
+#   make demo    install what is needed, build, run a busybox container through corten
+#   make test    install what is needed, build, fmt + clippy + unit + integration tests
+#   make build   release build: target/release/corten
+#   make install PREFIX=/usr/local DESTDIR=
+#
+# Everything the targets need is installed here, idempotently, from Debian's
+# packages. When no `cargo` is on PATH, Debian's cargo-web/rustc-web are used.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR := $(DESTDIR)$(PREFIX)/bin
+
+# Debian packages the demo and the tests use.
+DEB_PACKAGES := busybox-static runc jq
+# Toolchain packages, only when cargo is missing.
+DEB_TOOLCHAIN := cargo-web rustc-web rust-web-clippy rustfmt gcc libc6-dev
+
+CARGO ?= $(shell command -v cargo 2>/dev/null || echo /usr/bin/cargo)
+TEST_THREADS ?= 2
+
+.PHONY: build deps toolchain demo test fmt-check clippy unit integration install uninstall clean
+
+## deps: install the Debian packages the demo and tests need (idempotent).
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  [ "$$(id -u)" = 0 ] || { echo "make deps: need root to install$$missing" >&2; exit 1; }; \
+	  apt-get update -qq || true; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+## toolchain: make sure a cargo exists; fall back to Debian's cargo-web/rustc-web.
+toolchain:
+	@if ! command -v cargo >/dev/null 2>&1 && ! [ -x /usr/bin/cargo ]; then \
+	  echo "no cargo on PATH: installing Debian's $(DEB_TOOLCHAIN)"; \
+	  [ "$$(id -u)" = 0 ] || { echo "make toolchain: need root to install a toolchain" >&2; exit 1; }; \
+	  apt-get update -qq || true; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_TOOLCHAIN) >/dev/null; \
+	fi
+
+build: toolchain
+	$(CARGO) build --release --locked -p corten
+
+demo: deps build
+	./scripts/demo.sh target/release/corten
+
+fmt-check: toolchain
+	$(CARGO) fmt --all -- --check
+
+clippy: toolchain
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+unit: toolchain
+	$(CARGO) test --locked -p corten
+
+integration: deps build
+	CORTEN_BIN=$(CURDIR)/target/release/corten \
+	  $(CARGO) test --locked -p corten-integration-tests -- --test-threads=$(TEST_THREADS)
+
+## test: everything CI runs.
+test: deps build fmt-check clippy unit integration
+	@echo "make test: all checks passed"
+
+install: build
+	install -d $(BINDIR)
+	install -m 0755 target/release/corten $(BINDIR)/corten
+
+uninstall:
+	rm -f $(BINDIR)/corten
+
+clean:
+	$(CARGO) clean
