@@ -57,7 +57,9 @@ pub enum Forked {
 pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        // With CLONE_PARENT the child inherits the caller's exit signal and
+        // the kernel refuses any other (EINVAL).
+        exit_signal: if flags & CLONE_PARENT_FLAG == 0 { libc::SIGCHLD as u64 } else { 0 },
         ..CloneArgs::default()
     };
     if let Some(fd) = cgroup {
@@ -81,6 +83,8 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> 
         )),
     }
 }
+
+const CLONE_PARENT_FLAG: u64 = libc::CLONE_PARENT as u64;
 
 /// `CLONE_INTO_CGROUP` (not in every libc).
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;

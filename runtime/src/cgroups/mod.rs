@@ -5,6 +5,7 @@
 //! included) and [`v2`] (the unified hierarchy). Resource limits, freezing and
 //! statistics come with the cgroups issue; this module is their home.
 
+pub mod resources;
 pub mod v1;
 pub mod v2;
 

@@ -13,7 +13,7 @@ pub struct Args {
     /// Container id.
     id: String,
     /// Signal name or number (default SIGTERM).
-    #[arg(default_value = "SIGTERM")]
+    #[arg(default_value = "SIGTERM", allow_hyphen_values = true)]
     signal: String,
 }
 

@@ -2,8 +2,10 @@
 
 mod create;
 mod delete;
+mod features;
 mod kill;
 mod list;
+mod ps;
 mod run;
 mod spec;
 mod start;
@@ -18,6 +20,7 @@ use crate::logging;
 
 /// Version line printed by `--version`.
 const VERSION: &str = concat!(
+    "corten version ",
     env!("CARGO_PKG_VERSION"),
     "\ncommit: ",
     env!("CORTEN_COMMIT"),
@@ -26,7 +29,7 @@ const VERSION: &str = concat!(
 
 /// corten: a low-level OCI container runtime, compatible with runc.
 #[derive(Debug, Parser)]
-#[command(name = "corten", version = VERSION, disable_help_subcommand = true)]
+#[command(name = "corten", disable_help_subcommand = true, disable_version_flag = true)]
 pub struct Cli {
     /// Root directory for container state (tmpfs recommended).
     #[arg(long, global = true, default_value = "/run/corten")]
@@ -49,8 +52,11 @@ pub struct Cli {
     /// Path to criu (accepted for compatibility; checkpointing is not supported).
     #[arg(long, global = true, hide = true)]
     criu: Option<String>,
+    /// Print the version (runc's three lines: version, commit, spec).
+    #[arg(short = 'v', long)]
+    version: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +78,10 @@ enum Command {
     List(list::Args),
     /// Create a new specification file.
     Spec(spec::Args),
+    /// Display the processes running inside a container.
+    Ps(ps::Args),
+    /// Show the enabled features.
+    Features(features::Args),
 }
 
 /// Global options every command sees.
@@ -95,6 +105,14 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    let Some(command) = cli.command else {
+        if cli.version {
+            println!("{VERSION}");
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("corten: a command is required; try `corten --help`");
+        return ExitCode::FAILURE;
+    };
     let format = if cli.log_format == "json" {
         logging::Format::Json
     } else {
@@ -109,7 +127,7 @@ pub fn main() -> ExitCode {
         root: cli.root.clone(),
         systemd_cgroup: cli.systemd_cgroup,
     };
-    let res = match cli.command {
+    let res = match command {
         Command::Create(a) => create::run(&g, a).map(|()| 0),
         Command::Start(a) => start::run(&g, a).map(|()| 0),
         Command::State(a) => state::run(&g, a).map(|()| 0),
@@ -118,6 +136,8 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(&g, a),
         Command::List(a) => list::run(&g, a).map(|()| 0),
         Command::Spec(a) => spec::run(a).map(|()| 0),
+        Command::Ps(a) => ps::run(&g, a).map(|()| 0),
+        Command::Features(a) => features::run(a).map(|()| 0),
     };
     match res {
         Ok(code) => ExitCode::from(code),

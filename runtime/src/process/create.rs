@@ -134,6 +134,15 @@ pub fn create(root: &Path, id: &str, bundle: &Path, opts: &CreateOpts) -> Result
     let mut cg = BTreeMap::new();
     let res = (|| {
         cg = cgroups::create(spec.linux().cgroups_path.as_deref(), id, opts.systemd_cgroup)?;
+        if let Some(res) = &spec.linux().resources {
+            let ignored = cgroups::resources::apply(&cg, res)?;
+            if !ignored.is_empty() {
+                crate::logging::warn(&format!(
+                    "linux.resources fields not applied yet: {}",
+                    ignored.join(", ")
+                ));
+            }
+        }
         nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| step("mkfifo exec.fifo")(e.into()))?;
         spawn(&spec, &bundle, &rootfs, &ns, &cg, &dir, &lock, console.as_ref(), opts)
@@ -161,14 +170,18 @@ fn spawn(
     opts: &CreateOpts,
 ) -> Result<Created, CreateError> {
     let (parent_end, child_end) = Channel::pair().map_err(step("create sync socket"))?;
-    let fifo = dir.fifo();
+    let fifo = fs::OpenOptions::new()
+        .read(true)
+        .write(true) // std opens with O_CLOEXEC
+        .open(dir.fifo())
+        .map_err(step("open exec.fifo"))?;
     let args = InitArgs {
         spec,
         bundle,
         rootfs,
         ns,
         cgroup_paths: cg,
-        fifo: &fifo,
+        fifo: std::os::fd::AsRawFd::as_raw_fd(&fifo),
         console_socket: console,
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
@@ -176,7 +189,7 @@ fn spawn(
         state_lock: std::os::fd::AsRawFd::as_raw_fd(lock),
     };
     let fast = ns.single_clone();
-    let flags = if fast { ns.new_flags } else { 0 };
+    let flags = if fast { ns.clone_flags() } else { 0 };
     let first = match sys::clone3(flags, None).map_err(step("clone init"))? {
         Forked::Child => {
             drop(parent_end);
@@ -217,7 +230,7 @@ fn spawn(
 fn intermediate(args: &InitArgs<'_>, chan: &Channel) -> ! {
     let res = (|| -> Result<i32, String> {
         args.ns.join_all().map_err(|e| e.to_string())?;
-        NsPlan::unshare(args.ns.new_flags).map_err(|e| e.to_string())?;
+        NsPlan::unshare(args.ns.clone_flags()).map_err(|e| e.to_string())?;
         if args.ns.creates(NsKind::Time) {
             init::write_time_offsets(args.spec).map_err(|e| e.to_string())?;
         }

@@ -5,11 +5,9 @@
 //! spec is already here; nothing is re-executed or re-parsed.
 
 use std::ffi::CString;
-use std::fs::OpenOptions;
 use std::io::{self, Read};
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -91,8 +89,10 @@ pub struct InitArgs<'a> {
     pub ns: &'a NsPlan,
     /// The container's cgroup directories.
     pub cgroup_paths: &'a std::collections::BTreeMap<String, PathBuf>,
-    /// The exec fifo on the host.
-    pub fifo: &'a Path,
+    /// The exec fifo, opened read-write by the parent before the clone (so
+    /// that an init in a user namespace, without access to the host's state
+    /// directory, has it too); the init blocks reading it until `start`.
+    pub fifo: std::os::fd::RawFd,
     /// The console socket, when `terminal` is set.
     pub console_socket: Option<&'a UnixStream>,
     /// Use `MS_MOVE` + `chroot` instead of `pivot_root`.
@@ -154,6 +154,9 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         let g = nix::unistd::Gid::from_raw(0);
         nix::unistd::setresgid(g, g, g).map_err(nstep("become root group in the user namespace"))?;
     }
+    if a.ns.creates(NsKind::Cgroup) {
+        NsPlan::unshare(NsKind::Cgroup.flag())?;
+    }
     nix::unistd::setsid().map_err(nstep("setsid"))?;
     let process = spec.process();
 
@@ -175,14 +178,6 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
             return Err(step("setdomainname")(io::Error::last_os_error()));
         }
     }
-    // Opened before the pivot: the fifo lives in the host's state directory.
-    let fifo: OwnedFd = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(a.fifo)
-        .map_err(step(format!("open exec fifo {}", a.fifo.display())))?
-        .into();
     rfs.enter(spec, a.no_pivot)?;
     if let Some(peer) = pty {
         console::attach(peer)?;
@@ -190,6 +185,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
 
     let path = find_executable(&process.args[0], &process.env)?;
     let (uid, gid) = user::resolve(&process.user)?;
+    let env = user::env_with_home(&process.env, uid);
     rlimits::apply(&process.rlimits)?;
     if process.no_new_privileges {
         prctl::set_no_new_privs().map_err(nstep("set no_new_privs"))?;
@@ -217,8 +213,8 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     // SAFETY: closing our copy of the channel; no other owner uses the fd in this process.
     unsafe { libc::close(std::os::fd::AsRawFd::as_raw_fd(chan)) };
 
-    wait_for_start(fifo);
-    exec(&path, &process.args, &process.env, a.preserve_fds)
+    wait_for_start(a.fifo);
+    exec(&path, &process.args, &env, a.preserve_fds)
 }
 
 fn set_sysctls(spec: &Spec) -> Result<(), InitError> {
@@ -268,8 +264,10 @@ fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
 }
 
 /// Blocks until `corten start` writes to the exec fifo.
-fn wait_for_start(fifo: OwnedFd) {
-    let mut f = std::fs::File::from(fifo);
+fn wait_for_start(fifo: std::os::fd::RawFd) {
+    // SAFETY: the descriptor was opened by the parent before the clone, is
+    // owned by nothing else in this process and is used only here.
+    let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fifo) };
     let mut b = [0u8; 1];
     loop {
         match f.read(&mut b) {

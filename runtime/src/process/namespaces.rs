@@ -30,19 +30,35 @@ pub enum NsKind {
 }
 
 impl NsKind {
-    /// The spec's name for it.
+    /// Every kind, in the order namespaces are joined (user first).
+    pub const ALL: [NsKind; 8] = [
+        NsKind::User,
+        NsKind::Mount,
+        NsKind::Pid,
+        NsKind::Net,
+        NsKind::Ipc,
+        NsKind::Uts,
+        NsKind::Cgroup,
+        NsKind::Time,
+    ];
+
+    /// The kind the spec calls `name`.
     pub fn from_spec(name: &str) -> Option<NsKind> {
-        Some(match name {
-            "user" => NsKind::User,
-            "mount" => NsKind::Mount,
-            "pid" => NsKind::Pid,
-            "network" => NsKind::Net,
-            "ipc" => NsKind::Ipc,
-            "uts" => NsKind::Uts,
-            "cgroup" => NsKind::Cgroup,
-            "time" => NsKind::Time,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|k| k.spec_name() == name)
+    }
+
+    /// The spec's name for it.
+    pub fn spec_name(self) -> &'static str {
+        match self {
+            NsKind::User => "user",
+            NsKind::Mount => "mount",
+            NsKind::Pid => "pid",
+            NsKind::Net => "network",
+            NsKind::Ipc => "ipc",
+            NsKind::Uts => "uts",
+            NsKind::Cgroup => "cgroup",
+            NsKind::Time => "time",
+        }
     }
 
     /// The `CLONE_NEW*` flag.
@@ -145,6 +161,14 @@ impl NsPlan {
     /// Whether the namespace kind is created new.
     pub fn creates(&self, kind: NsKind) -> bool {
         self.new_flags & kind.flag() != 0
+    }
+
+    /// The namespaces created by clone/unshare before the init runs: all new
+    /// ones but the cgroup namespace, which the init unshares itself once
+    /// the parent has moved it into its cgroup, so that the container's
+    /// cgroup becomes its cgroup root (as runc does).
+    pub fn clone_flags(&self) -> u64 {
+        self.new_flags & !NsKind::Cgroup.flag()
     }
 
     /// Whether one `clone3` can do everything: nothing to join and no time

@@ -29,6 +29,26 @@ pub fn lookup(passwd: &str, name: &str) -> Option<(u32, u32)> {
     })
 }
 
+/// The home directory of `uid` in `passwd` content.
+pub fn home(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+    })
+}
+
+/// The process environment, with `HOME` added from the container's
+/// `/etc/passwd` (or `/`) when the config does not set it, as runc does.
+pub fn env_with_home(env: &[String], uid: u32) -> Vec<String> {
+    let mut env = env.to_vec();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let home = home(&passwd, uid).filter(|h| !h.is_empty()).unwrap_or_else(|| "/".into());
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
 /// Resolves the user's uid and gid (by name when `username` is set).
 pub fn resolve(user: &User) -> Result<(u32, u32), UserError> {
     match user.username.as_deref().filter(|n| !n.is_empty()) {
@@ -68,5 +88,7 @@ mod tests {
         assert_eq!(lookup(p, "user"), Some((1000, 1001)));
         assert_eq!(lookup(p, "root"), Some((0, 0)));
         assert_eq!(lookup(p, "nobody"), None);
+        assert_eq!(home(p, 1000).as_deref(), Some("/home/u"));
+        assert_eq!(home(p, 5), None);
     }
 }

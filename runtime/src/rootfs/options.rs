@@ -116,6 +116,23 @@ fn recursive(opt: &str) -> Option<(bool, u64)> {
     })
 }
 
+/// Every option name `parse` understands (for `corten features`), besides
+/// filesystem data such as `mode=755`, which is passed to the kernel.
+pub const KNOWN: &[&str] = &[
+    "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async", "dirsync",
+    "remount", "mand", "nomand", "noatime", "atime", "nodiratime", "diratime", "relatime",
+    "norelatime", "strictatime", "nostrictatime", "bind", "rbind", "silent", "loud", "private",
+    "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable", "rro", "rrw",
+    "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnodiratime", "rdiratime",
+    "rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime", "rnostrictatime",
+    "rnosymfollow", "rsymfollow",
+];
+
+/// Whether `opt` is one of the named options (not filesystem data).
+pub fn is_named(opt: &str) -> bool {
+    flag(opt).is_some() || propagation(opt).is_some() || recursive(opt).is_some()
+}
+
 /// Parses the options of one mount.
 pub fn parse(options: &[String]) -> Result<MountOptions, UnsupportedOption> {
     let mut out = MountOptions::default();
@@ -156,6 +173,14 @@ pub fn parse(options: &[String]) -> Result<MountOptions, UnsupportedOption> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn known_lists_exactly_the_named_options() {
+        for o in KNOWN {
+            assert!(is_named(o), "{o}");
+        }
+        assert!(!is_named("mode=755"));
+    }
+
     use super::*;
 
     fn p(opts: &[&str]) -> MountOptions {

@@ -103,7 +103,7 @@ fn make_rootless(spec: &mut Value) {
                 *m = json!({ "destination": "/sys", "type": "none", "source": "/sys",
                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro"] });
             }
-            if let Some(opts) = m["options"].as_array_mut() {
+            if let Some(opts) = m.get_mut("options").and_then(|o| o.as_array_mut()) {
                 opts.retain(|o| o != "gid=5");
             }
         }

@@ -5,6 +5,9 @@
 //! are reported with serde's line and column.
 
 mod default;
+
+/// The runtime-spec version corten implements and writes into `state`.
+pub const OCI_VERSION: &str = "1.0.2-dev";
 mod validate;
 
 use std::collections::BTreeMap;
