@@ -197,6 +197,30 @@ fn runtime_binary_cannot_be_read_or_written_through_proc_exe() {
     assert_eq!(rt.status(a.name()), "created");
 }
 
+#[test]
+fn the_init_runs_from_a_sealed_copy_of_the_runtime() {
+    require_root!();
+    // Whatever reaches the init's executable before `start` (or after a
+    // `#!/proc/self/exe` entrypoint re-executes it inside the container) must
+    // find an immutable copy, never the host's file.
+    let rt = Runtime::new("exe-sealed");
+    let binary = fs::canonicalize(rt.bin()).expect("runtime binary");
+    let mut b = Bundle::new("exe-sealed");
+    b.args(&["sleep", "1000"]);
+    rt.create(b.name(), &b).assert_success("create");
+    let pid = rt.pid(b.name());
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).expect("readlink exe");
+    assert_ne!(exe, binary, "the init executes the host binary itself");
+    let f = File::open(format!("/proc/{pid}/exe")).expect("open exe");
+    // SAFETY: F_GET_SEALS on a descriptor we own; no memory is passed.
+    let seals = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&f), libc::F_GET_SEALS) };
+    assert!(
+        seals >= 0 && seals & libc::F_SEAL_WRITE != 0 && seals & libc::F_SEAL_SEAL != 0,
+        "the init's executable {} is not a write-sealed memfd (seals {seals})",
+        exe.display()
+    );
+}
+
 // --- CVE-2021-30465: mount destinations through symlinks ---
 
 #[test]

@@ -303,3 +303,72 @@ pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
 pub fn is_fs(path: &Path, magic: i64) -> bool {
     nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == magic)
 }
+
+/// Seals that make a memfd immutable: no writes, no size change, no unsealing.
+const EXE_SEALS: libc::c_int = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+
+/// Whether the running executable is already a write-sealed memfd.
+pub fn self_exe_is_sealed() -> bool {
+    let Ok(f) = std::fs::File::open("/proc/self/exe") else {
+        return false;
+    };
+    // SAFETY: F_GET_SEALS on a descriptor we own; no memory is passed.
+    let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
+    seals >= 0 && seals & EXE_SEALS == EXE_SEALS
+}
+
+/// Copies the running executable into a sealed memfd and re-executes it
+/// from there with the same arguments and environment (CVE-2019-5736: a
+/// process inside the container that reaches `/proc/<pid>/exe` of corten,
+/// or runs it through `#!/proc/self/exe`, finds an immutable copy, never the
+/// host's binary). Returns only on failure.
+pub fn reexec_sealed() -> io::Error {
+    let res = (|| -> io::Result<std::convert::Infallible> {
+        let mut src = std::fs::File::open("/proc/self/exe")?;
+        let name = c"corten";
+        // SAFETY: name is a NUL-terminated string; the flags are valid.
+        let fd = check(unsafe {
+            libc::c_long::from(libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING))
+        })?;
+        // SAFETY: memfd_create returned a new descriptor that we now own.
+        let mut mem = unsafe { std::fs::File::from_raw_fd(libc::c_int::try_from(fd).unwrap_or(-1)) };
+        std::io::copy(&mut src, &mut mem)?;
+        // SAFETY: F_ADD_SEALS on our own memfd with valid seal bits.
+        if unsafe { libc::fcntl(mem.as_raw_fd(), libc::F_ADD_SEALS, EXE_SEALS) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let args: Vec<CString> = std::env::args_os()
+            .map(|a| CString::new(a.as_bytes()))
+            .collect::<Result<_, _>>()?;
+        let env: Vec<CString> = std::env::vars_os()
+            .map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                CString::new(kv)
+            })
+            .collect::<Result<_, _>>()?;
+        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        // SAFETY: argv and envp are NULL-terminated arrays of pointers to
+        // NUL-terminated strings that outlive the call; the path is "" with
+        // AT_EMPTY_PATH so the descriptor itself is executed.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                mem.as_raw_fd(),
+                c"".as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        Err(io::Error::last_os_error())
+    })();
+    match res {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}

@@ -123,6 +123,13 @@ pub fn main() -> ExitCode {
         logging::error(&format!("invalid log-format: {}", cli.log_format));
         return ExitCode::FAILURE;
     }
+    // The commands whose processes enter a container run from a sealed copy
+    // of the binary (see `sys::reexec_sealed`).
+    if matches!(command, Command::Create(_) | Command::Run(_)) && !crate::sys::self_exe_is_sealed() {
+        let e = crate::sys::reexec_sealed();
+        logging::error(&format!("unable to run from a sealed copy of corten: {e}"));
+        return ExitCode::FAILURE;
+    }
     let g = Globals {
         root: cli.root.clone(),
         systemd_cgroup: cli.systemd_cgroup,
