@@ -9,6 +9,9 @@ fn main() {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     });
-    println!("cargo:rustc-env=CORTEN_COMMIT={}", commit.unwrap_or_else(|| "unknown".into()));
+    println!(
+        "cargo:rustc-env=CORTEN_COMMIT={}",
+        commit.unwrap_or_else(|| "unknown".into())
+    );
     println!("cargo:rerun-if-env-changed=CORTEN_COMMIT");
 }

@@ -131,7 +131,11 @@ fn device_cgroup_denies_unlisted_devices() {
     );
     // Only the open is attempted (as in the test below): reading /dev/fuse
     // fails with EPERM from the driver even where the cgroup allows it.
-    let out = run("dev-cgroup-deny", &mut b, "(exec 3</dev/fuse && echo opened) 2>&1; true");
+    let out = run(
+        "dev-cgroup-deny",
+        &mut b,
+        "(exec 3</dev/fuse && echo opened) 2>&1; true",
+    );
     assert!(out.contains("Operation not permitted"), "{out}");
     assert!(!out.contains("opened"), "{out}");
 }

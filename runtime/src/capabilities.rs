@@ -77,7 +77,11 @@ pub fn apply_final(c: &Capabilities) -> Result<(), CapError> {
     let inheritable = set_of(&c.inheritable)?;
     let ambient = set_of(&c.ambient)?;
     // Effective must stay a subset of permitted while permitted shrinks.
-    apply(CapSet::Effective, "effective", &effective.intersection(&permitted).copied().collect())?;
+    apply(
+        CapSet::Effective,
+        "effective",
+        &effective.intersection(&permitted).copied().collect(),
+    )?;
     apply(CapSet::Permitted, "permitted", &permitted)?;
     apply(CapSet::Inheritable, "inheritable", &inheritable)?;
     apply(CapSet::Effective, "effective", &effective)?;

@@ -39,8 +39,13 @@ pub fn connect(path: &Path) -> Result<UnixStream, ConsoleError> {
 /// Opens a pty in the container's devpts, binds its peer over `/dev/console`
 /// (the peer comes from `TIOCGPTPEER`, never from a path lookup), sends the
 /// master over `socket` and returns the peer.
-pub fn setup(rfs: &Rootfs<'_>, socket: &UnixStream, size: Option<ConsoleSize>) -> Result<OwnedFd, ConsoleError> {
-    let ptmx = resolve::open_in_root(rfs.fd(), Path::new("/dev/pts/ptmx"), 0).map_err(step("find /dev/pts/ptmx"))?;
+pub fn setup(
+    rfs: &Rootfs<'_>,
+    socket: &UnixStream,
+    size: Option<ConsoleSize>,
+) -> Result<OwnedFd, ConsoleError> {
+    let ptmx = resolve::open_in_root(rfs.fd(), Path::new("/dev/pts/ptmx"), 0)
+        .map_err(step("find /dev/pts/ptmx"))?;
     let master: OwnedFd = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -53,7 +58,8 @@ pub fn setup(rfs: &Rootfs<'_>, socket: &UnixStream, size: Option<ConsoleSize>) -
     if let Some(s) = size {
         sys::set_winsize(peer.as_fd(), s.height, s.width).map_err(step("set window size"))?;
     }
-    let console = resolve::ensure(rfs.fd(), Path::new("/dev/console"), true).map_err(step("create /dev/console"))?;
+    let console = resolve::ensure(rfs.fd(), Path::new("/dev/console"), true)
+        .map_err(step("create /dev/console"))?;
     mount(
         Some(fd_path(&peer).as_str()),
         fd_path(&console).as_str(),
@@ -79,7 +85,8 @@ pub fn send_fd(socket: &UnixStream, fd: BorrowedFd<'_>, name: &str) -> Result<()
 /// Makes the pty peer the process's stdio and controlling terminal.
 pub fn attach(peer: OwnedFd) -> Result<(), ConsoleError> {
     for target in 0..=2 {
-        nix::unistd::dup2(peer.as_raw_fd(), target).map_err(|e| step("dup pty to stdio")(e.into()))?;
+        nix::unistd::dup2(peer.as_raw_fd(), target)
+            .map_err(|e| step("dup pty to stdio")(e.into()))?;
     }
     sys::set_controlling_tty(peer.as_fd()).map_err(step("set controlling terminal"))?;
     Ok(())

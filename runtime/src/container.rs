@@ -61,7 +61,11 @@ impl Container {
         let dir = StateDir::new(root, id)?;
         let record = dir.load()?;
         let status = record.status(&dir);
-        Ok(Container { dir, record, status })
+        Ok(Container {
+            dir,
+            record,
+            status,
+        })
     }
 
     /// The OCI state JSON.
@@ -76,8 +80,16 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
     let _lock = c.dir.lock()?;
     match c.status {
         Status::Created => {}
-        Status::Stopped => return Err(ContainerError::Status("cannot start a container that has stopped".into())),
-        _ => return Err(ContainerError::Status("cannot start an already running container".into())),
+        Status::Stopped => {
+            return Err(ContainerError::Status(
+                "cannot start a container that has stopped".into(),
+            ))
+        }
+        _ => {
+            return Err(ContainerError::Status(
+                "cannot start an already running container".into(),
+            ))
+        }
     }
     let fifo = c.dir.fifo();
     let mut f = OpenOptions::new()
@@ -85,11 +97,19 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&fifo)
         .map_err(|source| match source.raw_os_error() {
-            Some(libc::ENXIO) => ContainerError::Status("container not running: init process is gone".into()),
+            Some(libc::ENXIO) => {
+                ContainerError::Status("container not running: init process is gone".into())
+            }
             _ => ContainerError::Fifo { op: "open", source },
         })?;
-    f.write_all(b"0").map_err(|source| ContainerError::Fifo { op: "write", source })?;
-    std::fs::remove_file(&fifo).map_err(|source| ContainerError::Fifo { op: "remove", source })?;
+    f.write_all(b"0").map_err(|source| ContainerError::Fifo {
+        op: "write",
+        source,
+    })?;
+    std::fs::remove_file(&fifo).map_err(|source| ContainerError::Fifo {
+        op: "remove",
+        source,
+    })?;
     Ok(())
 }
 
@@ -116,7 +136,10 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerE
     if all {
         for pid in cgroups::pids(&c.record.cgroup_paths) {
             match send(pid) {
-                Err(ContainerError::Kill { source: nix::Error::ESRCH, .. }) => {}
+                Err(ContainerError::Kill {
+                    source: nix::Error::ESRCH,
+                    ..
+                }) => {}
                 r => r?,
             }
         }
@@ -187,7 +210,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
 
 fn wait_cgroup_empty(c: &Container) {
     let start = Instant::now();
-    while !cgroups::pids(&c.record.cgroup_paths).is_empty() && start.elapsed() < Duration::from_secs(5) {
+    while !cgroups::pids(&c.record.cgroup_paths).is_empty()
+        && start.elapsed() < Duration::from_secs(5)
+    {
         for pid in cgroups::pids(&c.record.cgroup_paths) {
             let _ = send_signal(Pid::from_raw(pid), Signal::SIGKILL);
         }

@@ -31,7 +31,11 @@ static CONFIG: OnceLock<Config> = OnceLock::new();
 
 /// Sets up logging once, from the global flags.
 pub fn init(file: Option<PathBuf>, format: Format, debug: bool) {
-    let _ = CONFIG.set(Config { file, format, debug });
+    let _ = CONFIG.set(Config {
+        file,
+        format,
+        debug,
+    });
 }
 
 /// RFC 3339 UTC time with nanoseconds, e.g. `2024-01-02T03:04:05.123456789Z`.

@@ -265,7 +265,11 @@ impl Record {
 
     /// The OCI state JSON (runc's field set and order).
     pub fn oci_state(&self, status: Status) -> serde_json::Value {
-        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
         serde_json::json!({
             "ociVersion": self.oci_version,
             "id": self.id,

@@ -14,6 +14,14 @@ fn cstring(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
+/// A C flag word (`int`, never negative for flags) as the `u64` that
+/// `clone3` and `openat2` take. (`cast_unsigned` needs Rust 1.87; Debian's
+/// rustc-web is 1.85.)
+#[allow(clippy::cast_sign_loss)]
+pub fn flag_bits(flags: libc::c_int) -> u64 {
+    u64::from(flags as u32)
+}
+
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -59,7 +67,11 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> 
         flags,
         // With CLONE_PARENT the child inherits the caller's exit signal and
         // the kernel refuses any other (EINVAL).
-        exit_signal: if flags & CLONE_PARENT_FLAG == 0 { libc::SIGCHLD as u64 } else { 0 },
+        exit_signal: if flags & flag_bits(libc::CLONE_PARENT) == 0 {
+            libc::SIGCHLD as u64
+        } else {
+            0
+        },
         ..CloneArgs::default()
     };
     if let Some(fd) = cgroup {
@@ -83,8 +95,6 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> 
         )),
     }
 }
-
-const CLONE_PARENT_FLAG: u64 = libc::CLONE_PARENT as u64;
 
 /// `CLONE_INTO_CGROUP` (not in every libc).
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
@@ -119,7 +129,7 @@ pub fn openat2(
 ) -> io::Result<OwnedFd> {
     let c = cstring(path)?;
     let how = OpenHow {
-        flags: u64::from((flags | libc::O_CLOEXEC).cast_unsigned()),
+        flags: flag_bits(flags | libc::O_CLOEXEC),
         mode: u64::from(mode),
         resolve,
     };
@@ -140,7 +150,8 @@ pub fn openat2(
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
             Err(e) => return Err(e),
             Ok(fd) => {
-                let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+                let fd = libc::c_int::try_from(fd)
+                    .map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
                 // SAFETY: the kernel just returned this descriptor and nobody else owns it.
                 return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
             }
@@ -273,7 +284,12 @@ pub fn set_controlling_tty(tty: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// `mknodat(dirfd, name, mode, dev)`.
-pub fn mknodat(dirfd: BorrowedFd<'_>, name: &Path, mode: libc::mode_t, dev: libc::dev_t) -> io::Result<()> {
+pub fn mknodat(
+    dirfd: BorrowedFd<'_>,
+    name: &Path,
+    mode: libc::mode_t,
+    dev: libc::dev_t,
+) -> io::Result<()> {
     let c = cstring(name)?;
     // SAFETY: c is a NUL-terminated string alive for the call.
     let ret = unsafe { libc::mknodat(dirfd.as_raw_fd(), c.as_ptr(), mode, dev) };
@@ -301,11 +317,12 @@ pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
 
 /// Whether `path` is on a filesystem of magic `magic`.
 pub fn is_fs(path: &Path, magic: i64) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == magic)
+    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 == magic)
 }
 
 /// Seals that make a memfd immutable: no writes, no size change, no unsealing.
-const EXE_SEALS: libc::c_int = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+const EXE_SEALS: libc::c_int =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
 /// Whether the running executable is already a write-sealed memfd.
 pub fn self_exe_is_sealed() -> bool {
@@ -328,10 +345,14 @@ pub fn reexec_sealed() -> io::Error {
         let name = c"corten";
         // SAFETY: name is a NUL-terminated string; the flags are valid.
         let fd = check(unsafe {
-            libc::c_long::from(libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING))
+            libc::c_long::from(libc::memfd_create(
+                name.as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            ))
         })?;
         // SAFETY: memfd_create returned a new descriptor that we now own.
-        let mut mem = unsafe { std::fs::File::from_raw_fd(libc::c_int::try_from(fd).unwrap_or(-1)) };
+        let mut mem =
+            unsafe { std::fs::File::from_raw_fd(libc::c_int::try_from(fd).unwrap_or(-1)) };
         std::io::copy(&mut src, &mut mem)?;
         // SAFETY: F_ADD_SEALS on our own memfd with valid seal bits.
         if unsafe { libc::fcntl(mem.as_raw_fd(), libc::F_ADD_SEALS, EXE_SEALS) } < 0 {

@@ -217,7 +217,10 @@ mod tests {
     #[test]
     fn normalises_paths() {
         assert_eq!(normalise(None, "abc").unwrap(), PathBuf::from("abc"));
-        assert_eq!(normalise(Some("/a//b/"), "x").unwrap(), PathBuf::from("/a/b"));
+        assert_eq!(
+            normalise(Some("/a//b/"), "x").unwrap(),
+            PathBuf::from("/a/b")
+        );
         assert_eq!(normalise(Some("a/./b"), "x").unwrap(), PathBuf::from("a/b"));
         assert!(normalise(Some("/a/../../etc"), "x").is_err());
         assert!(normalise(Some("/"), "x").is_err());
@@ -226,8 +229,14 @@ mod tests {
     #[test]
     fn places_relative_under_own_cgroup() {
         let m = Path::new("/sys/fs/cgroup/pids");
-        assert_eq!(place(m, "/user.slice", Path::new("c1")), m.join("user.slice/c1"));
-        assert_eq!(place(m, "/user.slice", Path::new("/abs/c1")), m.join("abs/c1"));
+        assert_eq!(
+            place(m, "/user.slice", Path::new("c1")),
+            m.join("user.slice/c1")
+        );
+        assert_eq!(
+            place(m, "/user.slice", Path::new("/abs/c1")),
+            m.join("abs/c1")
+        );
         assert_eq!(place(m, "/", Path::new("c1")), m.join("c1"));
     }
 }

@@ -16,7 +16,11 @@ use super::{write, CgroupError};
 
 /// A device rule as the kernel's v1 `devices.allow`/`devices.deny` take it.
 fn device_rule(d: &Value) -> String {
-    let num = |k: &str| d.get(k).and_then(Value::as_i64).map_or("*".to_string(), |n| n.to_string());
+    let num = |k: &str| {
+        d.get(k)
+            .and_then(Value::as_i64)
+            .map_or("*".to_string(), |n| n.to_string())
+    };
     let typ = d.get("type").and_then(Value::as_str).unwrap_or("a");
     let access = d.get("access").and_then(Value::as_str).unwrap_or("rwm");
     format!("{typ} {}:{} {access}", num("major"), num("minor"))
@@ -52,17 +56,29 @@ pub fn plan(res: &Value, v2: bool) -> (Vec<(&'static str, &'static str, String)>
     let mut w = Vec::new();
     let mut ignored = Vec::new();
     let int = |v: &Value, k: &str| v.get(k).and_then(Value::as_i64);
-    let Some(obj) = res.as_object() else { return (w, ignored) };
+    let Some(obj) = res.as_object() else {
+        return (w, ignored);
+    };
     for (key, v) in obj {
         match key.as_str() {
             "pids" => {
                 if let Some(l) = int(v, "limit") {
-                    let val = if l <= 0 { "max".to_string() } else { l.to_string() };
+                    let val = if l <= 0 {
+                        "max".to_string()
+                    } else {
+                        l.to_string()
+                    };
                     w.push(("pids", "pids.max", val));
                 }
             }
             "memory" => {
-                let lim = |n: i64| if n < 0 { "max".to_string() } else { n.to_string() };
+                let lim = |n: i64| {
+                    if n < 0 {
+                        "max".to_string()
+                    } else {
+                        n.to_string()
+                    }
+                };
                 for (k, v1f, v2f) in [
                     ("limit", "memory.limit_in_bytes", "memory.max"),
                     ("reservation", "memory.soft_limit_in_bytes", "memory.low"),
@@ -91,8 +107,14 @@ pub fn plan(res: &Value, v2: bool) -> (Vec<(&'static str, &'static str, String)>
                 }
                 if v2 {
                     if quota.is_some() || period.is_some() {
-                        let q = quota.filter(|q| *q > 0).map_or("max".to_string(), |q| q.to_string());
-                        w.push(("cpu", "cpu.max", format!("{q} {}", period.unwrap_or(100_000))));
+                        let q = quota
+                            .filter(|q| *q > 0)
+                            .map_or("max".to_string(), |q| q.to_string());
+                        w.push((
+                            "cpu",
+                            "cpu.max",
+                            format!("{q} {}", period.unwrap_or(100_000)),
+                        ));
                     }
                 } else {
                     if let Some(p) = period.filter(|p| *p > 0) {
@@ -116,7 +138,11 @@ pub fn plan(res: &Value, v2: bool) -> (Vec<(&'static str, &'static str, String)>
             "devices" if !v2 => {
                 for d in v.as_array().into_iter().flatten() {
                     let allow = d.get("allow").and_then(Value::as_bool).unwrap_or(false);
-                    let file = if allow { "devices.allow" } else { "devices.deny" };
+                    let file = if allow {
+                        "devices.allow"
+                    } else {
+                        "devices.deny"
+                    };
                     w.push(("devices", file, device_rule(d)));
                 }
                 for r in DEFAULT_ALLOWED {
@@ -135,14 +161,21 @@ pub fn apply(paths: &BTreeMap<String, PathBuf>, res: &Value) -> Result<Vec<Strin
     let v2 = paths.contains_key("");
     let (writes, ignored) = plan(res, v2);
     for (controller, file, value) in writes {
-        let dir = if v2 { paths.get("") } else { paths.get(controller) };
+        let dir = if v2 {
+            paths.get("")
+        } else {
+            paths.get(controller)
+        };
         match dir {
             Some(d) => write(&d.join(file), &value)?,
             None => {
                 return Err(CgroupError::Write {
                     path: Path::new(controller).join(file),
                     value,
-                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "controller not mounted"),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "controller not mounted",
+                    ),
                 })
             }
         }
@@ -174,8 +207,14 @@ mod tests {
         assert!(w.contains(&("memory", "memory.limit_in_bytes", "1000".into())));
         assert!(w.contains(&("cpu", "cpu.cfs_quota_us", "50000".into())));
         assert!(w.contains(&("devices", "devices.deny", "a *:* rwm".into())));
-        assert_eq!(w.iter().filter(|x| x.1 == "devices.allow").count(), DEFAULT_ALLOWED.len());
-        assert_eq!(ignored, vec!["hugepageLimits".to_string(), "memory.swap".to_string()]);
+        assert_eq!(
+            w.iter().filter(|x| x.1 == "devices.allow").count(),
+            DEFAULT_ALLOWED.len()
+        );
+        assert_eq!(
+            ignored,
+            vec!["hugepageLimits".to_string(), "memory.swap".to_string()]
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub fn hierarchies() -> Result<Vec<Hierarchy>, CgroupError> {
                 let mut it = l.splitn(3, ':');
                 let (_, list, path) = (it.next()?, it.next()?, it.next()?);
                 let set: Vec<&str> = list.split(',').collect();
-                ctrls.iter().all(|c| set.contains(&c.as_str())).then(|| path.to_string())
+                ctrls
+                    .iter()
+                    .all(|c| set.contains(&c.as_str()))
+                    .then(|| path.to_string())
             })
             .next()
             .unwrap_or_else(|| "/".to_string())

@@ -49,7 +49,9 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
 
 /// The table runc prints (tabwriter: minimum width 12, padding 3).
 fn table(all: &[Container]) -> String {
-    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
+    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+        .map(String::from)
+        .to_vec()];
     for c in all {
         let st = c.oci_state();
         rows.push(vec![
@@ -62,7 +64,13 @@ fn table(all: &[Container]) -> String {
         ]);
     }
     let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].len() + 3).max().unwrap_or(0).max(12))
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(12)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {

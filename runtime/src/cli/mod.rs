@@ -29,7 +29,11 @@ const VERSION: &str = concat!(
 
 /// corten: a low-level OCI container runtime, compatible with runc.
 #[derive(Debug, Parser)]
-#[command(name = "corten", disable_help_subcommand = true, disable_version_flag = true)]
+#[command(
+    name = "corten",
+    disable_help_subcommand = true,
+    disable_version_flag = true
+)]
 pub struct Cli {
     /// Root directory for container state (tmpfs recommended).
     #[arg(long, global = true, default_value = "/run/corten")]
@@ -100,7 +104,9 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
                 _ => ExitCode::FAILURE,
             };
         }
@@ -125,7 +131,8 @@ pub fn main() -> ExitCode {
     }
     // The commands whose processes enter a container run from a sealed copy
     // of the binary (see `sys::reexec_sealed`).
-    if matches!(command, Command::Create(_) | Command::Run(_)) && !crate::sys::self_exe_is_sealed() {
+    if matches!(command, Command::Create(_) | Command::Run(_)) && !crate::sys::self_exe_is_sealed()
+    {
         let e = crate::sys::reexec_sealed();
         logging::error(&format!("unable to run from a sealed copy of corten: {e}"));
         return ExitCode::FAILURE;

@@ -35,12 +35,19 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
             Ok(())
         }
         "table" => {
-            let args = if a.ps_args.is_empty() { vec!["-ef".to_string()] } else { a.ps_args };
+            let args = if a.ps_args.is_empty() {
+                vec!["-ef".to_string()]
+            } else {
+                a.ps_args
+            };
             let out = Command::new("ps").args(&args).output().context("exec ps")?;
             if !out.status.success() {
                 bail!("ps: {}", String::from_utf8_lossy(&out.stderr).trim());
             }
-            print!("{}", filter_table(&String::from_utf8_lossy(&out.stdout), &pids)?);
+            print!(
+                "{}",
+                filter_table(&String::from_utf8_lossy(&out.stdout), &pids)?
+            );
             Ok(())
         }
         f => bail!("invalid format option: {f}"),
@@ -57,7 +64,10 @@ fn filter_table(table: &str, pids: &[i32]) -> anyhow::Result<String> {
         .context("couldn't find PID field in ps output")?;
     let mut out = format!("{header}\n");
     for l in lines {
-        let pid = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok());
+        let pid = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
             out.push_str(l);
             out.push('\n');
@@ -73,7 +83,10 @@ mod tests {
     #[test]
     fn filters_by_the_pid_column() {
         let t = "UID PID PPID CMD\nroot 1 0 init\nroot 42 1 sleep\nroot 43 1 other\n";
-        assert_eq!(filter_table(t, &[42]).unwrap(), "UID PID PPID CMD\nroot 42 1 sleep\n");
+        assert_eq!(
+            filter_table(t, &[42]).unwrap(),
+            "UID PID PPID CMD\nroot 42 1 sleep\n"
+        );
         assert!(filter_table("UID CMD\n", &[1]).is_err());
     }
 }

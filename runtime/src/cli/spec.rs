@@ -32,6 +32,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .create_new(true)
         .open(&path)
         .with_context(|| format!("create {}", path.display()))?;
-    f.write_all(&out).with_context(|| format!("write {}", path.display()))?;
+    f.write_all(&out)
+        .with_context(|| format!("write {}", path.display()))?;
     Ok(())
 }

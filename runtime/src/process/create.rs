@@ -90,8 +90,16 @@ pub struct Created {
 
 /// Resolves the rootfs of `spec` against `bundle` and checks it is a directory.
 pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, CreateError> {
-    let root = spec.root.as_ref().map(|r| r.path.clone()).unwrap_or_default();
-    let p = if root.is_absolute() { root } else { bundle.join(root) };
+    let root = spec
+        .root
+        .as_ref()
+        .map(|r| r.path.clone())
+        .unwrap_or_default();
+    let p = if root.is_absolute() {
+        root
+    } else {
+        bundle.join(root)
+    };
     let p = fs::canonicalize(&p).map_err(|source| CreateError::Rootfs {
         path: p.clone(),
         source,
@@ -110,7 +118,12 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, CreateError> {
 /// On any failure everything done so far is undone: the init is killed, the
 /// cgroup and the state directory are removed. Mounts live only in the
 /// init's mount namespace and vanish with it.
-pub fn create(root: &Path, id: &str, bundle: &Path, opts: &CreateOpts) -> Result<Created, CreateError> {
+pub fn create(
+    root: &Path,
+    id: &str,
+    bundle: &Path,
+    opts: &CreateOpts,
+) -> Result<Created, CreateError> {
     let dir = StateDir::new(root, id)?;
     let bundle = fs::canonicalize(bundle).map_err(step(format!("bundle {}", bundle.display())))?;
     let spec = Spec::load(&bundle)?;
@@ -127,13 +140,21 @@ pub fn create(root: &Path, id: &str, bundle: &Path, opts: &CreateOpts) -> Result
         ));
     }
     let ns = NsPlan::new(&spec.linux().namespaces)?;
-    let console = opts.console_socket.as_deref().map(crate::console::connect).transpose()?;
+    let console = opts
+        .console_socket
+        .as_deref()
+        .map(crate::console::connect)
+        .transpose()?;
 
     dir.create(root)?;
     let lock = dir.lock()?;
     let mut cg = BTreeMap::new();
     let res = (|| {
-        cg = cgroups::create(spec.linux().cgroups_path.as_deref(), id, opts.systemd_cgroup)?;
+        cg = cgroups::create(
+            spec.linux().cgroups_path.as_deref(),
+            id,
+            opts.systemd_cgroup,
+        )?;
         if let Some(res) = &spec.linux().resources {
             let ignored = cgroups::resources::apply(&cg, res)?;
             if !ignored.is_empty() {
@@ -145,7 +166,17 @@ pub fn create(root: &Path, id: &str, bundle: &Path, opts: &CreateOpts) -> Result
         }
         nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| step("mkfifo exec.fifo")(e.into()))?;
-        spawn(&spec, &bundle, &rootfs, &ns, &cg, &dir, &lock, console.as_ref(), opts)
+        spawn(
+            &spec,
+            &bundle,
+            &rootfs,
+            &ns,
+            &cg,
+            &dir,
+            &lock,
+            console.as_ref(),
+            opts,
+        )
     })();
     match res {
         Ok(c) => Ok(c),
@@ -211,7 +242,9 @@ fn spawn(
         let p = match parent_end.recv() {
             Ok(Some(Msg::Pid(p))) => Ok(p),
             Ok(Some(Msg::Error(e))) => Err(CreateError::Init(e)),
-            _ => Err(CreateError::Init("init process exited during set-up".into())),
+            _ => Err(CreateError::Init(
+                "init process exited during set-up".into(),
+            )),
         };
         let _ = waitpid(Pid::from_raw(first), None);
         p?
@@ -234,7 +267,7 @@ fn intermediate(args: &InitArgs<'_>, chan: &Channel) -> ! {
         if args.ns.creates(NsKind::Time) {
             init::write_time_offsets(args.spec).map_err(|e| e.to_string())?;
         }
-        match sys::clone3(u64::from(libc::CLONE_PARENT.cast_unsigned()), None) {
+        match sys::clone3(sys::flag_bits(libc::CLONE_PARENT), None) {
             Ok(Forked::Child) => init::run(args, chan),
             Ok(Forked::Parent(pid)) => Ok(pid),
             Err(e) => Err(format!("clone init: {e}")),
@@ -318,7 +351,10 @@ fn finish(
 }
 
 fn exit_reason(pid: i32) -> String {
-    match waitpid(Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+    match waitpid(
+        Pid::from_raw(pid),
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    ) {
         Ok(WaitStatus::Exited(_, c)) => format!("init exited with status {c} during set-up"),
         Ok(WaitStatus::Signaled(_, s, _)) => format!("init killed by {s} during set-up"),
         _ => "init process exited during set-up".to_string(),
@@ -334,7 +370,9 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), CreateError> {
     };
     let tmp = abs.with_file_name(format!(
         ".{}.tmp",
-        abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        abs.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     fs::write(&tmp, pid.to_string()).map_err(step(format!("write pid file {}", tmp.display())))?;
     fs::rename(&tmp, &abs).map_err(step(format!("rename pid file {}", abs.display())))

@@ -150,9 +150,11 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     let userns = a.ns.creates(NsKind::User);
     if userns {
         let root = nix::unistd::Uid::from_raw(0);
-        nix::unistd::setresuid(root, root, root).map_err(nstep("become root in the user namespace"))?;
+        nix::unistd::setresuid(root, root, root)
+            .map_err(nstep("become root in the user namespace"))?;
         let g = nix::unistd::Gid::from_raw(0);
-        nix::unistd::setresgid(g, g, g).map_err(nstep("become root group in the user namespace"))?;
+        nix::unistd::setresgid(g, g, g)
+            .map_err(nstep("become root group in the user namespace"))?;
     }
     if a.ns.creates(NsKind::Cgroup) {
         NsPlan::unshare(NsKind::Cgroup.flag())?;
@@ -160,7 +162,13 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     nix::unistd::setsid().map_err(nstep("setsid"))?;
     let process = spec.process();
 
-    let rfs = Rootfs::new(a.rootfs, a.bundle, userns, a.ns.creates(NsKind::Cgroup), a.cgroup_paths)?;
+    let rfs = Rootfs::new(
+        a.rootfs,
+        a.bundle,
+        userns,
+        a.ns.creates(NsKind::Cgroup),
+        a.cgroup_paths,
+    )?;
     rfs.mount_all(spec)?;
     let pty = match (process.terminal, a.console_socket) {
         (true, Some(sock)) => Some(console::setup(&rfs, sock, process.console_size)?),
@@ -172,7 +180,8 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         nix::unistd::sethostname(h).map_err(nstep("sethostname"))?;
     }
     if let Some(d) = spec.domainname.as_deref().filter(|d| !d.is_empty()) {
-        let c = CString::new(d).map_err(|_| step("setdomainname")(io::ErrorKind::InvalidInput.into()))?;
+        let c = CString::new(d)
+            .map_err(|_| step("setdomainname")(io::ErrorKind::InvalidInput.into()))?;
         // SAFETY: c is a NUL-terminated string alive for the call; the kernel copies it.
         if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } != 0 {
             return Err(step("setdomainname")(io::Error::last_os_error()));
@@ -223,7 +232,9 @@ fn set_sysctls(spec: &Spec) -> Result<(), InitError> {
         // The host's procfs is still visible here; its /proc/sys entries act
         // on the namespaces of the writer.
         if !sys::is_fs(&p, 0x9fa0) {
-            return Err(step(format!("sysctl {k}"))(io::Error::from_raw_os_error(libc::EXDEV)));
+            return Err(step(format!("sysctl {k}"))(io::Error::from_raw_os_error(
+                libc::EXDEV,
+            )));
         }
         std::fs::write(&p, v).map_err(step(format!("write sysctl {k}")))?;
     }
@@ -249,7 +260,9 @@ fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
         let p = PathBuf::from(arg0);
         return match std::fs::metadata(&p) {
             Ok(_) if is_exec(&p) => Ok(p),
-            Ok(_) => Err(step(format!("exec: {arg0:?}"))(io::Error::from_raw_os_error(libc::EACCES))),
+            Ok(_) => Err(step(format!("exec: {arg0:?}"))(
+                io::Error::from_raw_os_error(libc::EACCES),
+            )),
             Err(e) => Err(step(format!("exec: {arg0:?}: stat {arg0}"))(e)),
         };
     }
@@ -287,8 +300,14 @@ fn wait_for_start(fifo: std::os::fd::RawFd) {
 fn exec(path: &Path, args: &[String], env: &[String], preserve: u32) -> ! {
     let _ = sys::cloexec_from(3 + preserve);
     let cpath = CString::new(path.as_os_str().as_bytes()).unwrap_or_default();
-    let cargs: Vec<CString> = args.iter().filter_map(|a| CString::new(a.as_bytes()).ok()).collect();
-    let cenv: Vec<CString> = env.iter().filter_map(|e| CString::new(e.as_bytes()).ok()).collect();
+    let cargs: Vec<CString> = args
+        .iter()
+        .filter_map(|a| CString::new(a.as_bytes()).ok())
+        .collect();
+    let cenv: Vec<CString> = env
+        .iter()
+        .filter_map(|e| CString::new(e.as_bytes()).ok())
+        .collect();
     let err = nix::unistd::execve(&cpath, &cargs, &cenv).unwrap_err();
     eprintln!("exec {}: {err}", path.display());
     // SAFETY: see `run`.

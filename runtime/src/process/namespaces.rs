@@ -73,7 +73,7 @@ impl NsKind {
             NsKind::Cgroup => libc::CLONE_NEWCGROUP,
             NsKind::Time => return CLONE_NEWTIME,
         };
-        u64::from(f.cast_unsigned())
+        crate::sys::flag_bits(f)
     }
 
     /// The file name under `/proc/<pid>/ns/`.

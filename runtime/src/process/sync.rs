@@ -43,7 +43,9 @@ impl Msg {
     fn decode(b: &[u8]) -> io::Result<Msg> {
         let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed sync message");
         Ok(match b.first().ok_or_else(bad)? {
-            b'P' => Msg::Pid(i32::from_le_bytes(b.get(1..5).ok_or_else(bad)?.try_into().map_err(|_| bad())?)),
+            b'P' => Msg::Pid(i32::from_le_bytes(
+                b.get(1..5).ok_or_else(bad)?.try_into().map_err(|_| bad())?,
+            )),
             b'G' => Msg::Go,
             b'C' => Msg::Created,
             b'D' => Msg::Detach,
@@ -60,7 +62,12 @@ pub struct Channel(OwnedFd);
 impl Channel {
     /// A connected pair (parent end, child end), close-on-exec.
     pub fn pair() -> io::Result<(Channel, Channel)> {
-        let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
         Ok((Channel(a), Channel(b)))
     }
 
@@ -84,6 +91,12 @@ impl Channel {
     }
 }
 
+impl AsRawFd for Channel {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,17 +104,17 @@ mod tests {
     #[test]
     fn roundtrip() {
         let (a, b) = Channel::pair().unwrap();
-        for m in [Msg::Pid(4242), Msg::Go, Msg::Created, Msg::Detach, Msg::Error("boom".into())] {
+        for m in [
+            Msg::Pid(4242),
+            Msg::Go,
+            Msg::Created,
+            Msg::Detach,
+            Msg::Error("boom".into()),
+        ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
         }
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
-    }
-}
-
-impl AsRawFd for Channel {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.as_raw_fd()
     }
 }

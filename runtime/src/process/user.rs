@@ -43,7 +43,9 @@ pub fn env_with_home(env: &[String], uid: u32) -> Vec<String> {
     let mut env = env.to_vec();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        let home = home(&passwd, uid).filter(|h| !h.is_empty()).unwrap_or_else(|| "/".into());
+        let home = home(&passwd, uid)
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "/".into());
         env.push(format!("HOME={home}"));
     }
     env

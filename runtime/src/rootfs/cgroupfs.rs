@@ -30,8 +30,14 @@ pub fn mount_cgroup(rfs: &Rootfs<'_>, dest: &str, opts: &MountOptions) -> Result
     let flags = opts.flags - (MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC);
     if crate::cgroups::is_v2() {
         if rfs.cgroupns {
-            mount(Some("cgroup2"), fd_path(&target).as_str(), Some("cgroup2"), flags, None::<&str>)
-                .map_err(err(dest, "mount cgroup2"))?;
+            mount(
+                Some("cgroup2"),
+                fd_path(&target).as_str(),
+                Some("cgroup2"),
+                flags,
+                None::<&str>,
+            )
+            .map_err(err(dest, "mount cgroup2"))?;
         } else if let Some(dir) = rfs.cgroup_paths.get("") {
             bind_ro(rfs, dir, &fd_path(&target), dest, flags)?;
         }
@@ -57,11 +63,13 @@ pub fn mount_cgroup(rfs: &Rootfs<'_>, dest: &str, opts: &MountOptions) -> Result
         if name.contains(',') {
             for alias in name.split(',') {
                 let link = format!("{}/{}", dest.trim_end_matches('/'), alias);
-                let parent = ensure(rfs.fd(), Path::new(dest), false).map_err(|e| RootfsError::Dest {
-                    dest: link.clone(),
-                    source: e,
-                })?;
-                let _ = nix::unistd::symlinkat(name.as_str(), Some(parent.as_fd().as_raw_fd()), alias);
+                let parent =
+                    ensure(rfs.fd(), Path::new(dest), false).map_err(|e| RootfsError::Dest {
+                        dest: link.clone(),
+                        source: e,
+                    })?;
+                let _ =
+                    nix::unistd::symlinkat(name.as_str(), Some(parent.as_fd().as_raw_fd()), alias);
             }
         }
     }
@@ -71,9 +79,21 @@ pub fn mount_cgroup(rfs: &Rootfs<'_>, dest: &str, opts: &MountOptions) -> Result
     finish(rfs, dest, opts)
 }
 
-fn bind_ro(rfs: &Rootfs<'_>, src: &Path, target: &str, dest: &str, flags: MsFlags) -> Result<(), RootfsError> {
-    mount(Some(src), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(err(dest, "bind cgroup"))?;
+fn bind_ro(
+    rfs: &Rootfs<'_>,
+    src: &Path,
+    target: &str,
+    dest: &str,
+    flags: MsFlags,
+) -> Result<(), RootfsError> {
+    mount(
+        Some(src),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(err(dest, "bind cgroup"))?;
     let extra = flags - MsFlags::MS_BIND;
     if !extra.is_empty() {
         remount(rfs, dest, extra, src)?;

@@ -74,14 +74,22 @@ fn symlinks(rfs: &Rootfs<'_>) -> Result<(), RootfsError> {
         }
     }
     // /dev/ptmx must be the container's devpts instance.
-    let _ = nix::unistd::unlinkat(Some(dev.as_raw_fd()), "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir);
-    nix::unistd::symlinkat("pts/ptmx", Some(dev.as_raw_fd()), "ptmx").map_err(|e| dev_err("/dev/ptmx")(e.into()))
+    let _ = nix::unistd::unlinkat(
+        Some(dev.as_raw_fd()),
+        "ptmx",
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    nix::unistd::symlinkat("pts/ptmx", Some(dev.as_raw_fd()), "ptmx")
+        .map_err(|e| dev_err("/dev/ptmx")(e.into()))
 }
 
 fn create(rfs: &Rootfs<'_>, d: &Device) -> Result<(), RootfsError> {
     let rel = Path::new(&d.path);
-    let parent = mkdir_all(rfs.fd(), rel.parent().unwrap_or(Path::new("/dev"))).map_err(dev_err(&d.path))?;
-    let name = rel.file_name().ok_or_else(|| dev_err(&d.path)(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
+    let parent =
+        mkdir_all(rfs.fd(), rel.parent().unwrap_or(Path::new("/dev"))).map_err(dev_err(&d.path))?;
+    let name = rel
+        .file_name()
+        .ok_or_else(|| dev_err(&d.path)(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
     let kind = match d.typ.as_str() {
         "b" => SFlag::S_IFBLK,
         "p" => SFlag::S_IFIFO,
@@ -91,16 +99,31 @@ fn create(rfs: &Rootfs<'_>, d: &Device) -> Result<(), RootfsError> {
     let minor = u64::try_from(d.minor).unwrap_or(0);
     let mode = d.file_mode.unwrap_or(0o666) & 0o7777;
     // Replace whatever is there (a file from the image, a stale node).
-    let _ = nix::unistd::unlinkat(Some(parent.as_raw_fd()), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    let _ = nix::unistd::unlinkat(
+        Some(parent.as_raw_fd()),
+        name,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
     if rfs.userns {
         // mknod is not allowed in a user namespace: bind the host's node.
         let target = ensure(rfs.fd(), rel, true).map_err(dev_err(&d.path))?;
-        mount(Some(d.path.as_str()), fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(|e| dev_err(&d.path)(e.into()))?;
+        mount(
+            Some(d.path.as_str()),
+            fd_path(&target).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| dev_err(&d.path)(e.into()))?;
         return Ok(());
     }
-    sys::mknodat(parent.as_fd(), Path::new(name), kind.bits() | mode, makedev(major, minor))
-        .map_err(dev_err(&d.path))?;
+    sys::mknodat(
+        parent.as_fd(),
+        Path::new(name),
+        kind.bits() | mode,
+        makedev(major, minor),
+    )
+    .map_err(dev_err(&d.path))?;
     let fd = nix::fcntl::openat(
         Some(parent.as_raw_fd()),
         name,
@@ -111,8 +134,13 @@ fn create(rfs: &Rootfs<'_>, d: &Device) -> Result<(), RootfsError> {
     // SAFETY: openat returned a fresh descriptor that nothing else owns.
     let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     let p = fd_path(&fd);
-    nix::sys::stat::fchmodat(None, p.as_str(), Mode::from_bits_truncate(mode), nix::sys::stat::FchmodatFlags::FollowSymlink)
-        .map_err(|e| dev_err(&d.path)(e.into()))?;
+    nix::sys::stat::fchmodat(
+        None,
+        p.as_str(),
+        Mode::from_bits_truncate(mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(|e| dev_err(&d.path)(e.into()))?;
     nix::unistd::chown(
         p.as_str(),
         Some(nix::unistd::Uid::from_raw(d.uid.unwrap_or(0))),

@@ -60,7 +60,9 @@ pub enum RootfsError {
         source: options::UnsupportedOption,
     },
     /// `/proc` or `/sys` reached through a symlink.
-    #[error("mount destination {0} is a symlink: proc and sysfs must be mounted on a real directory")]
+    #[error(
+        "mount destination {0} is a symlink: proc and sysfs must be mounted on a real directory"
+    )]
     Symlink(String),
     /// `/proc` or `/sys` on something not a directory.
     #[error("mount destination {0} is not a directory")]
@@ -142,10 +144,22 @@ impl<'a> Rootfs<'a> {
         cgroupns: bool,
         cgroup_paths: &'a BTreeMap<String, PathBuf>,
     ) -> Result<Rootfs<'a>, RootfsError> {
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-            .map_err(pivot_err("make / rslave"))?;
-        mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(pivot_err("bind rootfs"))?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(pivot_err("make / rslave"))?;
+        mount(
+            Some(path),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(pivot_err("bind rootfs"))?;
         let root = File::open(path)
             .map(OwnedFd::from)
             .map_err(|source| RootfsError::Open {
@@ -169,7 +183,8 @@ impl<'a> Rootfs<'a> {
         }
         let dev_bound = spec.mounts.iter().any(|m| {
             m.destination.trim_end_matches('/') == "/dev"
-                && (m.typ.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind"))
+                && (m.typ.as_deref() == Some("bind")
+                    || m.options.iter().any(|o| o == "bind" || o == "rbind"))
         });
         devices::create_all(self, &spec.linux().devices, !dev_bound)
     }
@@ -194,8 +209,14 @@ impl<'a> Rootfs<'a> {
             nix::unistd::pivot_root(".", ".").map_err(pivot_err("pivot_root"))?;
             // The old root is stacked under the new one: detach it without
             // propagating the unmount anywhere.
-            mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-                .map_err(pivot_err("make old root rslave"))?;
+            mount(
+                None::<&str>,
+                ".",
+                None::<&str>,
+                MsFlags::MS_SLAVE | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(pivot_err("make old root rslave"))?;
             umount2(".", MntFlags::MNT_DETACH).map_err(pivot_err("unmount old root"))?;
         }
         nix::unistd::chdir("/").map_err(pivot_err("chdir /"))?;
@@ -211,8 +232,14 @@ impl<'a> Rootfs<'a> {
             .map_err(pivot_err("remount root read-only"))?;
         }
         if let Some(p) = &spec.linux().rootfs_propagation {
-            mount(None::<&str>, "/", None::<&str>, propagation_flag(p)?, None::<&str>)
-                .map_err(pivot_err("set rootfs propagation"))?;
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                propagation_flag(p)?,
+                None::<&str>,
+            )
+            .map_err(pivot_err("set rootfs propagation"))?;
         }
         Ok(())
     }

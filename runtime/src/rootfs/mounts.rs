@@ -62,7 +62,12 @@ pub fn mount_one(rfs: &Rootfs<'_>, m: &Mount) -> Result<(), RootfsError> {
                 destination: dest.clone(),
                 typ: Some("bind".into()),
                 source: Some("/sys".into()),
-                options: m.options.iter().cloned().chain(["rbind".to_string()]).collect(),
+                options: m
+                    .options
+                    .iter()
+                    .cloned()
+                    .chain(["rbind".to_string()])
+                    .collect(),
             };
             let o = options::parse(&fake.options).map_err(|e| RootfsError::Option {
                 dest: dest.clone(),
@@ -90,7 +95,9 @@ fn check_real_dir(rfs: &Rootfs<'_>, dest: &str) -> Result<(), RootfsError> {
             Ok(())
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(RootfsError::Symlink(dest.to_string())),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            Err(RootfsError::Symlink(dest.to_string()))
+        }
         Err(e) => Err(RootfsError::Dest {
             dest: dest.to_string(),
             source: e,
@@ -117,7 +124,8 @@ fn bind(rfs: &Rootfs<'_>, m: &Mount, dest: &str, opts: &MountOptions) -> Result<
             source_path: src_path.clone(),
             source: e,
         })?;
-    let is_dir = sys::fstat(src_fd.as_fd()).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR);
+    let is_dir =
+        sys::fstat(src_fd.as_fd()).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR);
     let target = ensure(rfs.fd(), Path::new(dest), !is_dir).map_err(|e| RootfsError::Dest {
         dest: dest.to_string(),
         source: e,
@@ -140,14 +148,31 @@ fn bind(rfs: &Rootfs<'_>, m: &Mount, dest: &str, opts: &MountOptions) -> Result<
 
 /// Remounts a bind mount with `flags`; when the kernel refuses to clear a
 /// flag the source mount has locked (user namespaces), keeps those flags.
-pub(super) fn remount(rfs: &Rootfs<'_>, dest: &str, flags: MsFlags, src: &Path) -> Result<(), RootfsError> {
+pub(super) fn remount(
+    rfs: &Rootfs<'_>,
+    dest: &str,
+    flags: MsFlags,
+    src: &Path,
+) -> Result<(), RootfsError> {
     let fd = reopen(rfs, dest)?;
     let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
-    match mount(None::<&str>, fd_path(&fd).as_str(), None::<&str>, base | flags, None::<&str>) {
+    match mount(
+        None::<&str>,
+        fd_path(&fd).as_str(),
+        None::<&str>,
+        base | flags,
+        None::<&str>,
+    ) {
         Err(nix::Error::EPERM) => {
             let locked = locked_flags(src);
-            mount(None::<&str>, fd_path(&fd).as_str(), None::<&str>, base | flags | locked, None::<&str>)
-                .map_err(mount_err(dest, "remount"))
+            mount(
+                None::<&str>,
+                fd_path(&fd).as_str(),
+                None::<&str>,
+                base | flags | locked,
+                None::<&str>,
+            )
+            .map_err(mount_err(dest, "remount"))
         }
         r => r.map_err(mount_err(dest, "remount")),
     }
@@ -191,8 +216,14 @@ pub(super) fn finish(rfs: &Rootfs<'_>, dest: &str, opts: &MountOptions) -> Resul
     }
     let fd = reopen(rfs, dest)?;
     for p in &opts.propagation {
-        mount(None::<&str>, fd_path(&fd).as_str(), None::<&str>, *p, None::<&str>)
-            .map_err(mount_err(dest, "set propagation"))?;
+        mount(
+            None::<&str>,
+            fd_path(&fd).as_str(),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .map_err(mount_err(dest, "set propagation"))?;
     }
     if opts.rec_set != 0 || opts.rec_clear != 0 {
         sys::mount_setattr(fd.as_fd(), opts.rec_set, opts.rec_clear, true).map_err(|e| {

@@ -26,7 +26,8 @@ fn open_opt(rfs: &Rootfs<'_>, path: &str) -> Result<Option<OwnedFd>, RootfsError
 /// path (CVE-2025-31133).
 fn verified_null(rfs: &Rootfs<'_>) -> Result<OwnedFd, RootfsError> {
     let bad = || RootfsError::FakeNull;
-    let fd = open_in_root(rfs.fd(), Path::new("/dev/null"), RESOLVE_NO_SYMLINKS).map_err(|_| bad())?;
+    let fd =
+        open_in_root(rfs.fd(), Path::new("/dev/null"), RESOLVE_NO_SYMLINKS).map_err(|_| bad())?;
     let st = sys::fstat(fd.as_fd()).map_err(|_| bad())?;
     let is_chr = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
     if !is_chr || libc::major(st.st_rdev) != 1 || libc::minor(st.st_rdev) != 3 {
@@ -48,13 +49,25 @@ pub fn mask(rfs: &Rootfs<'_>, paths: &[String]) -> Result<(), RootfsError> {
             source,
         })?;
         let res = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            mount(Some("tmpfs"), fd_path(&fd).as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0k"))
+            mount(
+                Some("tmpfs"),
+                fd_path(&fd).as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some("size=0k"),
+            )
         } else {
             if null.is_none() {
                 null = Some(verified_null(rfs)?);
             }
             let n = null.as_ref().map(fd_path).unwrap_or_default();
-            mount(Some(n.as_str()), fd_path(&fd).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            mount(
+                Some(n.as_str()),
+                fd_path(&fd).as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
         };
         res.map_err(|e| RootfsError::Mount {
             op: "mask",
@@ -80,8 +93,14 @@ pub fn readonly(rfs: &Rootfs<'_>, paths: &[String]) -> Result<(), RootfsError> {
                 source: e.into(),
             }
         };
-        mount(Some(fdp.as_str()), fdp.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(err("bind read-only path"))?;
+        mount(
+            Some(fdp.as_str()),
+            fdp.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(err("bind read-only path"))?;
         let top = open_opt(rfs, p)?.ok_or(RootfsError::Vanished(p.clone()))?;
         let tp = fd_path(&top);
         let locked = locked_flags(Path::new(&tp)) - MsFlags::MS_RDONLY;

@@ -88,7 +88,9 @@ pub fn ensure(root: BorrowedFd<'_>, path: &Path, file: bool) -> io::Result<Owned
     }
     let rel = relative(path);
     let parent = mkdir_all(root, rel.parent().unwrap_or(Path::new("")))?;
-    let name = rel.file_name().ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let name = rel
+        .file_name()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
     match nix::fcntl::openat(
         Some(parent.as_raw_fd()),
         name,
@@ -125,7 +127,7 @@ mod tests {
         std::fs::create_dir_all(&root).unwrap();
         std::os::unix::fs::symlink("../../../../", root.join("evil")).unwrap();
         let rootfd = std::fs::File::open(&root).unwrap();
-        let fd = mkdir_all(rootfd.as_fd(), Path::new("/evil/inside")).unwrap();
+        let fd = mkdir_all(std::os::fd::AsFd::as_fd(&rootfd), Path::new("/evil/inside")).unwrap();
         drop(fd);
         assert!(root.join("inside").is_dir(), "created inside the root");
         std::fs::remove_dir_all(&base).unwrap();

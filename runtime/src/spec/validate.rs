@@ -13,7 +13,10 @@ fn invalid(msg: impl Into<String>) -> SpecError {
 
 /// Validates everything that can be checked without touching the system.
 pub fn validate(spec: &Spec) -> Result<(), SpecError> {
-    let root = spec.root.as_ref().ok_or_else(|| invalid("root must be specified"))?;
+    let root = spec
+        .root
+        .as_ref()
+        .ok_or_else(|| invalid("root must be specified"))?;
     if root.path.as_os_str().is_empty() {
         return Err(invalid("root.path is empty"));
     }
@@ -36,9 +39,15 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     if let Some(c) = &process.capabilities {
-        for set in [&c.bounding, &c.effective, &c.inheritable, &c.permitted, &c.ambient]
-            .into_iter()
-            .flatten()
+        for set in [
+            &c.bounding,
+            &c.effective,
+            &c.inheritable,
+            &c.permitted,
+            &c.ambient,
+        ]
+        .into_iter()
+        .flatten()
         {
             for name in set {
                 capabilities::parse(name).map_err(|e| invalid(e.to_string()))?;
@@ -54,12 +63,20 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             )));
         }
     }
-    if process.selinux_label.as_deref().is_some_and(|l| !l.is_empty()) {
+    if process
+        .selinux_label
+        .as_deref()
+        .is_some_and(|l| !l.is_empty())
+    {
         return Err(invalid(
             "selinux label is set but SELinux is not supported by corten on this host",
         ));
     }
-    if process.apparmor_profile.as_deref().is_some_and(|p| !p.is_empty()) {
+    if process
+        .apparmor_profile
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
         return Err(invalid(
             "apparmor profile is set but AppArmor is not supported by corten on this host",
         ));
@@ -118,8 +135,7 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
             "user namespaces enabled, but no uid or gid mappings found",
         ));
     }
-    if !new_ns(NsKind::User) && (!linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty())
-    {
+    if !new_ns(NsKind::User) && (!linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty()) {
         return Err(invalid(
             "uid/gid mappings are set but no user namespace is requested",
         ));
@@ -138,11 +154,15 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
         ));
     }
     if !linux.time_offsets.is_empty() && !new_ns(NsKind::Time) {
-        return Err(invalid("time offsets are set but no time namespace is requested"));
+        return Err(invalid(
+            "time offsets are set but no time namespace is requested",
+        ));
     }
     for key in linux.time_offsets.keys() {
         if key != "monotonic" && key != "boottime" {
-            return Err(invalid(format!("time offset clock {key:?} is not supported")));
+            return Err(invalid(format!(
+                "time offset clock {key:?} is not supported"
+            )));
         }
     }
     for key in linux.sysctl.keys() {
@@ -153,10 +173,16 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
     }
     for d in &linux.devices {
         if !matches!(d.typ.as_str(), "c" | "b" | "u" | "p") {
-            return Err(invalid(format!("device {}: invalid type {:?}", d.path, d.typ)));
+            return Err(invalid(format!(
+                "device {}: invalid type {:?}",
+                d.path, d.typ
+            )));
         }
         if !d.path.starts_with("/dev/") {
-            return Err(invalid(format!("device path {:?} is not under /dev", d.path)));
+            return Err(invalid(format!(
+                "device path {:?} is not under /dev",
+                d.path
+            )));
         }
     }
     if linux.seccomp.is_some() {
@@ -174,9 +200,11 @@ fn validate_sysctl(key: &str, new_ns: &dyn Fn(NsKind) -> bool) -> Result<(), Spe
         "kernel.shmall",
         "kernel.shmmax",
     ];
-    let ok = if IPC.contains(&key) || key == "kernel.shmmni" || key == "kernel.shm_rmid_forced" {
-        new_ns(NsKind::Ipc)
-    } else if key.starts_with("fs.mqueue.") {
+    let ipc = IPC.contains(&key)
+        || key == "kernel.shmmni"
+        || key == "kernel.shm_rmid_forced"
+        || key.starts_with("fs.mqueue.");
+    let ok = if ipc {
         new_ns(NsKind::Ipc)
     } else if key.starts_with("net.") {
         new_ns(NsKind::Net)
