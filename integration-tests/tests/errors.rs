@@ -223,6 +223,34 @@ fn nonexistent_binary() {
 }
 
 #[test]
+fn nonexistent_user_name() {
+    require_root!();
+    let mut b = Bundle::new("err-no-user");
+    b.set("/process/user/username", json!("nosuchuser"));
+    let msg = assert_create_refused("err-no-user", &b);
+    assert!(msg.contains("nosuchuser"), "{msg}");
+}
+
+#[test]
+fn unsupported_options() {
+    require_root!();
+    let mut b = Bundle::new("err-mount-opt");
+    b.mount("/mnt", "tmpfs", "tmpfs", &["frobnicate"]);
+    let msg = assert_create_refused("err-mount-opt", &b);
+    assert!(msg.contains("frobnicate"), "{msg}");
+
+    // The systemd cgroup driver is not built yet: refused, not ignored.
+    let b = Bundle::new("err-systemd");
+    let rt = logging_runtime("err-systemd").with_global_args(&["--systemd-cgroup"]);
+    let out = rt
+        .create(b.name(), &b)
+        .assert_failure("create --systemd-cgroup");
+    assert_one_line_error(&out);
+    assert!(last_log_error(&rt).contains("systemd"));
+    assert_nothing_left(&rt, &b, b.name());
+}
+
+#[test]
 fn relative_cwd() {
     require_root!();
     let mut b = Bundle::new("err-relative-cwd");

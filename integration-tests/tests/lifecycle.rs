@@ -132,6 +132,37 @@ fn created_container_waits_for_start() {
 }
 
 #[test]
+fn state_is_stopped_when_the_pid_is_reused() {
+    require_root!();
+    let mut b = Bundle::new("pid-reuse");
+    b.args(&["true"]);
+    let rt = Runtime::new("pid-reuse");
+    let id = b.name();
+    rt.create(id, &b).assert_success("create");
+    rt.start(id).assert_success("start");
+    rt.wait_status(id, "stopped");
+    // Simulate the kernel handing the init's pid to an unrelated process:
+    // point the record at a live process (this test's own pid).
+    let path = rt.root().join(id).join("state.json");
+    let text = std::fs::read_to_string(&path).expect("state.json");
+    let mut record: serde_json::Value = serde_json::from_str(&text).expect("state.json is JSON");
+    let key = ["pid", "init_process_pid"]
+        .into_iter()
+        .find(|k| record.get(*k).is_some())
+        .expect("state.json records the init pid");
+    record[key] = serde_json::json!(std::process::id());
+    std::fs::write(&path, record.to_string()).expect("rewrite state.json");
+    let state = rt.state(id);
+    assert_eq!(
+        state["status"], "stopped",
+        "a reused pid was taken for the init: {state}"
+    );
+    assert_eq!(state["pid"], 0, "{state}");
+    rt.delete(id).assert_success("delete");
+    assert!(rt.root_entries().is_empty());
+}
+
+#[test]
 fn state_is_stopped_with_pid_zero_after_exit() {
     require_root!();
     let mut b = Bundle::new("stopped");

@@ -75,7 +75,11 @@ pub fn mount_one(rfs: &Rootfs<'_>, m: &Mount) -> Result<(), RootfsError> {
             })?;
             return bind(rfs, &fake, &dest, &o);
         }
-        r => r.map_err(mount_err(&dest, "mount"))?,
+        r => r.map_err(|e| RootfsError::Mount {
+            op: "mount",
+            dest: format!("{typ} on {dest} (data {:?})", opts.data),
+            source: e.into(),
+        })?,
     }
     finish(rfs, &dest, &opts)
 }
