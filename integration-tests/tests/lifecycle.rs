@@ -131,6 +131,42 @@ fn created_container_waits_for_start() {
     rt.wait_output(id, "started");
 }
 
+/// Session keyrings on the host named `_ses.<id>` (as runc names them).
+fn session_keyrings(id: &str) -> usize {
+    let keys = std::fs::read_to_string("/proc/keys").unwrap_or_default();
+    keys.lines()
+        .filter(|l| l.trim_end().ends_with(&format!(" _ses.{id}: empty")))
+        .count()
+}
+
+#[test]
+fn init_joins_a_new_session_keyring_unless_told_not_to() {
+    require_root!();
+    let mut b = Bundle::new("keyring");
+    b.args(&["sleep", "1000"]);
+    let rt = Runtime::new("keyring");
+    let id = b.name();
+    rt.create(id, &b).assert_success("create");
+    assert_eq!(
+        session_keyrings(id),
+        1,
+        "no keyring _ses.{id} in /proc/keys"
+    );
+    rt.cmd(&["delete", "--force", id])
+        .assert_success("delete --force");
+
+    let mut b = Bundle::new("no-keyring");
+    b.args(&["sleep", "1000"]);
+    let id = b.name();
+    rt.create_with(id, &b, &["--no-new-keyring"])
+        .assert_success("create --no-new-keyring");
+    assert_eq!(
+        session_keyrings(id),
+        0,
+        "--no-new-keyring still made a keyring"
+    );
+}
+
 #[test]
 fn state_is_stopped_when_the_pid_is_reused() {
     require_root!();

@@ -393,3 +393,21 @@ pub fn reexec_sealed() -> io::Error {
         Err(e) => e,
     }
 }
+
+/// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, name)`: a new session keyring for
+/// this process, so it does not share the caller's; then, as runc does, the
+/// kernel's default permissions plus search for the owning user
+/// (possessor: all; user: view, read, search, link).
+pub fn join_session_keyring(name: &str) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    const KEYCTL_SETPERM: libc::c_long = 5;
+    const PERM: libc::c_ulong = 0x3f1b_0000;
+    let name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: name is a NUL-terminated string alive for the call; the kernel
+    // only reads it.
+    let id = check(unsafe {
+        libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr())
+    })?;
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, id, PERM) }).map(drop)
+}

@@ -43,6 +43,7 @@ impl CreateFlags {
             console_socket: self.console_socket.clone(),
             pid_file: self.pid_file.clone(),
             no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
             systemd_cgroup: g.systemd_cgroup,
         })

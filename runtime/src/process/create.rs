@@ -28,6 +28,8 @@ pub struct CreateOpts {
     pub pid_file: Option<PathBuf>,
     /// `--no-pivot`.
     pub no_pivot: bool,
+    /// `--no-new-keyring`: keep the caller's session keyring.
+    pub no_new_keyring: bool,
     /// `--preserve-fds`.
     pub preserve_fds: u32,
     /// `--systemd-cgroup`.
@@ -215,6 +217,7 @@ fn spawn(
         fifo: std::os::fd::AsRawFd::as_raw_fd(&fifo),
         console_socket: console,
         no_pivot: opts.no_pivot,
+        session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{}", dir.id)),
         preserve_fds: opts.preserve_fds,
         parent_pid: nix::unistd::getpid().as_raw(),
         state_lock: std::os::fd::AsRawFd::as_raw_fd(lock),

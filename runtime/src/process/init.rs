@@ -97,6 +97,10 @@ pub struct InitArgs<'a> {
     pub console_socket: Option<&'a UnixStream>,
     /// Use `MS_MOVE` + `chroot` instead of `pivot_root`.
     pub no_pivot: bool,
+    /// Join a new session keyring with this name (the container id), so
+    /// the container does not share the caller's keys; `None` with
+    /// `--no-new-keyring`.
+    pub session_keyring: Option<String>,
     /// Extra descriptors passed through (3 .. 3+n).
     pub preserve_fds: u32,
     /// Pid of `corten create`.
@@ -160,6 +164,13 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         NsPlan::unshare(NsKind::Cgroup.flag())?;
     }
     nix::unistd::setsid().map_err(nstep("setsid"))?;
+    if let Some(name) = &a.session_keyring {
+        match sys::join_session_keyring(name) {
+            // Kernels without keys support: nothing to isolate.
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
+            r => r.map_err(step("join session keyring"))?,
+        }
+    }
     let process = spec.process();
 
     let rfs = Rootfs::new(
