@@ -113,6 +113,23 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
     Ok(())
 }
 
+/// Freezes every process of a running container (`pause`), or thaws a
+/// paused one (`resume`).
+pub fn set_paused(root: &Path, id: &str, pause: bool) -> Result<(), ContainerError> {
+    let c = Container::load(root, id)?;
+    let _lock = c.dir.lock()?;
+    match (pause, c.status) {
+        (true, Status::Running | Status::Created) | (false, Status::Paused) => {}
+        (true, Status::Paused) => return Err(ContainerError::Status("container already paused".into())),
+        (false, Status::Running | Status::Created) => {
+            return Err(ContainerError::Status("container not paused".into()))
+        }
+        _ => return Err(ContainerError::Status("container not running".into())),
+    }
+    cgroups::set_frozen(&c.record.cgroup_paths, pause)?;
+    Ok(())
+}
+
 /// Sends `sig` to the init, or with `all` to every process of the cgroup.
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerError> {
     let c = Container::load(root, id)?;
@@ -134,16 +151,7 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerE
         r.map_err(|source| ContainerError::Kill { sig, pid, source })
     };
     if all {
-        for pid in cgroups::pids(&c.record.cgroup_paths) {
-            match send(pid) {
-                Err(ContainerError::Kill {
-                    source: nix::Error::ESRCH,
-                    ..
-                }) => {}
-                r => r?,
-            }
-        }
-        return Ok(());
+        return Ok(cgroups::signal_all(&c.record.cgroup_paths, sig)?);
     }
     send(c.record.pid)
 }
@@ -162,9 +170,13 @@ fn wait_gone(rec: &Record, timeout: Duration) -> bool {
 
 /// Kills every process of the container and waits for the init.
 fn kill_all(c: &Container) {
-    let _ = send_signal(Pid::from_raw(c.record.pid), Signal::SIGKILL);
-    for pid in cgroups::pids(&c.record.cgroup_paths) {
-        let _ = send_signal(Pid::from_raw(pid), Signal::SIGKILL);
+    if c.record.init_alive() {
+        let _ = send_signal(Pid::from_raw(c.record.pid), Signal::SIGKILL);
+    }
+    let _ = cgroups::signal_all(&c.record.cgroup_paths, libc::SIGKILL);
+    // A frozen (paused) process only dies once thawed.
+    if cgroups::is_frozen(&c.record.cgroup_paths) {
+        let _ = cgroups::set_frozen(&c.record.cgroup_paths, false);
     }
     wait_gone(&c.record, Duration::from_secs(10));
 }

@@ -6,6 +6,7 @@
 //! statistics come with the cgroups issue; this module is their home.
 
 pub mod resources;
+pub mod stats;
 pub mod v1;
 pub mod v2;
 
@@ -54,6 +55,9 @@ pub enum CgroupError {
     /// `--systemd-cgroup` is not implemented yet.
     #[error("the systemd cgroup driver is not supported yet (cgroupsPath {0:?}); use the cgroupfs driver")]
     Systemd(String),
+    /// A resource this host's cgroup setup cannot express.
+    #[error("{0}")]
+    Unsupported(String),
     /// A path that escapes the hierarchy.
     #[error("invalid cgroupsPath {0:?}")]
     InvalidPath(String),
@@ -145,6 +149,56 @@ pub fn is_frozen(paths: &BTreeMap<String, PathBuf>) -> bool {
         return fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
     }
     false
+}
+
+/// Freezes (`true`) or thaws the container's cgroup and waits until the
+/// kernel reports the new state (v1 `freezer.state`, v2 `cgroup.events`).
+pub fn set_frozen(paths: &BTreeMap<String, PathBuf>, frozen: bool) -> Result<(), CgroupError> {
+    let (file, value, state_file, want): (&str, &str, &str, &str) = if paths.contains_key("") {
+        ("cgroup.freeze", if frozen { "1" } else { "0" }, "cgroup.events", if frozen { "frozen 1" } else { "frozen 0" })
+    } else if frozen {
+        ("freezer.state", "FROZEN", "freezer.state", "FROZEN")
+    } else {
+        ("freezer.state", "THAWED", "freezer.state", "THAWED")
+    };
+    let dir = resources::dir_for(paths, "freezer")
+        .ok_or_else(|| CgroupError::Unsupported("the freezer cgroup is not available".into()))?;
+    for _ in 0..2000 {
+        write(&dir.join(file), value)?;
+        let state = fs::read_to_string(dir.join(state_file)).unwrap_or_default();
+        if state.lines().any(|l| l.trim() == want) {
+            return Ok(());
+        }
+        // v1 passes through FREEZING; writing again nudges the kernel on.
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Err(CgroupError::Unsupported(format!(
+        "the cgroup did not reach {want:?} in {}",
+        dir.display()
+    )))
+}
+
+/// Sends `sig` to every process of the cgroup. On v2 with `cgroup.kill`
+/// and SIGKILL, the kernel does it atomically; otherwise the cgroup is
+/// frozen first so no process can fork away, signalled, and thawed (as
+/// runc does).
+pub fn signal_all(paths: &BTreeMap<String, PathBuf>, sig: i32) -> Result<(), CgroupError> {
+    if let Some(dir) = paths.get("") {
+        if sig == libc::SIGKILL && dir.join("cgroup.kill").exists() {
+            return write(&dir.join("cgroup.kill"), "1");
+        }
+    }
+    let was_frozen = is_frozen(paths);
+    let froze = !was_frozen && set_frozen(paths, true).is_ok();
+    for pid in pids(paths) {
+        // SAFETY: kill takes two integers and touches no memory; a pid that
+        // is already gone just yields ESRCH.
+        unsafe { libc::kill(pid, sig) };
+    }
+    if froze {
+        set_frozen(paths, false)?;
+    }
+    Ok(())
 }
 
 /// Removes every directory (they must be empty of processes), retrying

@@ -1,11 +1,12 @@
-//! `linux.resources`: the limits applied when the cgroup is created.
+//! `linux.resources`: every field, on cgroup v1 and v2.
 //!
-//! This covers the limits every container manager sets (pids, memory limit
-//! and reservation, cpu shares/weight, quota, period, cpuset) and, on cgroup
-//! v1, the device allow-list. The rest of `linux.resources` (swap, blkio,
-//! hugetlb, network, rdma, unified, the v2 device program) belongs to the
-//! cgroups issue; a config that sets them gets a warning naming them, never
-//! silence.
+//! [`plan`] turns the resources into an ordered list of file writes for the
+//! host's cgroup version (converting values as runc does where the versions
+//! differ: shares → weight, blkio weight → io weight, swap → `memory.swap.max`);
+//! [`apply`] performs them. A field the host's cgroup version cannot express
+//! is an error, never silently dropped; zero values mean "not set", as in
+//! runc. Device rules are separate ([`device_rules`]): v1 writes them to
+//! `devices.allow`/`devices.deny`, v2 compiles them into an eBPF program.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,20 +15,351 @@ use serde_json::Value;
 
 use super::{write, CgroupError};
 
-/// A device rule as the kernel's v1 `devices.allow`/`devices.deny` take it.
-fn device_rule(d: &Value) -> String {
-    let num = |k: &str| {
-        d.get(k)
-            .and_then(Value::as_i64)
-            .map_or("*".to_string(), |n| n.to_string())
+/// One write: `value` into `file` of the hierarchy carrying `controller`
+/// (v1) or of the single directory (v2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// v1 controller (`memory`, `cpu`, …); informational on v2.
+    pub controller: &'static str,
+    /// File name.
+    pub file: String,
+    /// Content.
+    pub value: String,
+}
+
+fn w(controller: &'static str, file: impl Into<String>, value: impl ToString) -> Write {
+    Write {
+        controller,
+        file: file.into(),
+        value: value.to_string(),
+    }
+}
+
+fn unsupported(what: &str, v2: bool) -> CgroupError {
+    CgroupError::Unsupported(format!(
+        "{what} is not supported on cgroup {}",
+        if v2 { "v2" } else { "v1" }
+    ))
+}
+
+fn int(v: &Value, k: &str) -> Option<i64> {
+    v.get(k).and_then(Value::as_i64)
+}
+fn uint(v: &Value, k: &str) -> Option<u64> {
+    v.get(k).and_then(Value::as_u64)
+}
+fn nonzero_i(v: &Value, k: &str) -> Option<i64> {
+    int(v, k).filter(|n| *n != 0)
+}
+fn nonzero_u(v: &Value, k: &str) -> Option<u64> {
+    uint(v, k).filter(|n| *n != 0)
+}
+fn string<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
+    v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// Converts cpu shares (v1, 2..262144) to a v2 `cpu.weight` (1..10000), as
+/// runc does.
+pub fn shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 0;
+    }
+    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
+}
+
+/// Converts a blkio weight (10..1000) to a v2 `io.weight` (1..10000), as
+/// runc does.
+pub fn blkio_weight_to_io(weight: u64) -> u64 {
+    if weight == 0 {
+        return 0;
+    }
+    1 + (weight.clamp(10, 1000) - 10) * 9999 / 990
+}
+
+/// The v2 `memory.swap.max` for OCI's `swap` (memory+swap) and `limit`.
+fn swap_v2(swap: i64, limit: Option<i64>) -> Result<Option<String>, CgroupError> {
+    match (swap, limit) {
+        (0, _) => Ok(None),
+        (-1, _) => Ok(Some("max".into())),
+        (_, None | Some(0)) => Err(CgroupError::Unsupported(
+            "memory.swap without memory.limit cannot be expressed on cgroup v2".into(),
+        )),
+        (_, Some(-1)) => Err(CgroupError::Unsupported(
+            "memory.swap with an unlimited memory.limit cannot be expressed on cgroup v2".into(),
+        )),
+        (s, Some(l)) if s < l => Err(CgroupError::Unsupported(format!(
+            "memory.swap ({s}) must be at least memory.limit ({l})"
+        ))),
+        (s, Some(l)) => Ok(Some((s - l).to_string())),
+    }
+}
+
+fn limit_str(n: i64) -> String {
+    if n < 0 {
+        "max".into()
+    } else {
+        n.to_string()
+    }
+}
+
+fn memory(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
+    let limit = nonzero_i(v, "limit");
+    let swap = nonzero_i(v, "swap");
+    if v2 {
+        if let Some(l) = limit {
+            out.push(w("memory", "memory.max", limit_str(l)));
+        }
+        if let Some(s) = swap.map(|s| swap_v2(s, limit)).transpose()?.flatten() {
+            out.push(w("memory", "memory.swap.max", s));
+        }
+        if let Some(r) = nonzero_i(v, "reservation") {
+            out.push(w("memory", "memory.low", limit_str(r)));
+        }
+        if uint(v, "swappiness").is_some() {
+            return Err(unsupported("memory.swappiness", true));
+        }
+        if v.get("disableOOMKiller").and_then(Value::as_bool) == Some(true) {
+            return Err(unsupported("memory.disableOOMKiller", true));
+        }
+    } else {
+        // memory+swap must never be below memory: raising both goes
+        // memsw-first, lowering goes limit-first; `apply` retries the other
+        // order when the kernel refuses (EINVAL).
+        if let Some(l) = limit {
+            out.push(w("memory", "memory.limit_in_bytes", l));
+        }
+        if let Some(s) = swap {
+            out.push(w("memory", "memory.memsw.limit_in_bytes", s));
+        }
+        if let Some(r) = nonzero_i(v, "reservation") {
+            out.push(w("memory", "memory.soft_limit_in_bytes", r));
+        }
+        if let Some(s) = uint(v, "swappiness") {
+            if s > 100 {
+                return Err(CgroupError::Unsupported(format!(
+                    "invalid memory.swappiness {s}: must be 0..100"
+                )));
+            }
+            out.push(w("memory", "memory.swappiness", s));
+        }
+        if v.get("disableOOMKiller").and_then(Value::as_bool) == Some(true) {
+            out.push(w("memory", "memory.oom_control", 1));
+        }
+        if let Some(h) = v.get("useHierarchy").and_then(Value::as_bool) {
+            out.push(w("memory", "memory.use_hierarchy", u8::from(h)));
+        }
+    }
+    // `kernel` and `kernelTCP` are deprecated by the runtime spec and the
+    // kernel (kmem limits are gone since 5.x on v1 and never existed on v2);
+    // runc ignores them too. `checkBeforeUpdate` is handled by `update`.
+    Ok(())
+}
+
+fn cpu(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
+    let shares = nonzero_u(v, "shares");
+    let quota = nonzero_i(v, "quota");
+    let period = nonzero_u(v, "period");
+    if v2 {
+        if let Some(s) = shares {
+            out.push(w("cpu", "cpu.weight", shares_to_weight(s)));
+        }
+        if quota.is_some() || period.is_some() {
+            let q = quota.filter(|q| *q > 0).map_or("max".to_string(), |q| q.to_string());
+            out.push(w("cpu", "cpu.max", format!("{q} {}", period.unwrap_or(100_000))));
+        }
+        if let Some(b) = uint(v, "burst") {
+            out.push(w("cpu", "cpu.max.burst", b));
+        }
+        if nonzero_i(v, "realtimeRuntime").is_some() || nonzero_u(v, "realtimePeriod").is_some() {
+            return Err(unsupported("cpu.realtimeRuntime/realtimePeriod", true));
+        }
+    } else {
+        if let Some(s) = shares {
+            out.push(w("cpu", "cpu.shares", s));
+        }
+        if let Some(p) = period {
+            out.push(w("cpu", "cpu.cfs_period_us", p));
+        }
+        if let Some(q) = quota {
+            out.push(w("cpu", "cpu.cfs_quota_us", q));
+        }
+        if let Some(b) = uint(v, "burst") {
+            out.push(w("cpu", "cpu.cfs_burst_us", b));
+        }
+        // The period before the runtime: a runtime larger than the current
+        // period is refused.
+        if let Some(p) = nonzero_u(v, "realtimePeriod") {
+            out.push(w("cpu", "cpu.rt_period_us", p));
+        }
+        if let Some(r) = nonzero_i(v, "realtimeRuntime") {
+            out.push(w("cpu", "cpu.rt_runtime_us", r));
+        }
+    }
+    if let Some(i) = int(v, "idle") {
+        out.push(w("cpu", "cpu.idle", i));
+    }
+    if let Some(c) = string(v, "cpus") {
+        out.push(w("cpuset", "cpuset.cpus", c));
+    }
+    if let Some(m) = string(v, "mems") {
+        out.push(w("cpuset", "cpuset.mems", m));
+    }
+    Ok(())
+}
+
+fn device_key(d: &Value) -> Option<String> {
+    Some(format!("{}:{}", int(d, "major")?, int(d, "minor")?))
+}
+
+fn block_io(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
+    let weight = nonzero_u(v, "weight");
+    if v2 {
+        if let Some(wt) = weight {
+            out.push(w("blkio", "io.weight", blkio_weight_to_io(wt)));
+        }
+        if nonzero_u(v, "leafWeight").is_some() {
+            return Err(unsupported("blockIO.leafWeight", true));
+        }
+        for d in v.get("weightDevice").and_then(Value::as_array).into_iter().flatten() {
+            if let (Some(k), Some(wt)) = (device_key(d), nonzero_u(d, "weight")) {
+                out.push(w("blkio", "io.weight", format!("{k} {}", blkio_weight_to_io(wt))));
+            }
+        }
+        for (key, field) in [
+            ("throttleReadBpsDevice", "rbps"),
+            ("throttleWriteBpsDevice", "wbps"),
+            ("throttleReadIOPSDevice", "riops"),
+            ("throttleWriteIOPSDevice", "wiops"),
+        ] {
+            for d in v.get(key).and_then(Value::as_array).into_iter().flatten() {
+                if let (Some(k), Some(rate)) = (device_key(d), uint(d, "rate")) {
+                    let rate = if rate == 0 { "max".to_string() } else { rate.to_string() };
+                    out.push(w("blkio", "io.max", format!("{k} {field}={rate}")));
+                }
+            }
+        }
+    } else {
+        if let Some(wt) = weight {
+            out.push(w("blkio", "blkio.weight", wt));
+        }
+        if let Some(lw) = nonzero_u(v, "leafWeight") {
+            out.push(w("blkio", "blkio.leaf_weight", lw));
+        }
+        for d in v.get("weightDevice").and_then(Value::as_array).into_iter().flatten() {
+            let Some(k) = device_key(d) else { continue };
+            if let Some(wt) = nonzero_u(d, "weight") {
+                out.push(w("blkio", "blkio.weight_device", format!("{k} {wt}")));
+            }
+            if let Some(lw) = nonzero_u(d, "leafWeight") {
+                out.push(w("blkio", "blkio.leaf_weight_device", format!("{k} {lw}")));
+            }
+        }
+        for (key, file) in [
+            ("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
+            ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
+            ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
+            ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device"),
+        ] {
+            for d in v.get(key).and_then(Value::as_array).into_iter().flatten() {
+                if let (Some(k), Some(rate)) = (device_key(d), uint(d, "rate")) {
+                    out.push(w("blkio", file, format!("{k} {rate}")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Turns `linux.resources` (without `devices`) into the writes for this
+/// cgroup version, in order.
+pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
+    let mut out = Vec::new();
+    let Some(obj) = res.as_object() else {
+        return Ok(out);
     };
+    for (key, v) in obj {
+        match key.as_str() {
+            "devices" => {}
+            "memory" => memory(v, v2, &mut out)?,
+            "cpu" => cpu(v, v2, &mut out)?,
+            "pids" => {
+                if let Some(l) = nonzero_i(v, "limit") {
+                    out.push(w("pids", "pids.max", limit_str(l)));
+                }
+            }
+            "blockIO" => block_io(v, v2, &mut out)?,
+            "hugepageLimits" => {
+                for h in v.as_array().into_iter().flatten() {
+                    let Some(size) = string(h, "pageSize") else { continue };
+                    let limit = uint(h, "limit").unwrap_or(0);
+                    let file = if v2 {
+                        format!("hugetlb.{size}.max")
+                    } else {
+                        format!("hugetlb.{size}.limit_in_bytes")
+                    };
+                    out.push(w("hugetlb", file, limit));
+                }
+            }
+            "network" => {
+                if v2 && !v.as_object().is_none_or(|o| o.is_empty()) {
+                    return Err(unsupported("linux.resources.network", true));
+                }
+                if let Some(c) = nonzero_u(v, "classID") {
+                    out.push(w("net_cls", "net_cls.classid", c));
+                }
+                for p in v.get("priorities").and_then(Value::as_array).into_iter().flatten() {
+                    if let (Some(name), Some(prio)) = (string(p, "name"), uint(p, "priority")) {
+                        out.push(w("net_prio", "net_prio.ifpriomap", format!("{name} {prio}")));
+                    }
+                }
+            }
+            "rdma" => {
+                for (dev, l) in v.as_object().into_iter().flatten() {
+                    let mut parts = Vec::new();
+                    if let Some(h) = uint(l, "hcaHandles") {
+                        parts.push(format!("hca_handle={h}"));
+                    }
+                    if let Some(o) = uint(l, "hcaObjects") {
+                        parts.push(format!("hca_object={o}"));
+                    }
+                    if !parts.is_empty() {
+                        out.push(w("rdma", "rdma.max", format!("{dev} {}", parts.join(" "))));
+                    }
+                }
+            }
+            "unified" => {
+                let Some(map) = v.as_object().filter(|m| !m.is_empty()) else { continue };
+                if !v2 {
+                    return Err(unsupported("linux.resources.unified", false));
+                }
+                for (file, val) in map {
+                    if file.contains('/') || file.starts_with('.') {
+                        return Err(CgroupError::Unsupported(format!("invalid unified key {file:?}")));
+                    }
+                    let val = val.as_str().map_or_else(|| val.to_string(), str::to_string);
+                    out.push(w("unified", file.clone(), val));
+                }
+            }
+            other => {
+                return Err(CgroupError::Unsupported(format!(
+                    "unknown linux.resources field {other:?}"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A device rule as v1's `devices.allow`/`devices.deny` take it.
+pub fn v1_device_rule(d: &Value) -> String {
+    let num = |k: &str| int(d, k).map_or("*".to_string(), |n| n.to_string());
     let typ = d.get("type").and_then(Value::as_str).unwrap_or("a");
     let access = d.get("access").and_then(Value::as_str).unwrap_or("rwm");
     format!("{typ} {}:{} {access}", num("major"), num("minor"))
 }
 
-/// The devices every container may use, after the config's own rules (the
-/// same list runc grants): mknod of anything, then the standard nodes.
+/// The devices every container may use after its own rules (runc's list):
+/// mknod of anything, then the standard nodes.
 pub const DEFAULT_ALLOWED: &[&str] = &[
     "c *:* m",
     "b *:* m",
@@ -42,145 +374,89 @@ pub const DEFAULT_ALLOWED: &[&str] = &[
     "c 10:200 rwm",
 ];
 
-/// Converts cpu shares (v1, 2..262144) to a v2 weight (1..10000) with the
-/// formula runc and the kernel documentation use.
-pub fn shares_to_weight(shares: u64) -> u64 {
-    if shares == 0 {
-        return 0;
-    }
-    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
+/// v1 device writes: the config's rules in order, then the defaults.
+pub fn device_rules(devices: &Value) -> Vec<Write> {
+    let mut out: Vec<Write> = devices
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let allow = d.get("allow").and_then(Value::as_bool).unwrap_or(false);
+            w("devices", if allow { "devices.allow" } else { "devices.deny" }, v1_device_rule(d))
+        })
+        .collect();
+    out.extend(DEFAULT_ALLOWED.iter().map(|r| w("devices", "devices.allow", r)));
+    out
 }
 
-/// What `apply` writes: (controller, file, value), in order.
-pub fn plan(res: &Value, v2: bool) -> (Vec<(&'static str, &'static str, String)>, Vec<String>) {
-    let mut w = Vec::new();
-    let mut ignored = Vec::new();
-    let int = |v: &Value, k: &str| v.get(k).and_then(Value::as_i64);
-    let Some(obj) = res.as_object() else {
-        return (w, ignored);
-    };
-    for (key, v) in obj {
-        match key.as_str() {
-            "pids" => {
-                if let Some(l) = int(v, "limit") {
-                    let val = if l <= 0 {
-                        "max".to_string()
-                    } else {
-                        l.to_string()
-                    };
-                    w.push(("pids", "pids.max", val));
-                }
-            }
-            "memory" => {
-                let lim = |n: i64| {
-                    if n < 0 {
-                        "max".to_string()
-                    } else {
-                        n.to_string()
-                    }
-                };
-                for (k, v1f, v2f) in [
-                    ("limit", "memory.limit_in_bytes", "memory.max"),
-                    ("reservation", "memory.soft_limit_in_bytes", "memory.low"),
-                ] {
-                    if let Some(n) = int(v, k) {
-                        let val = if v2 { lim(n) } else { n.to_string() };
-                        w.push(("memory", if v2 { v2f } else { v1f }, val));
-                    }
-                }
-                for k in v.as_object().into_iter().flat_map(|o| o.keys()) {
-                    if k != "limit" && k != "reservation" {
-                        ignored.push(format!("memory.{k}"));
-                    }
-                }
-            }
-            "cpu" => {
-                let shares = v.get("shares").and_then(Value::as_u64);
-                let quota = int(v, "quota");
-                let period = v.get("period").and_then(Value::as_u64);
-                if let Some(s) = shares.filter(|s| *s > 0) {
-                    if v2 {
-                        w.push(("cpu", "cpu.weight", shares_to_weight(s).to_string()));
-                    } else {
-                        w.push(("cpu", "cpu.shares", s.to_string()));
-                    }
-                }
-                if v2 {
-                    if quota.is_some() || period.is_some() {
-                        let q = quota
-                            .filter(|q| *q > 0)
-                            .map_or("max".to_string(), |q| q.to_string());
-                        w.push((
-                            "cpu",
-                            "cpu.max",
-                            format!("{q} {}", period.unwrap_or(100_000)),
-                        ));
-                    }
-                } else {
-                    if let Some(p) = period.filter(|p| *p > 0) {
-                        w.push(("cpu", "cpu.cfs_period_us", p.to_string()));
-                    }
-                    if let Some(q) = quota.filter(|q| *q != 0) {
-                        w.push(("cpu", "cpu.cfs_quota_us", q.to_string()));
-                    }
-                }
-                for (k, file) in [("cpus", "cpuset.cpus"), ("mems", "cpuset.mems")] {
-                    if let Some(s) = v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()) {
-                        w.push(("cpuset", file, s.to_string()));
-                    }
-                }
-                for k in v.as_object().into_iter().flat_map(|o| o.keys()) {
-                    if !["shares", "quota", "period", "cpus", "mems"].contains(&k.as_str()) {
-                        ignored.push(format!("cpu.{k}"));
-                    }
-                }
-            }
-            "devices" if !v2 => {
-                for d in v.as_array().into_iter().flatten() {
-                    let allow = d.get("allow").and_then(Value::as_bool).unwrap_or(false);
-                    let file = if allow {
-                        "devices.allow"
-                    } else {
-                        "devices.deny"
-                    };
-                    w.push(("devices", file, device_rule(d)));
-                }
-                for r in DEFAULT_ALLOWED {
-                    w.push(("devices", "devices.allow", (*r).to_string()));
-                }
-            }
-            other => ignored.push(other.to_string()),
-        }
-    }
-    (w, ignored)
+/// The directory of `controller` among the container's cgroup directories
+/// (keyed by v1 hierarchy, e.g. `cpu,cpuacct`; `""` for v2).
+pub fn dir_for<'a>(paths: &'a BTreeMap<String, PathBuf>, controller: &str) -> Option<&'a PathBuf> {
+    paths
+        .get("")
+        .or_else(|| paths.iter().find(|(k, _)| k.split(',').any(|c| c == controller)).map(|(_, d)| d))
 }
 
-/// Applies `linux.resources` to the cgroup directories (keyed by v1
-/// hierarchy name, `""` for v2); returns the names of fields not applied.
-pub fn apply(paths: &BTreeMap<String, PathBuf>, res: &Value) -> Result<Vec<String>, CgroupError> {
+fn do_write(paths: &BTreeMap<String, PathBuf>, x: &Write) -> Result<(), CgroupError> {
+    let dir = dir_for(paths, x.controller).ok_or_else(|| {
+        CgroupError::Unsupported(format!(
+            "cgroup controller {} is not available on this host (needed for {})",
+            x.controller, x.file
+        ))
+    })?;
+    let path = dir.join(&x.file);
+    if !path.exists() {
+        return Err(CgroupError::Unsupported(format!(
+            "{} is not available on this host (kernel or controller missing)",
+            x.file
+        )));
+    }
+    write(&path, &x.value)
+}
+
+/// Applies `linux.resources` to the container's cgroup directories.
+pub fn apply(paths: &BTreeMap<String, PathBuf>, res: &Value) -> Result<(), CgroupError> {
     let v2 = paths.contains_key("");
-    let (writes, ignored) = plan(res, v2);
-    for (controller, file, value) in writes {
-        let dir = if v2 {
-            paths.get("")
+    let writes = plan(res, v2)?;
+    let mut i = 0;
+    while i < writes.len() {
+        let x = &writes[i];
+        let next = writes.get(i + 1);
+        // memory then memory+swap: when the kernel refuses the first write
+        // because it would cross the other limit, do them the other way round.
+        if x.file == "memory.limit_in_bytes" && next.is_some_and(|n| n.file == "memory.memsw.limit_in_bytes") {
+            let n = next.unwrap_or(x);
+            if do_write(paths, x).is_err() {
+                do_write(paths, n)?;
+                do_write(paths, x)?;
+            } else {
+                do_write(paths, n)?;
+            }
+            i += 2;
+            continue;
+        }
+        do_write(paths, x)?;
+        i += 1;
+    }
+    if let Some(devices) = res.get("devices") {
+        if v2 {
+            let dir = paths.get("").map_or(Path::new(""), PathBuf::as_path);
+            apply_v2_devices(dir, devices)?;
         } else {
-            paths.get(controller)
-        };
-        match dir {
-            Some(d) => write(&d.join(file), &value)?,
-            None => {
-                return Err(CgroupError::Write {
-                    path: Path::new(controller).join(file),
-                    value,
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "controller not mounted",
-                    ),
-                })
+            for x in device_rules(devices) {
+                do_write(paths, &x)?;
             }
         }
     }
-    Ok(ignored)
+    Ok(())
+}
+
+/// v2: the device rules (then the defaults) as an eBPF program attached to
+/// the cgroup.
+fn apply_v2_devices(_dir: &Path, _devices: &Value) -> Result<(), CgroupError> {
+    Err(CgroupError::Unsupported(
+        "device rules on cgroup v2 (the eBPF device filter is being built)".into(),
+    ))
 }
 
 #[cfg(test)]
@@ -188,41 +464,121 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn has(p: &[Write], file: &str, value: &str) -> bool {
+        p.iter().any(|x| x.file == file && x.value == value)
+    }
+
     #[test]
-    fn weights_follow_runc() {
+    fn conversions_follow_runc() {
         assert_eq!(shares_to_weight(2), 1);
         assert_eq!(shares_to_weight(1024), 39);
         assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(blkio_weight_to_io(10), 1);
+        assert_eq!(blkio_weight_to_io(500), 4950);
+        assert_eq!(blkio_weight_to_io(1000), 10_000);
+        assert_eq!(swap_v2(200, Some(100)).unwrap().as_deref(), Some("100"));
+        assert_eq!(swap_v2(-1, Some(100)).unwrap().as_deref(), Some("max"));
+        assert!(swap_v2(50, Some(100)).is_err());
+        assert!(swap_v2(50, None).is_err());
     }
 
     #[test]
     fn v1_plan() {
         let r = json!({
-            "pids": {"limit": 32}, "memory": {"limit": 1000, "swap": 2000},
-            "cpu": {"shares": 512, "quota": 50000, "period": 100000},
-            "devices": [{"allow": false, "access": "rwm"}], "hugepageLimits": []
+            "pids": {"limit": 32},
+            "memory": {"limit": 1000, "swap": 2000, "reservation": 500, "swappiness": 10, "disableOOMKiller": true},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "realtimeRuntime": 1000, "realtimePeriod": 10000, "cpus": "0", "mems": "0"},
+            "blockIO": {"weight": 300, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+            "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}]},
         });
-        let (w, ignored) = plan(&r, false);
-        assert!(w.contains(&("pids", "pids.max", "32".into())));
-        assert!(w.contains(&("memory", "memory.limit_in_bytes", "1000".into())));
-        assert!(w.contains(&("cpu", "cpu.cfs_quota_us", "50000".into())));
-        assert!(w.contains(&("devices", "devices.deny", "a *:* rwm".into())));
-        assert_eq!(
-            w.iter().filter(|x| x.1 == "devices.allow").count(),
-            DEFAULT_ALLOWED.len()
-        );
-        assert_eq!(
-            ignored,
-            vec!["hugepageLimits".to_string(), "memory.swap".to_string()]
-        );
+        let p = plan(&r, false).unwrap();
+        for (f, v) in [
+            ("pids.max", "32"),
+            ("memory.limit_in_bytes", "1000"),
+            ("memory.memsw.limit_in_bytes", "2000"),
+            ("memory.soft_limit_in_bytes", "500"),
+            ("memory.swappiness", "10"),
+            ("memory.oom_control", "1"),
+            ("cpu.shares", "512"),
+            ("cpu.cfs_quota_us", "50000"),
+            ("cpu.cfs_period_us", "100000"),
+            ("cpu.rt_runtime_us", "1000"),
+            ("cpu.rt_period_us", "10000"),
+            ("cpuset.cpus", "0"),
+            ("blkio.weight", "300"),
+            ("blkio.throttle.read_bps_device", "8:0 1048576"),
+            ("hugetlb.2MB.limit_in_bytes", "4194304"),
+            ("net_cls.classid", "1048577"),
+            ("net_prio.ifpriomap", "eth0 5"),
+        ] {
+            assert!(has(&p, f, v), "{f}={v} missing from {p:?}");
+        }
+        let period = p.iter().position(|x| x.file == "cpu.rt_period_us").unwrap();
+        let runtime = p.iter().position(|x| x.file == "cpu.rt_runtime_us").unwrap();
+        assert!(period < runtime);
+        assert!(plan(&json!({"unified": {"memory.max": "1"}}), false).is_err());
+        assert!(plan(&json!({"frobs": {}}), false).is_err());
     }
 
     #[test]
     fn v2_plan() {
-        let r = json!({"memory": {"limit": -1}, "cpu": {"shares": 1024, "quota": 20000}});
-        let (w, _) = plan(&r, true);
-        assert!(w.contains(&("memory", "memory.max", "max".into())));
-        assert!(w.contains(&("cpu", "cpu.weight", "39".into())));
-        assert!(w.contains(&("cpu", "cpu.max", "20000 100000".into())));
+        let r = json!({
+            "memory": {"limit": 1000, "swap": 3000, "reservation": 10},
+            "cpu": {"shares": 1024, "quota": 20000, "burst": 1000, "idle": 1},
+            "pids": {"limit": -1},
+            "blockIO": {"weight": 500, "throttleWriteIOPSDevice": [{"major": 254, "minor": 0, "rate": 100}]},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 0}],
+            "rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000}},
+            "unified": {"memory.high": "900"}
+        });
+        let p = plan(&r, true).unwrap();
+        for (f, v) in [
+            ("memory.max", "1000"),
+            ("memory.swap.max", "2000"),
+            ("memory.low", "10"),
+            ("cpu.weight", "39"),
+            ("cpu.max", "20000 100000"),
+            ("cpu.max.burst", "1000"),
+            ("cpu.idle", "1"),
+            ("pids.max", "max"),
+            ("io.weight", "4950"),
+            ("io.max", "254:0 wiops=100"),
+            ("hugetlb.2MB.max", "0"),
+            ("rdma.max", "mlx5_1 hca_handle=3 hca_object=10000"),
+            ("memory.high", "900"),
+        ] {
+            assert!(has(&p, f, v), "{f}={v} missing from {p:?}");
+        }
+        assert!(plan(&json!({"memory": {"swappiness": 5}}), true).is_err());
+        assert!(plan(&json!({"cpu": {"realtimeRuntime": 5}}), true).is_err());
+        assert!(plan(&json!({"network": {"classID": 1}}), true).is_err());
+        assert!(plan(&json!({"unified": {"../x": "1"}}), true).is_err());
+    }
+
+    #[test]
+    fn zero_means_unset() {
+        let r = json!({"memory": {"limit": 0}, "cpu": {"shares": 0, "quota": 0}, "pids": {"limit": 0}, "blockIO": {"weight": 0}});
+        assert_eq!(plan(&r, false).unwrap(), vec![]);
+        assert_eq!(plan(&r, true).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn device_rules_then_defaults() {
+        let d = device_rules(&json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]));
+        assert_eq!(d[0], w("devices", "devices.deny", "a *:* rwm"));
+        assert_eq!(d[1], w("devices", "devices.allow", "c 10:229 rw"));
+        assert_eq!(d.len(), 2 + DEFAULT_ALLOWED.len());
+    }
+
+    #[test]
+    fn finds_combined_hierarchies() {
+        let paths = BTreeMap::from([
+            ("cpu,cpuacct".to_string(), PathBuf::from("/c")),
+            ("memory".to_string(), PathBuf::from("/m")),
+        ]);
+        assert_eq!(dir_for(&paths, "cpu"), Some(&PathBuf::from("/c")));
+        assert_eq!(dir_for(&paths, "cpuacct"), Some(&PathBuf::from("/c")));
+        assert_eq!(dir_for(&paths, "pids"), None);
     }
 }

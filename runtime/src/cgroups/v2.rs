@@ -21,6 +21,28 @@ fn own_cgroup() -> Result<String, CgroupError> {
 /// Creates the cgroup.
 pub fn create(inner: &Path) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
     let dir = place(Path::new(CGROUP_ROOT), &own_cgroup()?, inner);
-    mkdir_levels(&dir, &|_| Ok(()))?;
+    // Every level above the container's directory delegates the controllers
+    // it has to its children; a level holding processes refuses (EBUSY), and
+    // then only the controllers already delegated are available.
+    mkdir_levels(&dir, &|d| {
+        if let Some(parent) = d.parent() {
+            enable_controllers(parent);
+        }
+        Ok(())
+    })?;
     Ok(BTreeMap::from([(String::new(), dir)]))
+}
+
+/// Writes `+<controller>` for each controller of `dir` into its
+/// `cgroup.subtree_control` (best effort).
+fn enable_controllers(dir: &Path) {
+    let Ok(available) = fs::read_to_string(dir.join("cgroup.controllers")) else {
+        return;
+    };
+    let enabled = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    for c in available.split_whitespace() {
+        if !enabled.split_whitespace().any(|e| e == c) {
+            let _ = fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
+        }
+    }
 }

@@ -2,14 +2,17 @@
 
 mod create;
 mod delete;
+mod events;
 mod features;
 mod kill;
 mod list;
+mod pause;
 mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +89,14 @@ enum Command {
     Ps(ps::Args),
     /// Show the enabled features.
     Features(features::Args),
+    /// Suspend all processes of a container.
+    Pause(pause::Args),
+    /// Resume all processes of a paused container.
+    Resume(pause::Args),
+    /// Update the resource limits of a container.
+    Update(update::Args),
+    /// Display container statistics and OOM notifications.
+    Events(events::Args),
 }
 
 /// Global options every command sees.
@@ -152,6 +163,10 @@ pub fn main() -> ExitCode {
         Command::Spec(a) => spec::run(a).map(|()| 0),
         Command::Ps(a) => ps::run(&g, a).map(|()| 0),
         Command::Features(a) => features::run(a).map(|()| 0),
+        Command::Pause(a) => pause::run(&g, a, true).map(|()| 0),
+        Command::Resume(a) => pause::run(&g, a, false).map(|()| 0),
+        Command::Update(a) => update::run(&g, a).map(|()| 0),
+        Command::Events(a) => events::run(&g, a).map(|()| 0),
     };
     match res {
         Ok(code) => ExitCode::from(code),

@@ -148,6 +148,11 @@ pub fn create(
         .map(crate::console::connect)
         .transpose()?;
 
+    if let Some(res) = &spec.linux().resources {
+        // Refuse what this host's cgroup version cannot express before
+        // anything exists.
+        cgroups::resources::plan(res, cgroups::is_v2())?;
+    }
     dir.create(root)?;
     let lock = dir.lock()?;
     let mut cg = BTreeMap::new();
@@ -158,13 +163,7 @@ pub fn create(
             opts.systemd_cgroup,
         )?;
         if let Some(res) = &spec.linux().resources {
-            let ignored = cgroups::resources::apply(&cg, res)?;
-            if !ignored.is_empty() {
-                crate::logging::warn(&format!(
-                    "linux.resources fields not applied yet: {}",
-                    ignored.join(", ")
-                ));
-            }
+            cgroups::resources::apply(&cg, res)?;
         }
         nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| step("mkfifo exec.fifo")(e.into()))?;

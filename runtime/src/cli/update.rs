@@ -1,0 +1,204 @@
+//! `corten update`: change the resource limits of a live container.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Map, Value};
+
+use super::Globals;
+use crate::cgroups::{self, resources};
+use crate::container::Container;
+use crate::state::Status;
+
+/// `update [flags] ID`: runc's flags; `--resources -|FILE` reads a
+/// `linux.resources` JSON object, which the flags then override.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Path to a JSON `linux.resources` object, or `-` for stdin.
+    #[arg(short, long)]
+    resources: Option<PathBuf>,
+    /// Block IO weight (10..1000).
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u64>,
+    /// CPU CFS period in microseconds.
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<u64>,
+    /// CPU CFS quota in microseconds (-1: none).
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    /// CPU shares (relative weight).
+    #[arg(long = "cpu-share")]
+    cpu_share: Option<u64>,
+    /// CPU realtime period in microseconds.
+    #[arg(long = "cpu-rt-period")]
+    cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime in microseconds.
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    cpu_rt_runtime: Option<i64>,
+    /// CPUs allowed (e.g. 0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    /// Memory nodes allowed.
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    /// Kernel memory limit (deprecated; refused as runc 1.1 ignores it).
+    #[arg(long = "kernel-memory")]
+    kernel_memory: Option<String>,
+    /// Kernel TCP memory limit (deprecated).
+    #[arg(long = "kernel-memory-tcp")]
+    kernel_memory_tcp: Option<String>,
+    /// Memory limit (bytes, or with k/m/g suffix; -1: unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    memory: Option<String>,
+    /// Memory soft limit.
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    /// Memory plus swap limit (-1: unlimited swap).
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// Maximum number of pids (-1: unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// Intel RDT L3 cache schema (not supported).
+    #[arg(long = "l3-cache-schema")]
+    l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (not supported).
+    #[arg(long = "mem-bw-schema")]
+    mem_bw_schema: Option<String>,
+    /// Container id.
+    id: String,
+}
+
+/// Parses a size as runc does (`units.RAMInBytes`): a number with an
+/// optional binary suffix `k`, `m`, `g`, `t`, `p` (with or without `b`/`ib`);
+/// `-1` means unlimited.
+pub fn parse_size(s: &str) -> anyhow::Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let digits = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let n: f64 = n.parse().with_context(|| format!("invalid size: {s:?}"))?;
+    let unit = unit.trim().trim_end_matches('b').trim_end_matches('i');
+    let mult: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "p" => 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => bail!("invalid size: {s:?}"),
+    };
+    let v = n * mult;
+    if !(0.0..9.0e18).contains(&v) {
+        bail!("invalid size: {s:?}");
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    Ok(v as i64)
+}
+
+fn section<'a>(res: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    let v = res.entry(key.to_string()).or_insert_with(|| json!({}));
+    if !v.is_object() {
+        *v = json!({});
+    }
+    v.as_object_mut().expect("just made an object")
+}
+
+/// The resources to apply: `--resources` merged with the flags.
+fn requested(a: &Args) -> anyhow::Result<Value> {
+    let mut res: Map<String, Value> = match &a.resources {
+        None => Map::new(),
+        Some(p) => {
+            let mut text = String::new();
+            if p.as_os_str() == "-" {
+                std::io::stdin().read_to_string(&mut text).context("read resources from stdin")?;
+            } else {
+                text = std::fs::read_to_string(p).with_context(|| format!("open {}", p.display()))?;
+            }
+            match serde_json::from_str(&text).context("decode resources")? {
+                Value::Object(m) => m,
+                _ => bail!("decode resources: not a JSON object"),
+            }
+        }
+    };
+    if a.kernel_memory.is_some() || a.kernel_memory_tcp.is_some() {
+        bail!("kernel memory limits are deprecated and not supported");
+    }
+    if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
+        bail!("intel RDT is not supported");
+    }
+    let mem = [
+        ("limit", &a.memory),
+        ("reservation", &a.memory_reservation),
+        ("swap", &a.memory_swap),
+    ];
+    for (k, v) in mem {
+        if let Some(v) = v {
+            section(&mut res, "memory").insert(k.into(), json!(parse_size(v)?));
+        }
+    }
+    let cpu: [(&str, Option<Value>); 7] = [
+        ("shares", a.cpu_share.map(|v| json!(v))),
+        ("quota", a.cpu_quota.map(|v| json!(v))),
+        ("period", a.cpu_period.map(|v| json!(v))),
+        ("realtimePeriod", a.cpu_rt_period.map(|v| json!(v))),
+        ("realtimeRuntime", a.cpu_rt_runtime.map(|v| json!(v))),
+        ("cpus", a.cpuset_cpus.as_ref().map(|v| json!(v))),
+        ("mems", a.cpuset_mems.as_ref().map(|v| json!(v))),
+    ];
+    for (k, v) in cpu {
+        if let Some(v) = v {
+            section(&mut res, "cpu").insert(k.into(), v);
+        }
+    }
+    if let Some(p) = a.pids_limit {
+        section(&mut res, "pids").insert("limit".into(), json!(p));
+    }
+    if let Some(w) = a.blkio_weight {
+        section(&mut res, "blockIO").insert("weight".into(), json!(w));
+    }
+    Ok(Value::Object(res))
+}
+
+/// Runs `update`.
+pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
+    let c = Container::load(&g.root, &a.id)?;
+    if c.status == Status::Stopped {
+        bail!("container {} is not running", a.id);
+    }
+    let res = requested(&a)?;
+    let memory = &res["memory"];
+    if memory["checkBeforeUpdate"].as_bool() == Some(true) {
+        if let Some(limit) = memory["limit"].as_i64().filter(|l| *l > 0) {
+            let usage = cgroups::stats::collect(&c.record.cgroup_paths)["memory"]["usage"]["usage"]
+                .as_i64()
+                .unwrap_or(0);
+            if usage > limit {
+                bail!("memory limit {limit} is below the current usage {usage} (checkBeforeUpdate)");
+            }
+        }
+    }
+    let _lock = c.dir.lock()?;
+    resources::apply(&c.record.cgroup_paths, &res)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("64m").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1.5k").unwrap(), 1536);
+        assert_eq!(parse_size("-1").unwrap(), -1);
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("1x").is_err());
+    }
+}
