@@ -5,6 +5,7 @@
 //! included) and [`v2`] (the unified hierarchy). Resource limits, freezing and
 //! statistics come with the cgroups issue; this module is their home.
 
+pub mod bpf_devices;
 pub mod resources;
 pub mod stats;
 pub mod v1;
