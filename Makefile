@@ -4,6 +4,7 @@
 #   make test    install what is needed, build, fmt + clippy + unit + integration tests
 #   make build   release build: target/release/corten
 #   make install PREFIX=/usr/local DESTDIR=
+#   make test-cgroupv2   cgroups + lifecycle tests in a qemu VM with a pure cgroup v2 hierarchy
 #
 # Everything the targets need is installed here, idempotently, from Debian's
 # packages. When no `cargo` is on PATH, Debian's cargo-web/rustc-web are used.
@@ -24,7 +25,7 @@ DEB_TOOLCHAIN := cargo-web rustc-web rust-web-clippy rustfmt gcc libc6-dev
 CARGO ?= $(shell command -v cargo 2>/dev/null || echo /usr/bin/cargo)
 TEST_THREADS ?= 2
 
-.PHONY: build deps toolchain demo test fmt-check clippy unit integration install uninstall clean
+.PHONY: build deps toolchain demo test fmt-check clippy unit integration test-cgroupv2 install uninstall clean
 
 ## deps: install the Debian packages the demo and tests need (idempotent).
 deps:
@@ -65,6 +66,12 @@ unit: toolchain
 integration: deps build
 	CORTEN_BIN=$(CURDIR)/target/release/corten \
 	  $(CARGO) test --locked -p corten-integration-tests -- --test-threads=$(TEST_THREADS)
+
+## test-cgroupv2: integration tests in a qemu VM (TCG, no network) booted with
+## Debian's kernel and a pure cgroup v2 /sys/fs/cgroup, all controllers enabled.
+## CGROUPV2_TESTS picks the test files (default: cgroups lifecycle); see the script.
+test-cgroupv2: toolchain
+	CARGO=$(CARGO) ./scripts/cgroupv2-vm.sh
 
 ## test: everything CI runs.
 test: deps build fmt-check clippy unit integration
