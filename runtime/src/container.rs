@@ -120,7 +120,9 @@ pub fn set_paused(root: &Path, id: &str, pause: bool) -> Result<(), ContainerErr
     let _lock = c.dir.lock()?;
     match (pause, c.status) {
         (true, Status::Running | Status::Created) | (false, Status::Paused) => {}
-        (true, Status::Paused) => return Err(ContainerError::Status("container already paused".into())),
+        (true, Status::Paused) => {
+            return Err(ContainerError::Status("container already paused".into()))
+        }
         (false, Status::Running | Status::Created) => {
             return Err(ContainerError::Status("container not paused".into()))
         }

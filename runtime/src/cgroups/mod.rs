@@ -156,7 +156,12 @@ pub fn is_frozen(paths: &BTreeMap<String, PathBuf>) -> bool {
 /// kernel reports the new state (v1 `freezer.state`, v2 `cgroup.events`).
 pub fn set_frozen(paths: &BTreeMap<String, PathBuf>, frozen: bool) -> Result<(), CgroupError> {
     let (file, value, state_file, want): (&str, &str, &str, &str) = if paths.contains_key("") {
-        ("cgroup.freeze", if frozen { "1" } else { "0" }, "cgroup.events", if frozen { "frozen 1" } else { "frozen 0" })
+        (
+            "cgroup.freeze",
+            if frozen { "1" } else { "0" },
+            "cgroup.events",
+            if frozen { "frozen 1" } else { "frozen 0" },
+        )
     } else if frozen {
         ("freezer.state", "FROZEN", "freezer.state", "FROZEN")
     } else {

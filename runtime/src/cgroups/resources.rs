@@ -164,8 +164,14 @@ fn cpu(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
             out.push(w("cpu", "cpu.weight", shares_to_weight(s)));
         }
         if quota.is_some() || period.is_some() {
-            let q = quota.filter(|q| *q > 0).map_or("max".to_string(), |q| q.to_string());
-            out.push(w("cpu", "cpu.max", format!("{q} {}", period.unwrap_or(100_000))));
+            let q = quota
+                .filter(|q| *q > 0)
+                .map_or("max".to_string(), |q| q.to_string());
+            out.push(w(
+                "cpu",
+                "cpu.max",
+                format!("{q} {}", period.unwrap_or(100_000)),
+            ));
         }
         if let Some(b) = uint(v, "burst") {
             out.push(w("cpu", "cpu.max.burst", b));
@@ -220,9 +226,18 @@ fn block_io(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError
         if nonzero_u(v, "leafWeight").is_some() {
             return Err(unsupported("blockIO.leafWeight", true));
         }
-        for d in v.get("weightDevice").and_then(Value::as_array).into_iter().flatten() {
+        for d in v
+            .get("weightDevice")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let (Some(k), Some(wt)) = (device_key(d), nonzero_u(d, "weight")) {
-                out.push(w("blkio", "io.weight", format!("{k} {}", blkio_weight_to_io(wt))));
+                out.push(w(
+                    "blkio",
+                    "io.weight",
+                    format!("{k} {}", blkio_weight_to_io(wt)),
+                ));
             }
         }
         for (key, field) in [
@@ -233,7 +248,11 @@ fn block_io(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError
         ] {
             for d in v.get(key).and_then(Value::as_array).into_iter().flatten() {
                 if let (Some(k), Some(rate)) = (device_key(d), uint(d, "rate")) {
-                    let rate = if rate == 0 { "max".to_string() } else { rate.to_string() };
+                    let rate = if rate == 0 {
+                        "max".to_string()
+                    } else {
+                        rate.to_string()
+                    };
                     out.push(w("blkio", "io.max", format!("{k} {field}={rate}")));
                 }
             }
@@ -245,7 +264,12 @@ fn block_io(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError
         if let Some(lw) = nonzero_u(v, "leafWeight") {
             out.push(w("blkio", "blkio.leaf_weight", lw));
         }
-        for d in v.get("weightDevice").and_then(Value::as_array).into_iter().flatten() {
+        for d in v
+            .get("weightDevice")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let Some(k) = device_key(d) else { continue };
             if let Some(wt) = nonzero_u(d, "weight") {
                 out.push(w("blkio", "blkio.weight_device", format!("{k} {wt}")));
@@ -258,7 +282,10 @@ fn block_io(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError
             ("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
             ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
             ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
-            ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device"),
+            (
+                "throttleWriteIOPSDevice",
+                "blkio.throttle.write_iops_device",
+            ),
         ] {
             for d in v.get(key).and_then(Value::as_array).into_iter().flatten() {
                 if let (Some(k), Some(rate)) = (device_key(d), uint(d, "rate")) {
@@ -290,7 +317,9 @@ pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
             "blockIO" => block_io(v, v2, &mut out)?,
             "hugepageLimits" => {
                 for h in v.as_array().into_iter().flatten() {
-                    let Some(size) = string(h, "pageSize") else { continue };
+                    let Some(size) = string(h, "pageSize") else {
+                        continue;
+                    };
                     let limit = uint(h, "limit").unwrap_or(0);
                     let file = if v2 {
                         format!("hugetlb.{size}.max")
@@ -307,9 +336,18 @@ pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
                 if let Some(c) = nonzero_u(v, "classID") {
                     out.push(w("net_cls", "net_cls.classid", c));
                 }
-                for p in v.get("priorities").and_then(Value::as_array).into_iter().flatten() {
+                for p in v
+                    .get("priorities")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if let (Some(name), Some(prio)) = (string(p, "name"), uint(p, "priority")) {
-                        out.push(w("net_prio", "net_prio.ifpriomap", format!("{name} {prio}")));
+                        out.push(w(
+                            "net_prio",
+                            "net_prio.ifpriomap",
+                            format!("{name} {prio}"),
+                        ));
                     }
                 }
             }
@@ -328,13 +366,17 @@ pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
                 }
             }
             "unified" => {
-                let Some(map) = v.as_object().filter(|m| !m.is_empty()) else { continue };
+                let Some(map) = v.as_object().filter(|m| !m.is_empty()) else {
+                    continue;
+                };
                 if !v2 {
                     return Err(unsupported("linux.resources.unified", false));
                 }
                 for (file, val) in map {
                     if file.contains('/') || file.starts_with('.') {
-                        return Err(CgroupError::Unsupported(format!("invalid unified key {file:?}")));
+                        return Err(CgroupError::Unsupported(format!(
+                            "invalid unified key {file:?}"
+                        )));
                     }
                     let val = val.as_str().map_or_else(|| val.to_string(), str::to_string);
                     out.push(w("unified", file.clone(), val));
@@ -382,19 +424,34 @@ pub fn device_rules(devices: &Value) -> Vec<Write> {
         .flatten()
         .map(|d| {
             let allow = d.get("allow").and_then(Value::as_bool).unwrap_or(false);
-            w("devices", if allow { "devices.allow" } else { "devices.deny" }, v1_device_rule(d))
+            w(
+                "devices",
+                if allow {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                },
+                v1_device_rule(d),
+            )
         })
         .collect();
-    out.extend(DEFAULT_ALLOWED.iter().map(|r| w("devices", "devices.allow", r)));
+    out.extend(
+        DEFAULT_ALLOWED
+            .iter()
+            .map(|r| w("devices", "devices.allow", r)),
+    );
     out
 }
 
 /// The directory of `controller` among the container's cgroup directories
 /// (keyed by v1 hierarchy, e.g. `cpu,cpuacct`; `""` for v2).
 pub fn dir_for<'a>(paths: &'a BTreeMap<String, PathBuf>, controller: &str) -> Option<&'a PathBuf> {
-    paths
-        .get("")
-        .or_else(|| paths.iter().find(|(k, _)| k.split(',').any(|c| c == controller)).map(|(_, d)| d))
+    paths.get("").or_else(|| {
+        paths
+            .iter()
+            .find(|(k, _)| k.split(',').any(|c| c == controller))
+            .map(|(_, d)| d)
+    })
 }
 
 fn do_write(paths: &BTreeMap<String, PathBuf>, x: &Write) -> Result<(), CgroupError> {
@@ -404,7 +461,18 @@ fn do_write(paths: &BTreeMap<String, PathBuf>, x: &Write) -> Result<(), CgroupEr
             x.controller, x.file
         ))
     })?;
-    let path = dir.join(&x.file);
+    let mut path = dir.join(&x.file);
+    if !path.exists() {
+        // Kernels without CFQ have only BFQ's weight files (runc falls back
+        // the same way).
+        if let Some(bfq) = x
+            .file
+            .strip_prefix("blkio.")
+            .filter(|f| f.starts_with("weight"))
+        {
+            path = dir.join(format!("blkio.bfq.{bfq}"));
+        }
+    }
     if !path.exists() {
         return Err(CgroupError::Unsupported(format!(
             "{} is not available on this host (kernel or controller missing)",
@@ -424,7 +492,9 @@ pub fn apply(paths: &BTreeMap<String, PathBuf>, res: &Value) -> Result<(), Cgrou
         let next = writes.get(i + 1);
         // memory then memory+swap: when the kernel refuses the first write
         // because it would cross the other limit, do them the other way round.
-        if x.file == "memory.limit_in_bytes" && next.is_some_and(|n| n.file == "memory.memsw.limit_in_bytes") {
+        if x.file == "memory.limit_in_bytes"
+            && next.is_some_and(|n| n.file == "memory.memsw.limit_in_bytes")
+        {
             let n = next.unwrap_or(x);
             if do_write(paths, x).is_err() {
                 do_write(paths, n)?;
@@ -453,10 +523,12 @@ pub fn apply(paths: &BTreeMap<String, PathBuf>, res: &Value) -> Result<(), Cgrou
 
 /// v2: the device rules (then the defaults) as an eBPF program attached to
 /// the cgroup.
-fn apply_v2_devices(_dir: &Path, _devices: &Value) -> Result<(), CgroupError> {
-    Err(CgroupError::Unsupported(
-        "device rules on cgroup v2 (the eBPF device filter is being built)".into(),
-    ))
+fn apply_v2_devices(dir: &Path, devices: &Value) -> Result<(), CgroupError> {
+    let err =
+        |e: super::bpf_devices::BpfError| CgroupError::Unsupported(format!("device filter: {e}"));
+    let mut rules = super::bpf_devices::rules_from_spec(devices).map_err(err)?;
+    rules.extend(super::bpf_devices::default_allowed());
+    super::bpf_devices::apply(dir, &rules).map_err(err)
 }
 
 #[cfg(test)]
@@ -515,7 +587,10 @@ mod tests {
             assert!(has(&p, f, v), "{f}={v} missing from {p:?}");
         }
         let period = p.iter().position(|x| x.file == "cpu.rt_period_us").unwrap();
-        let runtime = p.iter().position(|x| x.file == "cpu.rt_runtime_us").unwrap();
+        let runtime = p
+            .iter()
+            .position(|x| x.file == "cpu.rt_runtime_us")
+            .unwrap();
         assert!(period < runtime);
         assert!(plan(&json!({"unified": {"memory.max": "1"}}), false).is_err());
         assert!(plan(&json!({"frobs": {}}), false).is_err());
@@ -565,7 +640,9 @@ mod tests {
 
     #[test]
     fn device_rules_then_defaults() {
-        let d = device_rules(&json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]));
+        let d = device_rules(
+            &json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]),
+        );
         assert_eq!(d[0], w("devices", "devices.deny", "a *:* rwm"));
         assert_eq!(d[1], w("devices", "devices.allow", "c 10:229 rw"));
         assert_eq!(d.len(), 2 + DEFAULT_ALLOWED.len());

@@ -53,7 +53,11 @@ pub fn hugepage_sizes() -> Vec<String> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let kb: u64 = name.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()?;
+            let kb: u64 = name
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
             Some(if kb >= 1 << 20 {
                 format!("{}GB", kb >> 20)
             } else if kb >= 1 << 10 {
@@ -83,15 +87,29 @@ fn cpu_v1(paths: &BTreeMap<String, PathBuf>) -> Value {
             usage.insert("percpu".into(), json!(percpu));
         }
         let stat = flat_keyed(d, "cpuacct.stat");
-        usage.insert("kernel".into(), json!(stat.get("system").copied().unwrap_or(0) * NS_PER_TICK));
-        usage.insert("user".into(), json!(stat.get("user").copied().unwrap_or(0) * NS_PER_TICK));
+        usage.insert(
+            "kernel".into(),
+            json!(stat.get("system").copied().unwrap_or(0) * NS_PER_TICK),
+        );
+        usage.insert(
+            "user".into(),
+            json!(stat.get("user").copied().unwrap_or(0) * NS_PER_TICK),
+        );
     }
     let mut throttling = Map::new();
     if let Some(d) = dir_for(paths, "cpu") {
         let stat = flat_keyed(d, "cpu.stat");
         put(&mut throttling, "periods", stat.get("nr_periods").copied());
-        put(&mut throttling, "throttled_periods", stat.get("nr_throttled").copied());
-        put(&mut throttling, "throttled_time", stat.get("throttled_time").copied());
+        put(
+            &mut throttling,
+            "throttled_periods",
+            stat.get("nr_throttled").copied(),
+        );
+        put(
+            &mut throttling,
+            "throttled_time",
+            stat.get("throttled_time").copied(),
+        );
     }
     json!({ "usage": usage, "throttling": throttling })
 }
@@ -105,7 +123,11 @@ fn cpu_v2(d: &Path) -> Value {
     usage.insert("user".into(), json!(ns("user_usec").unwrap_or(0)));
     let mut throttling = Map::new();
     put(&mut throttling, "periods", stat.get("nr_periods").copied());
-    put(&mut throttling, "throttled_periods", stat.get("nr_throttled").copied());
+    put(
+        &mut throttling,
+        "throttled_periods",
+        stat.get("nr_throttled").copied(),
+    );
     put(&mut throttling, "throttled_time", ns("throttled_usec"));
     json!({ "usage": usage, "throttling": throttling })
 }
@@ -113,10 +135,20 @@ fn cpu_v2(d: &Path) -> Value {
 fn mem_entry(d: &Path, prefix: &str) -> Option<Value> {
     let usage = num(d, &format!("{prefix}.usage_in_bytes"))?;
     let mut m = Map::new();
-    m.insert("limit".into(), json!(num(d, &format!("{prefix}.limit_in_bytes")).unwrap_or(0)));
+    m.insert(
+        "limit".into(),
+        json!(num(d, &format!("{prefix}.limit_in_bytes")).unwrap_or(0)),
+    );
     put(&mut m, "usage", Some(usage));
-    put(&mut m, "max", num(d, &format!("{prefix}.max_usage_in_bytes")));
-    m.insert("failcnt".into(), json!(num(d, &format!("{prefix}.failcnt")).unwrap_or(0)));
+    put(
+        &mut m,
+        "max",
+        num(d, &format!("{prefix}.max_usage_in_bytes")),
+    );
+    m.insert(
+        "failcnt".into(),
+        json!(num(d, &format!("{prefix}.failcnt")).unwrap_or(0)),
+    );
     Some(Value::Object(m))
 }
 
@@ -144,14 +176,23 @@ fn memory_v2(d: &Path) -> Value {
     let mut m = Map::new();
     put(&mut m, "cache", raw.get("file").copied());
     let mut usage = Map::new();
-    usage.insert("limit".into(), json!(num(d, "memory.max").unwrap_or(u64::MAX)));
+    usage.insert(
+        "limit".into(),
+        json!(num(d, "memory.max").unwrap_or(u64::MAX)),
+    );
     put(&mut usage, "usage", num(d, "memory.current"));
     put(&mut usage, "max", num(d, "memory.peak"));
-    usage.insert("failcnt".into(), json!(events.get("max").copied().unwrap_or(0)));
+    usage.insert(
+        "failcnt".into(),
+        json!(events.get("max").copied().unwrap_or(0)),
+    );
     m.insert("usage".into(), Value::Object(usage));
     if let Some(cur) = num(d, "memory.swap.current") {
         let mut swap = Map::new();
-        swap.insert("limit".into(), json!(num(d, "memory.swap.max").unwrap_or(u64::MAX)));
+        swap.insert(
+            "limit".into(),
+            json!(num(d, "memory.swap.max").unwrap_or(u64::MAX)),
+        );
         put(&mut swap, "usage", Some(cur));
         swap.insert("failcnt".into(), json!(0));
         m.insert("swap".into(), Value::Object(swap));
@@ -164,7 +205,11 @@ fn pids(d: Option<&PathBuf>) -> Value {
     let mut m = Map::new();
     if let Some(d) = d {
         put(&mut m, "current", num(d, "pids.current"));
-        put(&mut m, "limit", num(d, "pids.max").filter(|l| *l != u64::MAX));
+        put(
+            &mut m,
+            "limit",
+            num(d, "pids.max").filter(|l| *l != u64::MAX),
+        );
     }
     Value::Object(m)
 }
@@ -189,8 +234,14 @@ fn blkio_entries(lines: &str) -> Vec<Value> {
 fn blkio_v1(d: &Path) -> Value {
     let mut m = Map::new();
     for (key, file) in [
-        ("ioServiceBytesRecursive", "blkio.throttle.io_service_bytes_recursive"),
-        ("ioServicedRecursive", "blkio.throttle.io_serviced_recursive"),
+        (
+            "ioServiceBytesRecursive",
+            "blkio.throttle.io_service_bytes_recursive",
+        ),
+        (
+            "ioServicedRecursive",
+            "blkio.throttle.io_serviced_recursive",
+        ),
     ] {
         let e = blkio_entries(&read(d, file).unwrap_or_default());
         if !e.is_empty() {
@@ -207,10 +258,16 @@ fn blkio_v2(d: &Path) -> Value {
     let mut ios = Vec::new();
     for l in read(d, "io.stat").unwrap_or_default().lines() {
         let mut it = l.split_whitespace();
-        let Some((major, minor)) = it.next().and_then(|dev| dev.split_once(':')) else { continue };
-        let (Ok(major), Ok(minor)) = (major.parse::<u64>(), minor.parse::<u64>()) else { continue };
+        let Some((major, minor)) = it.next().and_then(|dev| dev.split_once(':')) else {
+            continue;
+        };
+        let (Ok(major), Ok(minor)) = (major.parse::<u64>(), minor.parse::<u64>()) else {
+            continue;
+        };
         for kv in it {
-            let Some((k, v)) = kv.split_once('=') else { continue };
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
             let Ok(v) = v.parse::<u64>() else { continue };
             let entry = |op: &str| json!({ "major": major, "minor": minor, "op": op, "value": v });
             match k {

@@ -37,8 +37,12 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
             .find(|c: char| !c.is_ascii_digit() && c != '.')
             .with_context(|| format!("missing unit in duration {s:?}"))?;
         let (n, after) = rest.split_at(n_end);
-        let n: f64 = n.parse().with_context(|| format!("invalid duration {s:?}"))?;
-        let u_end = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let n: f64 = n
+            .parse()
+            .with_context(|| format!("invalid duration {s:?}"))?;
+        let u_end = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
         let (unit, next) = after.split_at(u_end);
         let secs = match unit {
             "ns" => 1e-9,
@@ -96,7 +100,10 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
             next_stats = Instant::now() + interval;
         }
         let status = Container::load(&g.root, &a.id).map(|c| c.status);
-        if !matches!(status, Ok(Status::Running | Status::Paused | Status::Created)) {
+        if !matches!(
+            status,
+            Ok(Status::Running | Status::Paused | Status::Created)
+        ) {
             // One last look: the OOM kill may be what stopped it.
             let last = stats::oom_kills(&paths).unwrap_or(ooms);
             for _ in ooms..last {

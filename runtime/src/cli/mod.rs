@@ -94,7 +94,7 @@ enum Command {
     /// Resume all processes of a paused container.
     Resume(pause::Args),
     /// Update the resource limits of a container.
-    Update(update::Args),
+    Update(Box<update::Args>),
     /// Display container statistics and OOM notifications.
     Events(events::Args),
 }
@@ -165,7 +165,7 @@ pub fn main() -> ExitCode {
         Command::Features(a) => features::run(a).map(|()| 0),
         Command::Pause(a) => pause::run(&g, a, true).map(|()| 0),
         Command::Resume(a) => pause::run(&g, a, false).map(|()| 0),
-        Command::Update(a) => update::run(&g, a).map(|()| 0),
+        Command::Update(a) => update::run(&g, *a).map(|()| 0),
         Command::Events(a) => events::run(&g, a).map(|()| 0),
     };
     match res {

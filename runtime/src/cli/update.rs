@@ -78,7 +78,9 @@ pub fn parse_size(s: &str) -> anyhow::Result<i64> {
     if t == "-1" {
         return Ok(-1);
     }
-    let digits = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let digits = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (n, unit) = t.split_at(digits);
     let n: f64 = n.parse().with_context(|| format!("invalid size: {s:?}"))?;
     let unit = unit.trim().trim_end_matches('b').trim_end_matches('i');
@@ -114,9 +116,12 @@ fn requested(a: &Args) -> anyhow::Result<Value> {
         Some(p) => {
             let mut text = String::new();
             if p.as_os_str() == "-" {
-                std::io::stdin().read_to_string(&mut text).context("read resources from stdin")?;
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("read resources from stdin")?;
             } else {
-                text = std::fs::read_to_string(p).with_context(|| format!("open {}", p.display()))?;
+                text =
+                    std::fs::read_to_string(p).with_context(|| format!("open {}", p.display()))?;
             }
             match serde_json::from_str(&text).context("decode resources")? {
                 Value::Object(m) => m,
@@ -177,7 +182,9 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
                 .as_i64()
                 .unwrap_or(0);
             if usage > limit {
-                bail!("memory limit {limit} is below the current usage {usage} (checkBeforeUpdate)");
+                bail!(
+                    "memory limit {limit} is below the current usage {usage} (checkBeforeUpdate)"
+                );
             }
         }
     }
