@@ -4,7 +4,7 @@
 #   make test    install what is needed, build, fmt + clippy + unit + integration tests
 #   make build   release build: target/release/corten
 #   make install PREFIX=/usr/local DESTDIR=
-#   make test-cgroupv2   cgroups + lifecycle tests in a qemu VM with a pure cgroup v2 hierarchy
+#   make test-cgroupv2   the integration tests in a qemu VM with a pure cgroup v2 hierarchy
 #
 # Everything the targets need is installed here, idempotently, from Debian's
 # packages. When no `cargo` is on PATH, Debian's cargo-web/rustc-web are used.
@@ -64,8 +64,11 @@ unit: toolchain
 	$(CARGO) test --locked -p corten
 
 integration: deps build
-	CORTEN_BIN=$(CURDIR)/target/release/corten \
+	@rm -f target/it-skips.log
+	CORTEN_BIN=$(CURDIR)/target/release/corten CORTEN_IT_SKIP_LOG=$(CURDIR)/target/it-skips.log \
 	  $(CARGO) test --locked -p corten-integration-tests -- --test-threads=$(TEST_THREADS)
+	@n=$$(cat target/it-skips.log 2>/dev/null | wc -l); echo "integration: $$n skipped checks"; \
+	  cat target/it-skips.log 2>/dev/null || true
 
 ## test-cgroupv2: integration tests in a qemu VM (TCG, no network) booted with
 ## Debian's kernel and a pure cgroup v2 /sys/fs/cgroup, all controllers enabled.
@@ -74,7 +77,7 @@ test-cgroupv2: toolchain
 	CARGO=$(CARGO) ./scripts/cgroupv2-vm.sh
 
 ## test: everything CI runs.
-test: deps build fmt-check clippy unit integration
+test: deps build fmt-check clippy unit integration test-cgroupv2
 	@echo "make test: all checks passed"
 
 install: build

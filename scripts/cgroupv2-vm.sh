@@ -12,7 +12,7 @@
 #
 # Environment:
 #   CGROUPV2_TESTS         test binaries to run (integration-tests/tests/<name>.rs),
-#                          default "cgroups lifecycle"
+#                          default: every file in integration-tests/tests
 #   CGROUPV2_TEST_THREADS  --test-threads inside the VM (default 2)
 #   CGROUPV2_TIMEOUT       seconds before qemu is stopped (default 1200)
 #   CGROUPV2_TEST_TIMEOUT  seconds per test binary inside the VM (default 600)
@@ -40,7 +40,8 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 case $TARGET_DIR in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
 CARGO=${CARGO:-$(command -v cargo 2>/dev/null || echo /usr/bin/cargo)}
 
-TESTS=${CGROUPV2_TESTS:-cgroups lifecycle}
+# Every integration test file by default: the whole runtime on cgroup v2.
+TESTS=${CGROUPV2_TESTS:-$(cd integration-tests/tests && ls -- *.rs | sed 's/\.rs$//' | tr '\n' ' ')}
 TEST_THREADS=${CGROUPV2_TEST_THREADS:-2}
 VM_TIMEOUT=${CGROUPV2_TIMEOUT:-1200}
 TEST_TIMEOUT=${CGROUPV2_TEST_TIMEOUT:-600}
@@ -304,7 +305,9 @@ for t in $CGV2_TESTS; do
 done
 sync
 echo "cgroupv2: per binary:$summary"
-echo "cgroupv2: total $passed passed, $failed failed, $ignored ignored"
+skipped=$(cat /tmp/corten-it/skips.log 2>/dev/null | wc -l)
+sed 's/^/cgroupv2: /' /tmp/corten-it/skips.log 2>/dev/null || true
+echo "cgroupv2: total $passed passed, $failed failed, $ignored ignored, $skipped skipped checks"
 echo "cgroupv2: $passed passed, $failed failed"
 poweroff -f
 INIT

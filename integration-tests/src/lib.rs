@@ -89,6 +89,31 @@ macro_rules! require_root {
     };
 }
 
+/// Records that a test (or one check of it) was skipped: prints
+/// `SKIP <test>: <reason>` to stderr and appends it to the file named by
+/// `CORTEN_IT_SKIP_LOG` (default `/tmp/corten-it/skips.log`), which
+/// `make integration` prints and counts after the run, so skips are never
+/// hidden behind a passing test.
+pub fn skip(test: &str, reason: &str) {
+    use std::io::Write;
+    let line = format!("SKIP {test}: {reason}");
+    eprintln!("{line}");
+    let path = std::env::var_os("CORTEN_IT_SKIP_LOG").map_or_else(
+        || std::path::PathBuf::from(BASE_DIR).join("skips.log"),
+        std::path::PathBuf::from,
+    );
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
 /// This process's hard `RLIMIT_NOFILE`: no container can be given more.
 pub fn nofile_hard_limit() -> u64 {
     let mut limit = libc::rlimit {

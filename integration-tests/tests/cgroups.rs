@@ -204,7 +204,10 @@ fn assert_resources(test: &str, resources: serde_json::Value, expect: &[(&str, &
     let mut checked = 0;
     for (controller, file, want) in expect {
         if !exists(&b, controller, file) {
-            eprintln!("SKIP {file}: not offered by this kernel/hierarchy");
+            corten_integration_tests::skip(
+                test,
+                &format!("{file} is not offered by this kernel/hierarchy"),
+            );
             continue;
         }
         let got = read(&controller_dir(&b, controller).join(file));
@@ -279,7 +282,10 @@ fn memory_cpu_pids_resources_are_applied() {
 fn block_io_resources_are_applied() {
     require_root!();
     let Some((maj, min)) = a_block_device() else {
-        eprintln!("SKIP: no block device to throttle");
+        corten_integration_tests::skip(
+            "block_io_resources_are_applied",
+            "no block device to throttle",
+        );
         return;
     };
     let dev = |rate: u64| json!([{ "major": maj, "minor": min, "rate": rate }]);
@@ -337,7 +343,10 @@ fn hugetlb_resources_are_applied_where_the_controller_exists() {
             .assert_failure("create with hugetlb limits");
         assert!(out.stderr_str().contains("hugetlb"), "{}", out.stderr_str());
         assert!(cgroup_dirs(b.cgroup_path()).is_empty());
-        eprintln!("SKIP hugetlb read-back: no hugetlb controller on this host (refusal checked)");
+        corten_integration_tests::skip(
+            "hugetlb_resources_are_applied_where_the_controller_exists",
+            "no hugetlb controller on this host: read-back skipped (the refusal was checked)",
+        );
         return;
     }
     let file = if unified_only() {

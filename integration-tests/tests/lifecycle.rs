@@ -354,7 +354,9 @@ fn kill_all_reaches_every_process_in_the_container() {
     rt.wait_output(id, "ready");
     let procs = cgroup_dirs(b.cgroup_path())
         .into_iter()
-        .find(|d| d.starts_with("/sys/fs/cgroup/pids"))
+        .find(|d| {
+            d.starts_with("/sys/fs/cgroup/pids") || d.join("pids.max").exists() // v2: one dir
+        })
         .map(|d| d.join("cgroup.procs"))
         .expect("pids cgroup of the container");
     let count =
