@@ -674,3 +674,200 @@ fn events_stats_reports_the_cgroup() {
     );
     assert!(d["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0, "{d}");
 }
+
+#[test]
+fn cpu_burst_idle_and_unified_are_applied() {
+    require_root!();
+    if unified_only() {
+        assert_resources(
+            "res-v2-extra",
+            json!({
+                "cpu": { "idle": 1 },
+                "unified": { "memory.high": "50331648", "pids.max": "40" }
+            }),
+            &[
+                ("cpu", "cpu.idle", "1"),
+                ("memory", "memory.high", "50331648"),
+                ("pids", "pids.max", "40"),
+            ],
+        );
+    } else {
+        assert_resources(
+            "res-v1-burst",
+            json!({ "cpu": { "quota": 50_000, "period": 100_000, "burst": 20_000 } }),
+            &[("cpu", "cpu.cfs_burst_us", "20000")],
+        );
+        assert_resources(
+            "res-v1-idle",
+            json!({ "cpu": { "idle": 1 } }),
+            &[("cpu", "cpu.idle", "1")],
+        );
+    }
+}
+
+#[test]
+fn per_device_block_io_weight_is_applied() {
+    require_root!();
+    let Some((maj, min)) = a_block_device() else {
+        corten_integration_tests::skip("per_device_block_io_weight_is_applied", "no block device");
+        return;
+    };
+    let res =
+        json!({ "blockIO": { "weightDevice": [{ "major": maj, "minor": min, "weight": 300 }] } });
+    let probe = Bundle::new("res-wdev-probe");
+    let want = format!("{maj}:{min} 300");
+    let (controller, file) = if unified_only() {
+        ("io", "io.weight")
+    } else if exists(&probe, "blkio", "blkio.weight_device") {
+        ("blkio", "blkio.weight_device")
+    } else {
+        ("blkio", "blkio.bfq.weight_device")
+    };
+    if !exists(&probe, controller, file) {
+        // Refused with a clear error rather than ignored.
+        let mut b = probe;
+        b.set("/linux/resources", res);
+        let rt = Runtime::new("res-wdev-refused");
+        let out = rt
+            .create(b.name(), &b)
+            .assert_failure("create with weightDevice");
+        assert!(out.stderr_str().contains("weight"), "{}", out.stderr_str());
+        assert!(cgroup_dirs(b.cgroup_path()).is_empty());
+        corten_integration_tests::skip(
+            "per_device_block_io_weight_is_applied",
+            &format!(
+                "{file} not offered by this kernel: read-back skipped (the refusal was checked)"
+            ),
+        );
+        return;
+    }
+    let want_v2 = format!("{maj}:{min} {}", 1 + (300 - 10) * 9999 / 990);
+    let want = if unified_only() {
+        want_v2.as_str()
+    } else {
+        want.as_str()
+    };
+    assert_resources("res-wdev", res, &[(controller, file, want)]);
+}
+
+#[test]
+fn network_resources_need_net_cls_and_net_prio() {
+    require_root!();
+    let res = json!({ "network": { "classID": 1_048_577, "priorities": [{ "name": "lo", "priority": 5 }] } });
+    let have = !unified_only()
+        && Path::new("/sys/fs/cgroup/net_cls").exists()
+        && Path::new("/sys/fs/cgroup/net_prio").exists();
+    if have {
+        assert_resources(
+            "res-net",
+            res,
+            &[
+                ("net_cls", "net_cls.classid", "1048577"),
+                ("net_prio", "net_prio.ifpriomap", "lo 5"),
+            ],
+        );
+        return;
+    }
+    let mut b = Bundle::new("res-net-refused");
+    b.set("/linux/resources", res);
+    let rt = Runtime::new("res-net-refused");
+    let out = rt
+        .create(b.name(), &b)
+        .assert_failure("create with network resources");
+    assert!(out.stderr_str().contains("net"), "{}", out.stderr_str());
+    assert!(cgroup_dirs(b.cgroup_path()).is_empty());
+    assert!(rt.root_entries().is_empty());
+    corten_integration_tests::skip(
+        "network_resources_need_net_cls_and_net_prio",
+        "no net_cls/net_prio hierarchy (cgroup v2 or not mounted): read-back skipped (the refusal was checked)",
+    );
+}
+
+#[test]
+fn update_with_check_before_update_refuses_a_limit_below_usage() {
+    require_root!();
+    let mut b = Bundle::new("update-check");
+    // 8 MiB in /dev/shm (tmpfs) is charged to the container's memory cgroup.
+    b.sh("dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=8 2>/dev/null; echo ready; sleep 1000");
+    let rt = Runtime::new("update-check");
+    let id = b.name();
+    rt.run_with(id, &b, &["--detach"])
+        .assert_success("run --detach");
+    rt.wait_output(id, "ready");
+    let file = if unified_only() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    let before = read(&controller_dir(&b, "memory").join(file));
+    let mut child = rt
+        .command()
+        .args(["update", "--resources", "-", id])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn update");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(br#"{"memory": {"limit": 4194304, "checkBeforeUpdate": true}}"#)
+            .expect("write resources");
+    }
+    let out = child.wait_with_output().expect("update");
+    assert!(
+        !out.status.success(),
+        "a limit below the usage was accepted"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
+    assert_eq!(
+        read(&controller_dir(&b, "memory").join(file)),
+        before,
+        "the limit changed"
+    );
+}
+
+#[test]
+fn ps_table_passes_ps_options() {
+    require_root!();
+    let mut b = Bundle::new("ps-table");
+    b.sh("sleep 1000 & echo ready; wait");
+    let rt = Runtime::new("ps-table");
+    let id = b.name();
+    rt.run_with(id, &b, &["--detach"])
+        .assert_success("run --detach");
+    rt.wait_output(id, "ready");
+    let out = rt.cmd(&["ps", id]).assert_success("ps").stdout_str();
+    let mut lines = out.lines();
+    assert!(lines.next().is_some_and(|h| h.contains("PID")), "{out}");
+    assert_eq!(lines.count(), 2, "{out}");
+    let out = rt
+        .cmd(&["ps", id, "-o", "pid,comm"])
+        .assert_success("ps -o pid,comm")
+        .stdout_str();
+    assert!(
+        out.lines().any(|l| l.trim_end().ends_with("sleep")),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 3, "{out}");
+}
+
+#[test]
+fn init_is_cloned_into_its_cgroup_on_v2() {
+    require_root!();
+    if !unified_only() {
+        corten_integration_tests::skip(
+            "init_is_cloned_into_its_cgroup_on_v2",
+            "cgroup v1 host: CLONE_INTO_CGROUP is v2-only",
+        );
+        return;
+    }
+    let mut b = Bundle::new("clone-into");
+    b.args(&["true"]);
+    let rt = Runtime::new("clone-into");
+    let log = rt.scratch().join("debug.log");
+    let rt = rt.with_global_args(&["--debug", "--log", log.to_str().expect("utf-8")]);
+    rt.run(b.name(), &b).assert_success("run");
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("with CLONE_INTO_CGROUP"), "{text}");
+}
