@@ -17,8 +17,9 @@
 #   CGROUPV2_TIMEOUT       seconds before qemu is stopped (default 1200)
 #   CGROUPV2_TEST_TIMEOUT  seconds per test binary inside the VM (default 600)
 #   CGROUPV2_MEM, CGROUPV2_CPUS   VM memory in MiB (default 2048) and CPUs (default 2)
-#   CGROUPV2_MODULES       kernel modules to load in the VM, default "fuse" (for
-#                          the /dev/fuse device tests; everything else used,
+#   CGROUPV2_MODULES       kernel modules to load in the VM, default "fuse virtio_pci virtio_blk"
+#                          (for the /dev/fuse device tests, and a small scratch
+#                          disk the blkio/io tests throttle; everything else used,
 #                          cgroups, namespaces, tmpfs, devpts, mqueue, the serial
 #                          console, is built into Debian's kernel)
 #   CGROUPV2_KERNEL_PKG    a linux-image-<version>-amd64 package instead of the
@@ -47,7 +48,7 @@ VM_TIMEOUT=${CGROUPV2_TIMEOUT:-1200}
 TEST_TIMEOUT=${CGROUPV2_TEST_TIMEOUT:-600}
 VM_MEM=${CGROUPV2_MEM:-2048}
 VM_CPUS=${CGROUPV2_CPUS:-2}
-MODULES=${CGROUPV2_MODULES-fuse}
+MODULES=${CGROUPV2_MODULES-fuse virtio_pci virtio_blk}
 EXTRA_APPEND=${CGROUPV2_APPEND:-}
 BUSYBOX=/bin/busybox
 
@@ -328,6 +329,9 @@ log "initramfs: $INITRD ($(du -h "$INITRD" | cut -f1)), kernel $KVER"
 # 4. Boot (TCG, no network), stream the console, judge the summary line.
 # ---------------------------------------------------------------------------
 CONSOLE_LOG=$VM_DIR/console.log
+# A 16 MiB scratch disk (never mounted): a block device for the io limits.
+DISK=$VM_DIR/scratch.img
+[ -f "$DISK" ] || truncate -s 16M "$DISK"
 APPEND="console=ttyS0 panic=-1 quiet loglevel=3 cgroup_no_v1=all rdinit=/init $EXTRA_APPEND"
 log "booting $KVER: qemu-system-x86_64 -accel tcg -m $VM_MEM -smp $VM_CPUS -nic none (timeout ${VM_TIMEOUT}s)"
 vm_start=$(date +%s)
@@ -336,6 +340,7 @@ set +e
 timeout --kill-after=10 "$VM_TIMEOUT" qemu-system-x86_64 \
     -accel tcg -cpu max -m "$VM_MEM" -smp "$VM_CPUS" \
     -nographic -no-reboot -nic none \
+    -drive "file=$DISK,format=raw,if=virtio" \
     -kernel "$VMLINUZ" -initrd "$INITRD" -append "$APPEND" \
     </dev/null 2>&1 |
     sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' -e 's/\r$//' |
