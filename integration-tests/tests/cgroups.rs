@@ -99,7 +99,6 @@ fn cgroup_removed_at_delete() {
 }
 
 #[test]
-#[ignore = "corten exec comes with issue 4"]
 fn exec_process_joins_the_container_cgroup() {
     require_root!();
     let mut b = Bundle::new("cgroup-exec");

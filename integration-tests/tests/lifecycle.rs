@@ -515,7 +515,6 @@ fn commands_on_missing_container_report_does_not_exist() {
 }
 
 #[test]
-#[ignore = "corten exec comes with issue 4"]
 fn exec_joins_the_running_container() {
     require_root!();
     let mut b = sleeper("exec");

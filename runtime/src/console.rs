@@ -72,6 +72,29 @@ pub fn setup(
     Ok(peer)
 }
 
+/// For `exec --tty`: a new pty from the container's devpts (the caller is
+/// inside the container's mount namespace), size applied, master sent over
+/// `socket`; returns the peer (opened with `TIOCGPTPEER`).
+pub fn open_in_container(
+    socket: &UnixStream,
+    size: Option<ConsoleSize>,
+) -> Result<OwnedFd, ConsoleError> {
+    let master: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/pts/ptmx")
+        .map_err(step("open /dev/pts/ptmx"))?
+        .into();
+    sys::unlockpt(master.as_fd()).map_err(step("unlock pty"))?;
+    let peer = sys::pty_peer(master.as_fd()).map_err(step("open pty peer"))?;
+    if let Some(s) = size {
+        sys::set_winsize(peer.as_fd(), s.height, s.width).map_err(step("set window size"))?;
+    }
+    send_fd(socket, master.as_fd(), "/dev/ptmx")?;
+    Ok(peer)
+}
+
 /// Sends `fd` with a name as payload (runc sends the pty's name).
 pub fn send_fd(socket: &UnixStream, fd: BorrowedFd<'_>, name: &str) -> Result<(), ConsoleError> {
     let fds = [fd.as_raw_fd()];

@@ -115,6 +115,13 @@ pub struct Record {
     /// Whether `--systemd-cgroup` was used.
     #[serde(default)]
     pub systemd_cgroup: bool,
+    /// The config's `process`: what `exec` starts from (as runc keeps the
+    /// config in its state, so later edits of config.json do not matter).
+    #[serde(default)]
+    pub process: Option<crate::spec::Process>,
+    /// The config's `linux.seccomp`, applied to exec'd processes too.
+    #[serde(default)]
+    pub seccomp: Option<serde_json::Value>,
 }
 
 /// Checks a container id like runc: letters, digits, `_ + - .`, not `.`/`..`.

@@ -3,6 +3,7 @@
 mod create;
 mod delete;
 mod events;
+mod exec;
 mod features;
 mod kill;
 mod list;
@@ -85,6 +86,8 @@ enum Command {
     List(list::Args),
     /// Create a new specification file.
     Spec(spec::Args),
+    /// Execute a new process inside a container.
+    Exec(Box<exec::Args>),
     /// Display the processes running inside a container.
     Ps(ps::Args),
     /// Show the enabled features.
@@ -142,7 +145,10 @@ pub fn main() -> ExitCode {
     }
     // The commands whose processes enter a container run from a sealed copy
     // of the binary (see `sys::reexec_sealed`).
-    if matches!(command, Command::Create(_) | Command::Run(_)) && !crate::sys::self_exe_is_sealed()
+    if matches!(
+        command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) && !crate::sys::self_exe_is_sealed()
     {
         let e = crate::sys::reexec_sealed();
         logging::error(&format!("unable to run from a sealed copy of corten: {e}"));
@@ -162,6 +168,7 @@ pub fn main() -> ExitCode {
         Command::List(a) => list::run(&g, a).map(|()| 0),
         Command::Spec(a) => spec::run(a).map(|()| 0),
         Command::Ps(a) => ps::run(&g, a).map(|()| 0),
+        Command::Exec(a) => exec::run(&g, *a),
         Command::Features(a) => features::run(a).map(|()| 0),
         Command::Pause(a) => pause::run(&g, a, true).map(|()| 0),
         Command::Resume(a) => pause::run(&g, a, false).map(|()| 0),

@@ -29,7 +29,7 @@ pub struct Args {
     id: String,
 }
 
-const FORWARDED: [Signal; 8] = [
+pub(super) const FORWARDED: [Signal; 8] = [
     Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGQUIT,
@@ -76,7 +76,7 @@ fn reap(pid: i32) -> Option<u8> {
     }
 }
 
-fn wait_forwarding(pid: i32, set: &SigSet) -> u8 {
+pub(super) fn wait_forwarding(pid: i32, set: &SigSet) -> u8 {
     loop {
         if let Some(c) = reap(pid) {
             return c;

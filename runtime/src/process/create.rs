@@ -367,6 +367,8 @@ fn finish(
         cgroup_paths: cg.clone(),
         own_pid_ns: ns.creates(NsKind::Pid),
         systemd_cgroup: opts.systemd_cgroup,
+        process: spec.process.clone(),
+        seccomp: spec.linux().seccomp.clone(),
     };
     dir.save(&rec)?;
     if let Some(pf) = &opts.pid_file {

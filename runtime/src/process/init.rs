@@ -21,7 +21,7 @@ use super::user::{self, UserError};
 use crate::capabilities::{self, CapError};
 use crate::console::{self, ConsoleError};
 use crate::rootfs::{Rootfs, RootfsError};
-use crate::spec::Spec;
+use crate::spec::{Process, Spec};
 use crate::sys;
 
 /// Errors of the init, reported to the parent as one line.
@@ -69,7 +69,7 @@ fn step(op: impl Into<String>) -> impl FnOnce(io::Error) -> InitError {
     move |source| InitError::Step { op, source }
 }
 
-fn nstep(op: &'static str) -> impl FnOnce(nix::Error) -> InitError {
+pub(crate) fn nstep(op: &'static str) -> impl FnOnce(nix::Error) -> InitError {
     move |e| InitError::Step {
         op: op.to_string(),
         source: e.into(),
@@ -203,6 +203,29 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         console::attach(peer)?;
     }
 
+    let (path, env) = prepare_process(process, userns)?;
+
+    chan.send(&Msg::Created).map_err(step("report created"))?;
+    match chan.recv() {
+        Ok(Some(Msg::Detach)) => {}
+        _ => return Err(InitError::Orphaned),
+    }
+    prctl::set_pdeathsig(None).map_err(nstep("clear parent-death signal"))?;
+    // SAFETY: closing our copy of the channel; no other owner uses the fd in this process.
+    unsafe { libc::close(std::os::fd::AsRawFd::as_raw_fd(chan)) };
+
+    wait_for_start(a.fifo);
+    exec(&path, &process.args, &env, a.preserve_fds)
+}
+
+/// The part of the set-up shared by the init and `exec`, inside the
+/// container's root and namespaces: resolve the executable, user and `HOME`;
+/// rlimits, `no_new_privs`, capabilities around the user switch, umask, cwd.
+/// Returns the executable's path and the final environment.
+pub fn prepare_process(
+    process: &Process,
+    userns: bool,
+) -> Result<(PathBuf, Vec<String>), InitError> {
     let path = find_executable(&process.args[0], &process.env)?;
     let (uid, gid) = user::resolve(&process.user)?;
     let env = user::env_with_home(&process.env, uid);
@@ -223,18 +246,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
     enter_cwd(&process.cwd)?;
-
-    chan.send(&Msg::Created).map_err(step("report created"))?;
-    match chan.recv() {
-        Ok(Some(Msg::Detach)) => {}
-        _ => return Err(InitError::Orphaned),
-    }
-    prctl::set_pdeathsig(None).map_err(nstep("clear parent-death signal"))?;
-    // SAFETY: closing our copy of the channel; no other owner uses the fd in this process.
-    unsafe { libc::close(std::os::fd::AsRawFd::as_raw_fd(chan)) };
-
-    wait_for_start(a.fifo);
-    exec(&path, &process.args, &env, a.preserve_fds)
+    Ok((path, env))
 }
 
 fn set_sysctls(spec: &Spec) -> Result<(), InitError> {
@@ -308,7 +320,7 @@ fn wait_for_start(fifo: std::os::fd::RawFd) {
 }
 
 /// Closes every descriptor beyond stdio and the preserved ones, then execs.
-fn exec(path: &Path, args: &[String], env: &[String], preserve: u32) -> ! {
+pub fn exec(path: &Path, args: &[String], env: &[String], preserve: u32) -> ! {
     let _ = sys::cloexec_from(3 + preserve);
     let cpath = CString::new(path.as_os_str().as_bytes()).unwrap_or_default();
     let cargs: Vec<CString> = args

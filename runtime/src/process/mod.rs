@@ -2,6 +2,7 @@
 //! the container's init ([`init`]) and the channel between them ([`sync`]).
 
 pub mod create;
+pub mod exec;
 pub mod init;
 pub mod namespaces;
 pub mod rlimits;

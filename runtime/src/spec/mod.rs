@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use default::default_spec;
-pub use validate::validate;
+pub use validate::{validate, validate_process};
 
 /// Errors from loading a bundle's configuration.
 #[derive(Debug, thiserror::Error)]

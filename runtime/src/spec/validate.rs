@@ -24,6 +24,33 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         .process
         .as_ref()
         .ok_or_else(|| invalid("process must be specified"))?;
+    validate_process(process)?;
+    validate_linux(spec)?;
+    for m in &spec.mounts {
+        if m.destination.is_empty() {
+            return Err(invalid("mount destination is empty"));
+        }
+    }
+    if let Some(h) = &spec.hooks {
+        let any = [
+            &h.prestart,
+            &h.create_runtime,
+            &h.create_container,
+            &h.start_container,
+            &h.poststart,
+            &h.poststop,
+        ]
+        .iter()
+        .any(|v| !v.is_empty());
+        if any {
+            return Err(invalid("hooks are not supported yet"));
+        }
+    }
+    Ok(())
+}
+
+/// Validates a process (the container's, or one given to `exec`).
+pub fn validate_process(process: &super::Process) -> Result<(), SpecError> {
     if process.args.is_empty() {
         return Err(invalid("args must not be empty"));
     }
@@ -80,27 +107,6 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         return Err(invalid(
             "apparmor profile is set but AppArmor is not supported by corten on this host",
         ));
-    }
-    validate_linux(spec)?;
-    for m in &spec.mounts {
-        if m.destination.is_empty() {
-            return Err(invalid("mount destination is empty"));
-        }
-    }
-    if let Some(h) = &spec.hooks {
-        let any = [
-            &h.prestart,
-            &h.create_runtime,
-            &h.create_container,
-            &h.start_container,
-            &h.poststart,
-            &h.poststop,
-        ]
-        .iter()
-        .any(|v| !v.is_empty());
-        if any {
-            return Err(invalid("hooks are not supported yet"));
-        }
     }
     Ok(())
 }

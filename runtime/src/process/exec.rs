@@ -1,0 +1,302 @@
+//! `exec`: a new process in every namespace and the cgroup of a running
+//! container.
+//!
+//! ```text
+//! corten exec ──clone3 (v2: CLONE_INTO_CGROUP)──► intermediate
+//!   v1: moves it into the cgroup; Go ──────────►  setns into each of the init's
+//!                                                 namespaces (user first)
+//!                                                 clone3(CLONE_PARENT) ──► process
+//!   ◄── Pid(process) ───────────────────────────  exits                   (in the pid ns)
+//!   oom_score_adj                                                          console, user,
+//!   ◄── Error, or EOF when the exec succeeded ──────────────────────────── caps, cwd, exec
+//! ```
+//!
+//! Like `create`, `exec` runs from a sealed copy of corten and the new
+//! process is non-dumpable until it execs (CVE-2019-5736).
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::sys::prctl;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use super::init::{self, nstep, InitError};
+use super::namespaces::{NsKind, NsPlan};
+use super::sync::{Channel, Msg};
+use crate::cgroups;
+use crate::container::Container;
+use crate::spec::Process;
+use crate::state::Status;
+use crate::sys::{self, Forked};
+
+/// Options of `exec`.
+#[derive(Debug, Default)]
+pub struct ExecOpts {
+    /// `--console-socket`: receives the pty master of a terminal process.
+    pub console_socket: Option<PathBuf>,
+    /// `--preserve-fds`.
+    pub preserve_fds: u32,
+    /// `--ignore-paused`.
+    pub ignore_paused: bool,
+}
+
+/// Errors of `exec`.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Loading the container.
+    #[error(transparent)]
+    Container(#[from] crate::container::ContainerError),
+    /// The process spec.
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    /// Namespaces of the container.
+    #[error(transparent)]
+    Ns(#[from] super::namespaces::NsError),
+    /// Cgroup.
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
+    /// A state that forbids exec, or a usage error.
+    #[error("{0}")]
+    Refused(String),
+    /// A step of the parent.
+    #[error("{op}: {source}")]
+    Step {
+        /// The step.
+        op: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// The new process failed before exec.
+    #[error("unable to start container process: {0}")]
+    Child(String),
+}
+
+fn step(op: impl Into<String>) -> impl FnOnce(io::Error) -> ExecError {
+    let op = op.into();
+    move |source| ExecError::Step { op, source }
+}
+
+/// The namespaces of `pid` that differ from ours, to join (user first).
+fn namespaces_of(pid: i32) -> Result<NsPlan, ExecError> {
+    let mut plan = NsPlan::default();
+    for kind in NsKind::ALL {
+        let theirs = format!("/proc/{pid}/ns/{}", kind.proc_name());
+        let ours = format!("/proc/self/ns/{}", kind.proc_name());
+        let (Ok(t), Ok(o)) = (fs::metadata(&theirs), fs::metadata(&ours)) else {
+            continue; // a kind this kernel does not have
+        };
+        if t.ino() == o.ino() && t.dev() == o.dev() {
+            continue;
+        }
+        let f = File::open(&theirs).map_err(step(format!("open {theirs}")))?;
+        plan.join.push((kind, theirs, f));
+    }
+    Ok(plan)
+}
+
+/// What the new process needs after the fork.
+struct Child<'a> {
+    process: &'a Process,
+    ns: &'a NsPlan,
+    console: Option<&'a UnixStream>,
+    preserve_fds: u32,
+    keyring: String,
+    parent_pid: i32,
+}
+
+/// Runs `process` in container `id`; returns the new process's pid once it
+/// has exec'd (or failed with the reason).
+pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result<i32, ExecError> {
+    crate::spec::validate_process(process)?;
+    if process.terminal != opts.console_socket.is_some() {
+        return Err(ExecError::Refused(if process.terminal {
+            "cannot allocate tty if runc will detach without setting console socket".into()
+        } else {
+            "cannot use console socket if runc will not detach or allocate tty".into()
+        }));
+    }
+    let c = Container::load(root, id)?;
+    match c.status {
+        Status::Running | Status::Created => {}
+        Status::Paused if opts.ignore_paused => {}
+        Status::Paused => {
+            return Err(ExecError::Refused(
+                "cannot exec in a paused container (use --ignore-paused to override)".into(),
+            ))
+        }
+        _ => {
+            return Err(ExecError::Refused(
+                "cannot exec in a stopped container".into(),
+            ))
+        }
+    }
+    let ns = namespaces_of(c.record.pid)?;
+    let console = opts
+        .console_socket
+        .as_deref()
+        .map(|p| UnixStream::connect(p).map_err(step("connect to console socket")))
+        .transpose()?;
+    let (parent_end, child_end) = Channel::pair().map_err(step("create sync socket"))?;
+    let child = Child {
+        process,
+        ns: &ns,
+        console: console.as_ref(),
+        preserve_fds: opts.preserve_fds,
+        keyring: format!("_ses.{id}"),
+        parent_pid: nix::unistd::getpid().as_raw(),
+    };
+    let cg = &c.record.cgroup_paths;
+    let cgroup_dir = cg.get("").and_then(|d| File::open(d).ok());
+    let cloned = match &cgroup_dir {
+        Some(d) => match sys::clone3(0, Some(d.as_fd())) {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL | libc::E2BIG | libc::ENOSYS)
+                ) =>
+            {
+                sys::clone3(0, None)
+            }
+            r => r,
+        },
+        None => sys::clone3(0, None),
+    };
+    let intermediate = match cloned.map_err(step("clone"))? {
+        Forked::Child => {
+            drop(parent_end);
+            intermediate(&child, &child_end)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child_end);
+    let res = finish(cg, intermediate, &parent_end, process);
+    let _ = waitpid(Pid::from_raw(intermediate), None);
+    res
+}
+
+fn finish(
+    cg: &BTreeMap<String, PathBuf>,
+    intermediate: i32,
+    chan: &Channel,
+    process: &Process,
+) -> Result<i32, ExecError> {
+    let go = cgroups::add_pid(cg, intermediate)
+        .map_err(ExecError::from)
+        .and_then(|()| chan.send(&Msg::Go).map_err(step("release exec process")));
+    if let Err(e) = go {
+        let _ = kill(Pid::from_raw(intermediate), Signal::SIGKILL);
+        return Err(e);
+    }
+    let pid = match chan.recv() {
+        Ok(Some(Msg::Pid(p))) => p,
+        Ok(Some(Msg::Error(e))) => return Err(ExecError::Child(e)),
+        _ => {
+            return Err(ExecError::Child(
+                "the exec process exited during set-up".into(),
+            ))
+        }
+    };
+    if let Some(adj) = process.oom_score_adj {
+        if let Err(e) = fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+            return Err(step("set oom_score_adj")(e));
+        }
+    }
+    let _ = chan.send(&Msg::Go);
+    // The process's end of the channel is close-on-exec: EOF means exec'd.
+    match chan.recv() {
+        Ok(None) => Ok(pid),
+        Ok(Some(Msg::Error(e))) => {
+            let _ = waitpid(Pid::from_raw(pid), None);
+            Err(ExecError::Child(e))
+        }
+        _ => {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+            Err(ExecError::Child(
+                "unexpected message from the exec process".into(),
+            ))
+        }
+    }
+}
+
+fn exit_child(code: i32) -> ! {
+    // SAFETY: a forked child leaves with _exit, without running the
+    // parent's atexit handlers or flushing copied stdio buffers.
+    unsafe { libc::_exit(code) }
+}
+
+/// The intermediate: joins the namespaces, forks the process as a sibling
+/// (so `corten exec` is its parent and reaps it), reports its pid, exits.
+fn intermediate(c: &Child<'_>, chan: &Channel) -> ! {
+    let res = (|| -> Result<i32, String> {
+        prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| e.to_string())?;
+        prctl::set_dumpable(false).map_err(|e| e.to_string())?;
+        match chan.recv() {
+            Ok(Some(Msg::Go)) => {}
+            _ => return Err("corten exec went away".into()),
+        }
+        c.ns.join_all().map_err(|e| e.to_string())?;
+        match sys::clone3(sys::flag_bits(libc::CLONE_PARENT), None) {
+            Ok(Forked::Child) => {
+                let err = match process(c, chan) {
+                    Ok(never) => match never {},
+                    Err(e) => e.to_string(),
+                };
+                let _ = chan.send(&Msg::Error(err));
+                exit_child(1)
+            }
+            Ok(Forked::Parent(pid)) => Ok(pid),
+            Err(e) => Err(format!("clone exec process: {e}")),
+        }
+    })();
+    match res {
+        Ok(pid) => {
+            let _ = chan.send(&Msg::Pid(pid));
+            exit_child(0)
+        }
+        Err(e) => {
+            let _ = chan.send(&Msg::Error(e));
+            exit_child(1)
+        }
+    }
+}
+
+/// The new process, inside every namespace: terminal, keyring, the
+/// process set-up shared with the init, then exec.
+fn process(c: &Child<'_>, chan: &Channel) -> Result<std::convert::Infallible, InitError> {
+    prctl::set_pdeathsig(Signal::SIGKILL).map_err(nstep("set parent-death signal"))?;
+    if nix::unistd::getppid().as_raw() != c.parent_pid && nix::unistd::getppid().as_raw() != 0 {
+        return Err(InitError::Orphaned);
+    }
+    prctl::set_dumpable(false).map_err(nstep("make non-dumpable"))?;
+    // Wait until the parent has set oom_score_adj.
+    match chan.recv() {
+        Ok(Some(Msg::Go)) => {}
+        _ => return Err(InitError::Orphaned),
+    }
+    let userns = c.ns.join.iter().any(|(k, _, _)| *k == NsKind::User);
+    if let Some(sock) = c.console {
+        nix::unistd::setsid().map_err(nstep("setsid"))?;
+        let peer = crate::console::open_in_container(sock, c.process.console_size)?;
+        crate::console::attach(peer)?;
+    }
+    match sys::join_session_keyring(&c.keyring) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
+        r => r.map_err(|source| InitError::Step {
+            op: "join session keyring".into(),
+            source,
+        })?,
+    }
+    let (path, env) = init::prepare_process(c.process, userns)?;
+    prctl::set_pdeathsig(None).map_err(nstep("clear parent-death signal"))?;
+    init::exec(&path, &c.process.args, &env, c.preserve_fds)
+}
