@@ -110,6 +110,10 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
         op: "remove",
         source,
     })?;
+    if let Some(h) = c.record.hooks.as_ref().filter(|h| !h.poststart.is_empty()) {
+        let state = c.record.oci_state(Status::Running).to_string();
+        crate::hooks::run_all_warn("poststart", &h.poststart, &state);
+    }
     Ok(())
 }
 
@@ -219,6 +223,10 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
     wait_cgroup_empty(&c);
     cgroups::remove(&c.record.cgroup_paths)?;
     c.dir.remove()?;
+    if let Some(h) = c.record.hooks.as_ref().filter(|h| !h.poststop.is_empty()) {
+        let state = c.record.oci_state(Status::Stopped).to_string();
+        crate::hooks::run_all_warn("poststop", &h.poststop, &state);
+    }
     Ok(())
 }
 

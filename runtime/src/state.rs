@@ -122,6 +122,9 @@ pub struct Record {
     /// The config's `linux.seccomp`, applied to exec'd processes too.
     #[serde(default)]
     pub seccomp: Option<serde_json::Value>,
+    /// The config's hooks (poststart runs at `start`, poststop at `delete`).
+    #[serde(default)]
+    pub hooks: Option<crate::spec::Hooks>,
 }
 
 /// Checks a container id like runc: letters, digits, `_ + - .`, not `.`/`..`.

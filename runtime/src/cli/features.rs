@@ -18,8 +18,7 @@ pub fn run(_a: Args) -> anyhow::Result<()> {
     let f = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::spec::OCI_VERSION,
-        // Hooks come with a later release; config.json hooks are refused.
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": options::KNOWN,
         "linux": {
             "namespaces": namespaces,

@@ -48,6 +48,9 @@ pub enum CreateError {
     /// Cgroups.
     #[error(transparent)]
     Cgroup(#[from] cgroups::CgroupError),
+    /// A prestart or createRuntime hook.
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
     /// Namespaces.
     #[error(transparent)]
     Ns(#[from] super::namespaces::NsError),
@@ -349,10 +352,31 @@ fn finish(
         )))?;
     }
     chan.send(&Msg::Go).map_err(step("release init"))?;
-    match chan.recv() {
-        Ok(Some(Msg::Created)) => {}
-        Ok(Some(Msg::Error(e))) => return Err(CreateError::Init(e)),
-        _ => return Err(CreateError::Init(exit_reason(pid))),
+    loop {
+        match chan.recv() {
+            Ok(Some(Msg::Created)) => break,
+            Ok(Some(Msg::Hooks)) => {
+                // The namespaces and mounts exist: prestart and createRuntime
+                // hooks, in the runtime's namespaces.
+                let state = serde_json::json!({
+                    "ociVersion": spec.oci_version,
+                    "id": dir.id,
+                    "status": "creating",
+                    "pid": pid,
+                    "bundle": bundle,
+                    "annotations": spec.annotations,
+                })
+                .to_string();
+                if let Some(h) = &spec.hooks {
+                    crate::hooks::run_all("prestart", &h.prestart, &state)?;
+                    crate::hooks::run_all("createRuntime", &h.create_runtime, &state)?;
+                }
+                chan.send(&Msg::State(state))
+                    .map_err(step("resume init after hooks"))?;
+            }
+            Ok(Some(Msg::Error(e))) => return Err(CreateError::Init(e)),
+            _ => return Err(CreateError::Init(exit_reason(pid))),
+        }
     }
     let rec = Record {
         oci_version: spec.oci_version.clone(),
@@ -369,6 +393,7 @@ fn finish(
         systemd_cgroup: opts.systemd_cgroup,
         process: spec.process.clone(),
         seccomp: spec.linux().seccomp.clone(),
+        hooks: spec.hooks.clone(),
     };
     dir.save(&rec)?;
     if let Some(pf) = &opts.pid_file {

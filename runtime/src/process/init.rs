@@ -59,6 +59,9 @@ pub enum InitError {
     /// The parent went away.
     #[error("parent process went away during set-up")]
     Orphaned,
+    /// A createContainer hook.
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
     /// The cwd resolved outside the container.
     #[error("cwd {0:?} is not inside the container's root")]
     CwdEscape(String),
@@ -181,6 +184,21 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         a.cgroup_paths,
     )?;
     rfs.mount_all(spec)?;
+    // Hooks: the parent runs prestart/createRuntime now (the namespaces and
+    // mounts exist), then this process runs createContainer, still before
+    // pivot_root, in the container's namespaces.
+    let hook_state = match &spec.hooks {
+        Some(h) if has_create_or_start_hooks(h) => {
+            chan.send(&Msg::Hooks).map_err(step("request hooks"))?;
+            let state = match chan.recv() {
+                Ok(Some(Msg::State(s))) => s,
+                _ => return Err(InitError::Orphaned),
+            };
+            crate::hooks::run_all("createContainer", &h.create_container, &state)?;
+            Some(state)
+        }
+        _ => None,
+    };
     let pty = match (process.terminal, a.console_socket) {
         (true, Some(sock)) => Some(console::setup(&rfs, sock, process.console_size)?),
         _ => None,
@@ -215,7 +233,24 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     unsafe { libc::close(std::os::fd::AsRawFd::as_raw_fd(chan)) };
 
     wait_for_start(a.fifo);
+    if let (Some(h), Some(state)) = (&spec.hooks, &hook_state) {
+        if !h.start_container.is_empty() {
+            let state = state.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1);
+            if let Err(e) = crate::hooks::run_all("startContainer", &h.start_container, &state) {
+                eprintln!("corten: {e}");
+                // SAFETY: see `run`.
+                unsafe { libc::_exit(1) }
+            }
+        }
+    }
     exec(&path, &process.args, &env, a.preserve_fds)
+}
+
+fn has_create_or_start_hooks(h: &crate::spec::Hooks) -> bool {
+    !(h.prestart.is_empty()
+        && h.create_runtime.is_empty()
+        && h.create_container.is_empty()
+        && h.start_container.is_empty())
 }
 
 /// The part of the set-up shared by the init and `exec`, inside the

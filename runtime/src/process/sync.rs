@@ -19,6 +19,10 @@ pub enum Msg {
     Detach,
     /// init → parent: set-up failed.
     Error(String),
+    /// init → parent: mounts done; run prestart/createRuntime hooks.
+    Hooks,
+    /// parent → init: hooks done; the state JSON for the container's hooks.
+    State(String),
 }
 
 impl Msg {
@@ -37,6 +41,12 @@ impl Msg {
                 v.extend_from_slice(e.as_bytes());
                 v
             }
+            Msg::Hooks => vec![b'H'],
+            Msg::State(s) => {
+                let mut v = vec![b'S'];
+                v.extend_from_slice(s.as_bytes());
+                v
+            }
         }
     }
 
@@ -50,6 +60,8 @@ impl Msg {
             b'C' => Msg::Created,
             b'D' => Msg::Detach,
             b'E' => Msg::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
+            b'H' => Msg::Hooks,
+            b'S' => Msg::State(String::from_utf8_lossy(&b[1..]).into_owned()),
             _ => return Err(bad()),
         })
     }
@@ -79,7 +91,9 @@ impl Channel {
 
     /// Receives a message; `None` when the peer closed its end.
     pub fn recv(&self) -> io::Result<Option<Msg>> {
-        let mut buf = [0u8; 4096];
+        // Room for a state JSON with large annotations (SOCK_SEQPACKET
+        // would silently truncate a longer message).
+        let mut buf = vec![0u8; 256 * 1024];
         loop {
             match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(0) => return Ok(None),
@@ -110,6 +124,8 @@ mod tests {
             Msg::Created,
             Msg::Detach,
             Msg::Error("boom".into()),
+            Msg::Hooks,
+            Msg::State("{}".into()),
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));

@@ -32,7 +32,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     if let Some(h) = &spec.hooks {
-        let any = [
+        for hook in [
             &h.prestart,
             &h.create_runtime,
             &h.create_container,
@@ -40,10 +40,21 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             &h.poststart,
             &h.poststop,
         ]
-        .iter()
-        .any(|v| !v.is_empty());
-        if any {
-            return Err(invalid("hooks are not supported yet"));
+        .into_iter()
+        .flatten()
+        {
+            if !hook.path.starts_with('/') {
+                return Err(invalid(format!(
+                    "hook path {:?} is not absolute",
+                    hook.path
+                )));
+            }
+            if hook.timeout.is_some_and(|t| t <= 0) {
+                return Err(invalid(format!(
+                    "hook {:?}: timeout must be positive",
+                    hook.path
+                )));
+            }
         }
     }
     Ok(())
