@@ -1,8 +1,9 @@
 //! The container process: args, env, cwd, user, umask, rlimits,
-//! capabilities, no_new_privs, oom_score_adj.
+//! capabilities, no_new_privs, oom_score_adj, scheduler, ioPriority,
+//! personality, execCPUAffinity, memoryPolicy.
 
 use corten_integration_tests::{
-    cap_hex, nofile_hard_limit, require_root, status_field, Bundle, Runtime,
+    cap_hex, nofile_hard_limit, require_root, status_field, Bundle, OutputExt, Runtime,
 };
 use serde_json::json;
 
@@ -297,4 +298,130 @@ fn stdin_is_not_the_runtimes() {
     // The runtime's stdin is /dev/null in these tests: cat must see EOF at once.
     b.sh("cat; echo eof");
     assert_eq!(run("stdin", &b), "eof\n");
+}
+
+// --- scheduler, ioPriority, personality, execCPUAffinity, memoryPolicy ---
+
+/// Fields of `/proc/self/stat` after the `(comm)` field, 1-based as in proc(5).
+fn stat_field(stat: &str, n: usize) -> String {
+    let after = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    after
+        .split_whitespace()
+        .nth(n - 3)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn scheduler_policy_and_nice_are_applied() {
+    require_root!();
+    let mut b = Bundle::new("sched");
+    b.set(
+        "/process/scheduler",
+        json!({ "policy": "SCHED_BATCH", "nice": 7 }),
+    )
+    .args(&["cat", "/proc/self/stat"]);
+    let stat = run("sched", &b);
+    assert_eq!(stat_field(&stat, 19), "7", "nice: {stat}");
+    assert_eq!(
+        stat_field(&stat, 41),
+        "3",
+        "policy (SCHED_BATCH = 3): {stat}"
+    );
+}
+
+#[test]
+fn io_priority_is_applied() {
+    require_root!();
+    let mut b = Bundle::new("ioprio");
+    b.set(
+        "/process/ioPriority",
+        json!({ "class": "IOPRIO_CLASS_BE", "priority": 6 }),
+    )
+    .sh("ionice -p $$");
+    assert_eq!(run("ioprio", &b), "best-effort: prio 6\n");
+}
+
+#[test]
+fn personality_linux32_is_applied() {
+    require_root!();
+    let mut b = Bundle::new("persona");
+    b.set("/linux/personality", json!({ "domain": "LINUX32" }))
+        .args(&["cat", "/proc/self/personality"]);
+    assert_eq!(run("persona", &b), "00000008\n");
+}
+
+#[test]
+fn exec_cpu_affinity_final_is_applied() {
+    require_root!();
+    let mut b = Bundle::new("affinity");
+    b.set(
+        "/process/execCPUAffinity",
+        json!({ "initial": "0", "final": "0" }),
+    )
+    .sh("grep Cpus_allowed_list /proc/self/status");
+    assert_eq!(run("affinity", &b), "Cpus_allowed_list:\t0\n");
+}
+
+#[test]
+fn memory_policy_is_applied() {
+    require_root!();
+    if !std::path::Path::new("/proc/self/numa_maps").exists() {
+        corten_integration_tests::skip(
+            "memory_policy_is_applied",
+            "kernel without NUMA (/proc/self/numa_maps)",
+        );
+        return;
+    }
+    let mut b = Bundle::new("mempolicy");
+    b.set(
+        "/linux/memoryPolicy",
+        json!({ "mode": "MPOL_BIND", "nodes": "0" }),
+    )
+    .sh("grep -c 'bind:0' /proc/self/numa_maps");
+    let n: u32 = run("mempolicy", &b).trim().parse().expect("count");
+    assert!(n > 0, "no bind:0 mapping");
+}
+
+#[test]
+fn unsupported_process_features_are_refused() {
+    require_root!();
+    for (name, pointer, value) in [
+        ("refuse-rdt", "/linux/intelRdt", json!({ "closID": "x" })),
+        (
+            "refuse-sched",
+            "/process/scheduler",
+            json!({ "policy": "SCHED_NOPE" }),
+        ),
+        (
+            "refuse-persona",
+            "/linux/personality",
+            json!({ "domain": "LINUX64" }),
+        ),
+    ] {
+        let mut b = Bundle::new(name);
+        b.set(pointer, value);
+        let rt = Runtime::new(name);
+        let out = rt.create(b.name(), &b).assert_failure(name);
+        assert_eq!(
+            out.stderr_str().trim().lines().count(),
+            1,
+            "{}",
+            out.stderr_str()
+        );
+        assert!(rt.root_entries().is_empty());
+    }
+    if !std::path::Path::new("/sys/kernel/security/apparmor").exists() {
+        let mut b = Bundle::new("refuse-apparmor");
+        b.set("/process/apparmorProfile", json!("docker-default"));
+        let rt = Runtime::new("refuse-apparmor");
+        let out = rt
+            .create(b.name(), &b)
+            .assert_failure("apparmor without AppArmor");
+        assert!(
+            out.stderr_str().contains("AppArmor"),
+            "{}",
+            out.stderr_str()
+        );
+    }
 }

@@ -122,6 +122,13 @@ pub struct Record {
     /// The config's `linux.seccomp`, applied to exec'd processes too.
     #[serde(default)]
     pub seccomp: Option<serde_json::Value>,
+    /// The config's `linux.personality` and `linux.memoryPolicy`, which
+    /// exec'd processes get too.
+    #[serde(default)]
+    pub personality: Option<crate::process::attrs::Personality>,
+    /// See `personality`.
+    #[serde(default)]
+    pub memory_policy: Option<crate::process::attrs::MemoryPolicy>,
     /// The config's hooks (poststart runs at `start`, poststop at `delete`).
     #[serde(default)]
     pub hooks: Option<crate::spec::Hooks>,

@@ -77,16 +77,32 @@ pub fn hierarchies() -> Result<Vec<Hierarchy>, CgroupError> {
     Ok(out)
 }
 
-/// Copies `cpuset.cpus` and `cpuset.mems` from the parent: a new v1 cpuset
-/// cgroup starts empty and refuses tasks until they are set.
+/// Copies `cpuset.cpus` and `cpuset.mems` from the parent where they are
+/// empty: a new v1 cpuset cgroup starts empty and refuses tasks until they
+/// are set. Parents are filled first, so a level that another `create`
+/// made a moment ago but has not filled yet is handled too.
 fn init_cpuset(dir: &Path) -> Result<(), CgroupError> {
-    let parent = dir.parent().unwrap_or(dir);
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
     for f in ["cpuset.cpus", "cpuset.mems"] {
-        let v = fs::read_to_string(parent.join(f)).map_err(|source| CgroupError::Read {
-            path: parent.join(f),
-            source,
-        })?;
-        super::write(&dir.join(f), v.trim())?;
+        let read = |d: &Path| {
+            fs::read_to_string(d.join(f))
+                .map(|s| s.trim().to_string())
+                .map_err(|source| CgroupError::Read {
+                    path: d.join(f),
+                    source,
+                })
+        };
+        if !read(dir)?.is_empty() {
+            continue;
+        }
+        let mut v = read(parent)?;
+        if v.is_empty() {
+            init_cpuset(parent)?;
+            v = read(parent)?;
+        }
+        super::write(&dir.join(f), &v)?;
     }
     Ok(())
 }
@@ -98,7 +114,9 @@ pub fn create(inner: &Path) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
         let dir = place(&h.mount, &h.own, inner);
         let cpuset = h.controllers.iter().any(|c| c == "cpuset");
         let init = |d: &Path| if cpuset { init_cpuset(d) } else { Ok(()) };
-        if let Err(e) = mkdir_levels(&dir, &init) {
+        if let Err(e) =
+            mkdir_levels(&dir, &init).and_then(|()| if cpuset { init_cpuset(&dir) } else { Ok(()) })
+        {
             let _ = super::remove(&out);
             return Err(e);
         }

@@ -42,10 +42,10 @@ pub struct Args {
     /// File to write the process's pid to.
     #[arg(long = "pid-file")]
     pid_file: Option<PathBuf>,
-    /// SELinux process label (refused: SELinux is not supported).
+    /// SELinux process label (refused when SELinux is not enabled).
     #[arg(long = "process-label")]
     process_label: Option<String>,
-    /// AppArmor profile (refused: AppArmor is not supported).
+    /// AppArmor profile (refused when AppArmor is not enabled).
     #[arg(long)]
     apparmor: Option<String>,
     /// Set no_new_privs for the process.
@@ -127,10 +127,10 @@ fn build_process(a: &Args, base: Option<Process>) -> anyhow::Result<Process> {
         }
     }
     if a.process_label.is_some() {
-        bail!("--process-label is set but SELinux is not supported by corten on this host");
+        p.selinux_label.clone_from(&a.process_label);
     }
     if a.apparmor.is_some() {
-        bail!("--apparmor is set but AppArmor is not supported by corten on this host");
+        p.apparmor_profile.clone_from(&a.apparmor);
     }
     Ok(p)
 }

@@ -394,6 +394,8 @@ fn finish(
         process: spec.process.clone(),
         seccomp: spec.linux().seccomp.clone(),
         hooks: spec.hooks.clone(),
+        personality: spec.linux().personality.clone(),
+        memory_policy: spec.linux().memory_policy.clone(),
     };
     dir.save(&rec)?;
     if let Some(pf) = &opts.pid_file {

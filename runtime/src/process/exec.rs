@@ -104,6 +104,7 @@ fn namespaces_of(pid: i32) -> Result<NsPlan, ExecError> {
 /// What the new process needs after the fork.
 struct Child<'a> {
     process: &'a Process,
+    attrs: super::attrs::Attrs,
     ns: &'a NsPlan,
     console: Option<&'a UnixStream>,
     preserve_fds: u32,
@@ -144,8 +145,16 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         .map(|p| UnixStream::connect(p).map_err(step("connect to console socket")))
         .transpose()?;
     let (parent_end, child_end) = Channel::pair().map_err(step("create sync socket"))?;
+    let attrs = process.attrs(
+        c.record.personality.as_ref(),
+        c.record.memory_policy.as_ref(),
+    );
+    attrs
+        .validate()
+        .map_err(|e| ExecError::Refused(e.to_string()))?;
     let child = Child {
         process,
+        attrs,
         ns: &ns,
         console: console.as_ref(),
         preserve_fds: opts.preserve_fds,
@@ -283,6 +292,7 @@ fn process(c: &Child<'_>, chan: &Channel) -> Result<std::convert::Infallible, In
         Ok(Some(Msg::Go)) => {}
         _ => return Err(InitError::Orphaned),
     }
+    c.attrs.apply_initial()?;
     let userns = c.ns.join.iter().any(|(k, _, _)| *k == NsKind::User);
     if let Some(sock) = c.console {
         nix::unistd::setsid().map_err(nstep("setsid"))?;
@@ -296,7 +306,7 @@ fn process(c: &Child<'_>, chan: &Channel) -> Result<std::convert::Infallible, In
             source,
         })?,
     }
-    let (path, env) = init::prepare_process(c.process, userns)?;
+    let (path, env) = init::prepare_process(c.process, &c.attrs, userns)?;
     prctl::set_pdeathsig(None).map_err(nstep("clear parent-death signal"))?;
     init::exec(&path, &c.process.args, &env, c.preserve_fds)
 }

@@ -59,6 +59,9 @@ pub enum InitError {
     /// The parent went away.
     #[error("parent process went away during set-up")]
     Orphaned,
+    /// Scheduling/memory attributes.
+    #[error(transparent)]
+    Attr(#[from] super::attrs::AttrError),
     /// A createContainer hook.
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
@@ -154,6 +157,11 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         _ => return Err(InitError::Orphaned),
     }
     let spec = a.spec;
+    let attrs = spec.process().attrs(
+        spec.linux().personality.as_ref(),
+        spec.linux().memory_policy.as_ref(),
+    );
+    attrs.apply_initial()?;
     let userns = a.ns.creates(NsKind::User);
     if userns {
         let root = nix::unistd::Uid::from_raw(0);
@@ -221,7 +229,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         console::attach(peer)?;
     }
 
-    let (path, env) = prepare_process(process, userns)?;
+    let (path, env) = prepare_process(process, &attrs, userns)?;
 
     chan.send(&Msg::Created).map_err(step("report created"))?;
     match chan.recv() {
@@ -259,12 +267,19 @@ fn has_create_or_start_hooks(h: &crate::spec::Hooks) -> bool {
 /// Returns the executable's path and the final environment.
 pub fn prepare_process(
     process: &Process,
+    attrs: &super::attrs::Attrs,
     userns: bool,
 ) -> Result<(PathBuf, Vec<String>), InitError> {
     let path = find_executable(&process.args[0], &process.env)?;
     let (uid, gid) = user::resolve(&process.user)?;
     let env = user::env_with_home(&process.env, uid);
     rlimits::apply(&process.rlimits)?;
+    // Before capabilities are dropped: realtime policies need CAP_SYS_NICE.
+    attrs.apply_final()?;
+    super::attrs::apply_lsm(
+        process.apparmor_profile.as_deref(),
+        process.selinux_label.as_deref(),
+    )?;
     if process.no_new_privileges {
         prctl::set_no_new_privs().map_err(nstep("set no_new_privs"))?;
     }

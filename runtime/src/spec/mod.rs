@@ -124,6 +124,33 @@ pub struct Process {
     /// SELinux label.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selinux_label: Option<String>,
+    /// Scheduling policy and parameters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<crate::process::attrs::Scheduler>,
+    /// I/O priority.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io_priority: Option<crate::process::attrs::IoPriority>,
+    /// CPU affinity during set-up and after exec.
+    #[serde(rename = "execCPUAffinity", skip_serializing_if = "Option::is_none")]
+    pub exec_cpu_affinity: Option<crate::process::attrs::ExecCpuAffinity>,
+}
+
+impl Process {
+    /// The process's scheduling and memory attributes, with the container's
+    /// `linux.personality` and `linux.memoryPolicy`.
+    pub fn attrs(
+        &self,
+        personality: Option<&crate::process::attrs::Personality>,
+        memory_policy: Option<&crate::process::attrs::MemoryPolicy>,
+    ) -> crate::process::attrs::Attrs {
+        crate::process::attrs::Attrs {
+            scheduler: self.scheduler.clone(),
+            io_priority: self.io_priority.clone(),
+            exec_cpu_affinity: self.exec_cpu_affinity.clone(),
+            personality: personality.cloned(),
+            memory_policy: memory_policy.cloned(),
+        }
+    }
 }
 
 /// `process.consoleSize`
@@ -288,6 +315,15 @@ pub struct Linux {
     /// Time namespace offsets.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub time_offsets: BTreeMap<String, TimeOffset>,
+    /// Execution domain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub personality: Option<crate::process::attrs::Personality>,
+    /// NUMA memory policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<crate::process::attrs::MemoryPolicy>,
+    /// Intel RDT (resctrl); refused: not supported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intel_rdt: Option<serde_json::Value>,
 }
 
 /// A uid or gid mapping.

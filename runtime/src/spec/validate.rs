@@ -25,6 +25,18 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         .as_ref()
         .ok_or_else(|| invalid("process must be specified"))?;
     validate_process(process)?;
+    process
+        .attrs(
+            spec.linux().personality.as_ref(),
+            spec.linux().memory_policy.as_ref(),
+        )
+        .validate()
+        .map_err(|e| invalid(e.to_string()))?;
+    if spec.linux().intel_rdt.is_some() {
+        return Err(invalid(
+            "linux.intelRdt is set but Intel RDT (resctrl) is not supported by corten on this host",
+        ));
+    }
     validate_linux(spec)?;
     for m in &spec.mounts {
         if m.destination.is_empty() {
@@ -105,18 +117,20 @@ pub fn validate_process(process: &super::Process) -> Result<(), SpecError> {
         .selinux_label
         .as_deref()
         .is_some_and(|l| !l.is_empty())
+        && !crate::process::attrs::selinux_enabled()
     {
         return Err(invalid(
-            "selinux label is set but SELinux is not supported by corten on this host",
+            "selinux label is set but SELinux is not enabled on this host",
         ));
     }
     if process
         .apparmor_profile
         .as_deref()
         .is_some_and(|p| !p.is_empty())
+        && !crate::process::attrs::apparmor_enabled()
     {
         return Err(invalid(
-            "apparmor profile is set but AppArmor is not supported by corten on this host",
+            "apparmor profile is set but AppArmor is not enabled on this host",
         ));
     }
     Ok(())
