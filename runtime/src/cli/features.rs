@@ -25,8 +25,8 @@ pub fn run(_a: Args) -> anyhow::Result<()> {
             "capabilities": caps,
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
             "seccomp": { "enabled": false },
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            "apparmor": { "enabled": crate::process::attrs::apparmor_enabled() },
+            "selinux": { "enabled": crate::process::attrs::selinux_enabled() },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": false } }
         },
