@@ -35,6 +35,7 @@ pub mod hooks;
 pub mod logging;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod state;

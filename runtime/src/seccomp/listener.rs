@@ -1,0 +1,62 @@
+//! `listenerPath`: the notify listener handed to the seccomp agent.
+
+use std::io::{self, IoSlice, Write};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use serde_json::{json, Value};
+
+use super::SeccompError;
+
+/// Sends the notify listener `fd` to the agent listening on the unix stream
+/// socket `listener_path`, as runc does: one connection carrying the OCI
+/// container process state (`ociVersion`, `fds: ["seccompFd"]`, `pid`,
+/// `metadata` (omitted when empty), `state` = the container state JSON),
+/// with `fd` in `SCM_RIGHTS` on the first `sendmsg`; then the connection is
+/// closed.
+pub fn send_to_listener(
+    listener_path: &str,
+    metadata: &str,
+    fd: BorrowedFd<'_>,
+    pid: i32,
+    state: &Value,
+) -> Result<(), SeccompError> {
+    let mut message = json!({
+        "ociVersion": crate::spec::OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "state": state,
+    });
+    if !metadata.is_empty() {
+        message["metadata"] = Value::from(metadata);
+    }
+    let bytes = message.to_string().into_bytes();
+    let mut stream =
+        UnixStream::connect(listener_path).map_err(|source| SeccompError::Connect {
+            path: listener_path.to_string(),
+            source,
+        })?;
+    let send = |source: io::Error| SeccompError::Send {
+        path: listener_path.to_string(),
+        source,
+    };
+    let fds = [fd.as_raw_fd()];
+    let sent = loop {
+        match sendmsg::<()>(
+            stream.as_raw_fd(),
+            &[IoSlice::new(&bytes)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Ok(n) => break n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(send(e.into())),
+        }
+    };
+    // The descriptor went with the first byte; the rest, if the socket
+    // buffer was short, follows as plain data.
+    stream.write_all(&bytes[sent..]).map_err(send)?;
+    Ok(())
+}
