@@ -220,13 +220,33 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clear: u64, recursive: bool) 
     check(ret).map(drop)
 }
 
-/// Marks every descriptor from `first` upwards close-on-exec.
+/// Marks every descriptor from `first` upwards close-on-exec: one
+/// `close_range(CLOSE_RANGE_CLOEXEC)`, or, where that is unavailable (old
+/// kernel, or a seccomp profile that forbids it), `fcntl` on each entry of
+/// `/proc/self/fd`.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on
     // descriptors; it touches no memory.
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
-    check(ret).map(drop)
+    if check(ret).is_ok() {
+        return Ok(());
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| u32::try_from(*fd).is_ok_and(|f| f >= first))
+        .collect();
+    for fd in fds {
+        // SAFETY: F_GETFD/F_SETFD on a descriptor number only change its
+        // flags; a number closed meanwhile (the directory's own) gives EBADF.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Opens the peer (slave) of the pty master `master` without a path lookup.

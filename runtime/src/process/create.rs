@@ -156,6 +156,13 @@ pub fn create(
         // anything exists.
         cgroups::resources::plan(res, cgroups::is_v2())?;
     }
+    let filter = spec
+        .linux()
+        .seccomp
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()
+        .map_err(|e| CreateError::Init(format!("linux.seccomp: {e}")))?;
     dir.create(root)?;
     let lock = dir.lock()?;
     let mut cg = BTreeMap::new();
@@ -179,6 +186,7 @@ pub fn create(
             &dir,
             &lock,
             console.as_ref(),
+            filter.as_ref(),
             opts,
         )
     })();
@@ -202,6 +210,7 @@ fn spawn(
     dir: &StateDir,
     lock: &fs::File,
     console: Option<&UnixStream>,
+    seccomp: Option<&crate::seccomp::Filter>,
     opts: &CreateOpts,
 ) -> Result<Created, CreateError> {
     let (parent_end, child_end) = Channel::pair().map_err(step("create sync socket"))?;
@@ -223,6 +232,7 @@ fn spawn(
         preserve_fds: opts.preserve_fds,
         parent_pid: nix::unistd::getpid().as_raw(),
         state_lock: std::os::fd::AsRawFd::as_raw_fd(lock),
+        seccomp,
     };
     let fast = ns.single_clone();
     let flags = if fast { ns.clone_flags() } else { 0 };
@@ -280,7 +290,18 @@ fn spawn(
         let _ = waitpid(Pid::from_raw(first), None);
         p?
     };
-    let res = finish(spec, ns, cg, dir, bundle, rootfs, pid, &parent_end, opts);
+    let res = finish(
+        spec,
+        ns,
+        cg,
+        dir,
+        bundle,
+        rootfs,
+        pid,
+        &parent_end,
+        seccomp,
+        opts,
+    );
     if res.is_err() {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         let _ = waitpid(Pid::from_raw(pid), None);
@@ -338,6 +359,7 @@ fn finish(
     rootfs: &Path,
     pid: i32,
     chan: &Channel,
+    seccomp: Option<&crate::seccomp::Filter>,
     opts: &CreateOpts,
 ) -> Result<Created, CreateError> {
     if ns.creates(NsKind::User) {
@@ -352,21 +374,43 @@ fn finish(
         )))?;
     }
     chan.send(&Msg::Go).map_err(step("release init"))?;
+    let state = |status: &str| {
+        serde_json::json!({
+            "ociVersion": spec.oci_version,
+            "id": dir.id,
+            "status": status,
+            "pid": pid,
+            "bundle": bundle,
+            "annotations": spec.annotations,
+        })
+    };
     loop {
-        match chan.recv() {
-            Ok(Some(Msg::Created)) => break,
-            Ok(Some(Msg::Hooks)) => {
+        let (msg, fd) = chan.recv_fd().map_or((None, None), |r| r);
+        match msg {
+            Some(Msg::Created) => break,
+            Some(Msg::SeccompFd) => {
+                // The init's seccomp notify listener: hand it to the agent.
+                let (Some(fd), Some(f)) = (fd, seccomp) else {
+                    return Err(CreateError::Init(
+                        "seccomp listener message without a descriptor".into(),
+                    ));
+                };
+                let path = f.listener_path().unwrap_or_default();
+                crate::seccomp::send_to_listener(
+                    path,
+                    f.listener_metadata(),
+                    std::os::fd::AsFd::as_fd(&fd),
+                    pid,
+                    &state("creating"),
+                )
+                .map_err(|e| CreateError::Init(format!("seccomp listener: {e}")))?;
+                chan.send(&Msg::Go)
+                    .map_err(step("resume init after seccomp"))?;
+            }
+            Some(Msg::Hooks) => {
                 // The namespaces and mounts exist: prestart and createRuntime
                 // hooks, in the runtime's namespaces.
-                let state = serde_json::json!({
-                    "ociVersion": spec.oci_version,
-                    "id": dir.id,
-                    "status": "creating",
-                    "pid": pid,
-                    "bundle": bundle,
-                    "annotations": spec.annotations,
-                })
-                .to_string();
+                let state = state("creating").to_string();
                 if let Some(h) = &spec.hooks {
                     crate::hooks::run_all("prestart", &h.prestart, &state)?;
                     crate::hooks::run_all("createRuntime", &h.create_runtime, &state)?;
@@ -374,7 +418,7 @@ fn finish(
                 chan.send(&Msg::State(state))
                     .map_err(step("resume init after hooks"))?;
             }
-            Ok(Some(Msg::Error(e))) => return Err(CreateError::Init(e)),
+            Some(Msg::Error(e)) => return Err(CreateError::Init(e)),
             _ => return Err(CreateError::Init(exit_reason(pid))),
         }
     }

@@ -104,6 +104,7 @@ fn namespaces_of(pid: i32) -> Result<NsPlan, ExecError> {
 /// What the new process needs after the fork.
 struct Child<'a> {
     process: &'a Process,
+    seccomp: Option<&'a crate::seccomp::Filter>,
     attrs: super::attrs::Attrs,
     ns: &'a NsPlan,
     console: Option<&'a UnixStream>,
@@ -152,8 +153,17 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
     attrs
         .validate()
         .map_err(|e| ExecError::Refused(e.to_string()))?;
+    // The container's seccomp profile applies to exec'd processes too.
+    let filter = c
+        .record
+        .seccomp
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()
+        .map_err(|e| ExecError::Refused(format!("linux.seccomp: {e}")))?;
     let child = Child {
         process,
+        seccomp: filter.as_ref(),
         attrs,
         ns: &ns,
         console: console.as_ref(),
@@ -185,7 +195,7 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         Forked::Parent(pid) => pid,
     };
     drop(child_end);
-    let res = finish(cg, intermediate, &parent_end, process);
+    let res = finish(cg, intermediate, &parent_end, process, filter.as_ref(), &c);
     let _ = waitpid(Pid::from_raw(intermediate), None);
     res
 }
@@ -195,6 +205,8 @@ fn finish(
     intermediate: i32,
     chan: &Channel,
     process: &Process,
+    seccomp: Option<&crate::seccomp::Filter>,
+    container: &Container,
 ) -> Result<i32, ExecError> {
     let go = cgroups::add_pid(cg, intermediate)
         .map_err(ExecError::from)
@@ -220,19 +232,41 @@ fn finish(
         }
     }
     let _ = chan.send(&Msg::Go);
+    let fail = |e: ExecError| {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+        Err(e)
+    };
     // The process's end of the channel is close-on-exec: EOF means exec'd.
-    match chan.recv() {
-        Ok(None) => Ok(pid),
-        Ok(Some(Msg::Error(e))) => {
-            let _ = waitpid(Pid::from_raw(pid), None);
-            Err(ExecError::Child(e))
-        }
-        _ => {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            let _ = waitpid(Pid::from_raw(pid), None);
-            Err(ExecError::Child(
-                "unexpected message from the exec process".into(),
-            ))
+    loop {
+        match chan.recv_fd() {
+            Ok((None, _)) => return Ok(pid),
+            Ok((Some(Msg::SeccompFd), Some(fd))) => {
+                let Some(f) = seccomp else {
+                    return fail(ExecError::Child("unexpected seccomp listener".into()));
+                };
+                let state = container.record.oci_state(container.status);
+                let sent = crate::seccomp::send_to_listener(
+                    f.listener_path().unwrap_or_default(),
+                    f.listener_metadata(),
+                    fd.as_fd(),
+                    pid,
+                    &state,
+                );
+                if let Err(e) = sent {
+                    return fail(ExecError::Child(format!("seccomp listener: {e}")));
+                }
+                let _ = chan.send(&Msg::Go);
+            }
+            Ok((Some(Msg::Error(e)), _)) => {
+                let _ = waitpid(Pid::from_raw(pid), None);
+                return Err(ExecError::Child(e));
+            }
+            _ => {
+                return fail(ExecError::Child(
+                    "unexpected message from the exec process".into(),
+                ))
+            }
         }
     }
 }
@@ -306,7 +340,19 @@ fn process(c: &Child<'_>, chan: &Channel) -> Result<std::convert::Infallible, In
             source,
         })?,
     }
-    let (path, env) = init::prepare_process(c.process, &c.attrs, userns)?;
+    let prepared = init::prepare_process(c.process, &c.attrs, c.seccomp, c.preserve_fds, userns)?;
+    if let Some(fd) = &prepared.listener {
+        chan.send_fd(&Msg::SeccompFd, fd.as_fd())
+            .map_err(|source| InitError::Step {
+                op: "send seccomp listener".into(),
+                source,
+            })?;
+        match chan.recv() {
+            Ok(Some(Msg::Go)) => {}
+            _ => return Err(InitError::Orphaned),
+        }
+    }
+    drop(prepared.listener);
     prctl::set_pdeathsig(None).map_err(nstep("clear parent-death signal"))?;
-    init::exec(&path, &c.process.args, &env, c.preserve_fds)
+    init::exec(&prepared.path, &c.process.args, &prepared.env)
 }

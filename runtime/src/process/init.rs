@@ -6,6 +6,7 @@
 
 use std::ffi::CString;
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -56,6 +57,9 @@ pub enum InitError {
     /// The executable is missing.
     #[error("exec: {0:?}: executable file not found in $PATH")]
     NotFound(String),
+    /// seccomp.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     /// The parent went away.
     #[error("parent process went away during set-up")]
     Orphaned,
@@ -115,6 +119,8 @@ pub struct InitArgs<'a> {
     /// closed at once, or the lock would live as long as the init and
     /// block `start` and `delete`.
     pub state_lock: std::os::fd::RawFd,
+    /// The compiled `linux.seccomp`, if any.
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 /// Runs the init after the fork; never returns.
@@ -229,7 +235,16 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         console::attach(peer)?;
     }
 
-    let (path, env) = prepare_process(process, &attrs, userns)?;
+    let prepared = prepare_process(process, &attrs, a.seccomp, a.preserve_fds, userns)?;
+    if let Some(fd) = &prepared.listener {
+        chan.send_fd(&Msg::SeccompFd, std::os::fd::AsFd::as_fd(fd))
+            .map_err(step("send seccomp listener"))?;
+        match chan.recv() {
+            Ok(Some(Msg::Go)) => {}
+            _ => return Err(InitError::Orphaned),
+        }
+    }
+    drop(prepared.listener);
 
     chan.send(&Msg::Created).map_err(step("report created"))?;
     match chan.recv() {
@@ -251,7 +266,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
             }
         }
     }
-    exec(&path, &process.args, &env, a.preserve_fds)
+    exec(&prepared.path, &process.args, &prepared.env)
 }
 
 fn has_create_or_start_hooks(h: &crate::spec::Hooks) -> bool {
@@ -265,11 +280,28 @@ fn has_create_or_start_hooks(h: &crate::spec::Hooks) -> bool {
 /// container's root and namespaces: resolve the executable, user and `HOME`;
 /// rlimits, `no_new_privs`, capabilities around the user switch, umask, cwd.
 /// Returns the executable's path and the final environment.
+/// What [`prepare_process`] leaves for the exec.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The resolved executable.
+    pub path: PathBuf,
+    /// The final environment.
+    pub env: Vec<String>,
+    /// The seccomp notify listener, when the filter has NOTIFY rules.
+    pub listener: Option<OwnedFd>,
+}
+
+/// Every descriptor above stdio and the preserved ones is close-on-exec
+/// from here on (done before seccomp, which may forbid close_range); the
+/// seccomp filter is installed early (still privileged) without
+/// `no_new_privs`, or last with it, as runc does.
 pub fn prepare_process(
     process: &Process,
     attrs: &super::attrs::Attrs,
+    seccomp: Option<&crate::seccomp::Filter>,
+    preserve_fds: u32,
     userns: bool,
-) -> Result<(PathBuf, Vec<String>), InitError> {
+) -> Result<Prepared, InitError> {
     let path = find_executable(&process.args[0], &process.env)?;
     let (uid, gid) = user::resolve(&process.user)?;
     let env = user::env_with_home(&process.env, uid);
@@ -282,6 +314,11 @@ pub fn prepare_process(
     )?;
     if process.no_new_privileges {
         prctl::set_no_new_privs().map_err(nstep("set no_new_privs"))?;
+    }
+    sys::cloexec_from(3 + preserve_fds).map_err(step("mark descriptors close-on-exec"))?;
+    let mut listener = None;
+    if let Some(f) = seccomp.filter(|_| !process.no_new_privileges) {
+        listener = f.install()?;
     }
     if let Some(c) = &process.capabilities {
         capabilities::apply_bounding(c)?;
@@ -296,7 +333,14 @@ pub fn prepare_process(
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
     enter_cwd(&process.cwd)?;
-    Ok((path, env))
+    if let Some(f) = seccomp.filter(|_| process.no_new_privileges) {
+        listener = f.install()?;
+    }
+    Ok(Prepared {
+        path,
+        env,
+        listener,
+    })
 }
 
 fn set_sysctls(spec: &Spec) -> Result<(), InitError> {
@@ -370,8 +414,9 @@ fn wait_for_start(fifo: std::os::fd::RawFd) {
 }
 
 /// Closes every descriptor beyond stdio and the preserved ones, then execs.
-pub fn exec(path: &Path, args: &[String], env: &[String], preserve: u32) -> ! {
-    let _ = sys::cloexec_from(3 + preserve);
+/// Every descriptor above stdio and the preserved ones is already
+/// close-on-exec ([`prepare_process`]).
+pub fn exec(path: &Path, args: &[String], env: &[String]) -> ! {
     let cpath = CString::new(path.as_os_str().as_bytes()).unwrap_or_default();
     let cargs: Vec<CString> = args
         .iter()

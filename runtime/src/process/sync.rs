@@ -23,6 +23,9 @@ pub enum Msg {
     Hooks,
     /// parent → init: hooks done; the state JSON for the container's hooks.
     State(String),
+    /// process → parent: the seccomp notify listener follows (the fd is
+    /// carried by the same message; see [`Channel::send_fd`]).
+    SeccompFd,
 }
 
 impl Msg {
@@ -42,6 +45,7 @@ impl Msg {
                 v
             }
             Msg::Hooks => vec![b'H'],
+            Msg::SeccompFd => vec![b'F'],
             Msg::State(s) => {
                 let mut v = vec![b'S'];
                 v.extend_from_slice(s.as_bytes());
@@ -61,6 +65,7 @@ impl Msg {
             b'D' => Msg::Detach,
             b'E' => Msg::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
             b'H' => Msg::Hooks,
+            b'F' => Msg::SeccompFd,
             b'S' => Msg::State(String::from_utf8_lossy(&b[1..]).into_owned()),
             _ => return Err(bad()),
         })
@@ -87,6 +92,60 @@ impl Channel {
     pub fn send(&self, m: &Msg) -> io::Result<()> {
         send(self.0.as_raw_fd(), &m.encode(), MsgFlags::MSG_NOSIGNAL)?;
         Ok(())
+    }
+
+    /// Sends `m` with `fd` attached (`SCM_RIGHTS`).
+    pub fn send_fd(&self, m: &Msg, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage};
+        let data = m.encode();
+        let iov = [std::io::IoSlice::new(&data)];
+        let fds = [fd.as_raw_fd()];
+        sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &iov,
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// Receives a message and the descriptor attached to it, if any.
+    pub fn recv_fd(&self) -> io::Result<(Option<Msg>, Option<OwnedFd>)> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned};
+        use std::os::fd::FromRawFd;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.0.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(r) => {
+                    let mut fd = None;
+                    for c in r.cmsgs()? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for raw in fds {
+                                // SAFETY: the kernel just installed this
+                                // descriptor for us; nothing else owns it.
+                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                                fd.get_or_insert(owned);
+                            }
+                        }
+                    }
+                    let n = r.bytes;
+                    if n == 0 {
+                        return Ok((None, fd));
+                    }
+                    return Ok((Some(Msg::decode(&buf[..n])?), fd));
+                }
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Receives a message; `None` when the peer closed its end.

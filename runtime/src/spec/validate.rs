@@ -216,8 +216,8 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
             )));
         }
     }
-    if linux.seccomp.is_some() {
-        return Err(invalid("seccomp is not supported yet"));
+    if let Some(s) = &linux.seccomp {
+        crate::seccomp::compile(s).map_err(|e| invalid(format!("linux.seccomp: {e}")))?;
     }
     Ok(())
 }

@@ -1,0 +1,331 @@
+//! `linux.seccomp`: filters installed in the container's init and in exec'd
+//! processes, actions observed from inside, the notify listener handed to
+//! `listenerPath`.
+
+use std::io::Read;
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+use corten_integration_tests::{require_root, Bundle, OutputExt, Runtime};
+use serde_json::{json, Value};
+
+fn profile(default: &str, rules: Value) -> Value {
+    json!({
+        "defaultAction": default,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+        "syscalls": rules
+    })
+}
+
+#[test]
+fn errno_rule_denies_only_its_syscalls() {
+    require_root!();
+    let mut b = Bundle::new("seccomp-errno");
+    b.set("/root/readonly", json!(false))
+        .set(
+            "/linux/seccomp",
+            profile(
+                "SCMP_ACT_ALLOW",
+                json!([
+                    { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13 },
+                    { "names": ["no_such_syscall_name"], "action": "SCMP_ACT_ERRNO" }
+                ]),
+            ),
+        )
+        .sh("mkdir /tmp/x 2>&1; echo ok > /tmp/file && cat /tmp/file");
+    let rt = Runtime::new("seccomp-errno");
+    let out = rt.run_ok(b.name(), &b);
+    assert!(
+        out.contains("Permission denied"),
+        "mkdir was not denied with EACCES: {out}"
+    );
+    assert!(out.ends_with("ok\n"), "{out}");
+    assert!(!b.rootfs().join("tmp/x").exists());
+}
+
+#[test]
+fn default_errno_with_an_allow_list() {
+    require_root!();
+    // A Docker-style profile: deny by default, allow what sh and echo need
+    // (and what corten's init does after installing it), so mkdir gets the
+    // default errno. (busybox's uname ignores errors: mkdir is observable.)
+    let allowed = [
+        "read",
+        "write",
+        "openat",
+        "open",
+        "close",
+        "fstat",
+        "newfstatat",
+        "stat",
+        "lstat",
+        "statx",
+        "mmap",
+        "munmap",
+        "mprotect",
+        "brk",
+        "rt_sigaction",
+        "rt_sigprocmask",
+        "rt_sigreturn",
+        "ioctl",
+        "access",
+        "faccessat",
+        "faccessat2",
+        "getpid",
+        "getppid",
+        "getuid",
+        "geteuid",
+        "getgid",
+        "getegid",
+        "execve",
+        "execveat",
+        "exit",
+        "exit_group",
+        "arch_prctl",
+        "set_tid_address",
+        "set_robust_list",
+        "prlimit64",
+        "getrandom",
+        "fcntl",
+        "dup2",
+        "dup3",
+        "wait4",
+        "clone",
+        "clone3",
+        "fork",
+        "vfork",
+        "getcwd",
+        "chdir",
+        "lseek",
+        "readlink",
+        "readlinkat",
+        "sysinfo",
+        "getdents64",
+        "pipe",
+        "pipe2",
+        "sendmsg",
+        "recvfrom",
+        "recvmsg",
+        "close_range",
+        "prctl",
+        "setsid",
+        "getpgrp",
+        "setpgid",
+        "capget",
+        "capset",
+        "setgroups",
+        "setresuid",
+        "setresgid",
+        "futex",
+        "nanosleep",
+        "clock_nanosleep",
+        "rseq",
+        "poll",
+        "ppoll",
+        "pselect6",
+        "select",
+        "sendto",
+        "madvise",
+        "sigaltstack",
+        "umask",
+        "uname",
+    ];
+    let mut b = Bundle::new("seccomp-default-errno");
+    let mut p = profile(
+        "SCMP_ACT_ERRNO",
+        json!([{ "names": allowed.to_vec(), "action": "SCMP_ACT_ALLOW" }]),
+    );
+    p["defaultErrnoRet"] = json!(1);
+    b.set("/linux/seccomp", p)
+        .sh("echo allowed; mkdir /dev/shm/x 2>&1; echo after");
+    let rt = Runtime::new("seccomp-default-errno");
+    let out = rt.run_ok(b.name(), &b);
+    assert!(out.starts_with("allowed\n"), "{out}");
+    assert!(
+        out.contains("Operation not permitted"),
+        "mkdir was not denied: {out}"
+    );
+    assert!(out.ends_with("after\n"), "{out}");
+}
+
+#[test]
+fn kill_process_action_kills_with_sigsys() {
+    require_root!();
+    let mut b = Bundle::new("seccomp-kill");
+    b.set(
+        "/linux/seccomp",
+        profile(
+            "SCMP_ACT_ALLOW",
+            json!([{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL_PROCESS" }]),
+        ),
+    )
+    .sh("mkdir /dev/shm/x; echo survived");
+    let rt = Runtime::new("seccomp-kill");
+    let out = rt.run(b.name(), &b);
+    // sh forks mkdir, which dies of SIGSYS; sh reports it and goes on.
+    assert!(
+        out.stdout_str().contains("survived"),
+        "{}",
+        out.stdout_str()
+    );
+    assert!(
+        out.stderr_str().contains("Bad system call"),
+        "{}",
+        out.stderr_str()
+    );
+    let mut b = Bundle::new("seccomp-kill-init");
+    b.set(
+        "/linux/seccomp",
+        profile(
+            "SCMP_ACT_ALLOW",
+            json!([{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL_PROCESS" }]),
+        ),
+    )
+    .args(&["mkdir", "/dev/shm/x"]);
+    let rt = Runtime::new("seccomp-kill-init");
+    let out = rt.run(b.name(), &b);
+    assert_eq!(
+        out.code(),
+        128 + 31,
+        "mkdir as pid 1 was not killed by SIGSYS"
+    );
+}
+
+#[test]
+fn argument_comparisons_select_calls() {
+    require_root!();
+    // personality(0xffffffff) only queries; deny any other value. busybox's
+    // `setarch`/`linux32` call personality(PER_LINUX32).
+    let mut b = Bundle::new("seccomp-args");
+    b.set(
+        "/linux/seccomp",
+        profile(
+            "SCMP_ACT_ALLOW",
+            json!([{
+                "names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                "args": [{ "index": 0, "value": 8, "op": "SCMP_CMP_EQ" }]
+            }]),
+        ),
+    )
+    .sh("linux32 true 2>&1 && echo linux32-ran; echo end");
+    let rt = Runtime::new("seccomp-args");
+    let out = rt.run_ok(b.name(), &b);
+    assert!(
+        !out.contains("linux32-ran"),
+        "personality(8) was allowed: {out}"
+    );
+    assert!(out.ends_with("end\n"), "{out}");
+}
+
+#[test]
+fn exec_gets_the_container_filter() {
+    require_root!();
+    let mut b = Bundle::new("seccomp-exec");
+    b.set(
+        "/linux/seccomp",
+        profile(
+            "SCMP_ACT_ALLOW",
+            json!([{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }]),
+        ),
+    )
+    .args(&["sleep", "1000"]);
+    let rt = Runtime::new("seccomp-exec");
+    let id = b.name();
+    rt.run_with(id, &b, &["--detach"])
+        .assert_success("run --detach");
+    let out = rt
+        .cmd(&[
+            "exec",
+            id,
+            "sh",
+            "-c",
+            "mkdir /dev/shm/x 2>&1; grep Seccomp: /proc/self/status",
+        ])
+        .assert_success("exec");
+    let text = out.stdout_str();
+    assert!(text.contains("Operation not permitted"), "{text}");
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+}
+
+#[test]
+fn filter_without_no_new_privs_for_a_non_root_user() {
+    require_root!();
+    // Without no_new_privs the filter is installed while still privileged.
+    let mut b = Bundle::new("seccomp-nnp-off");
+    b.set("/process/noNewPrivileges", json!(false))
+        .user(1000, 1000)
+        .set(
+            "/linux/seccomp",
+            profile("SCMP_ACT_ALLOW", json!([{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }])),
+        )
+        .sh("mkdir /dev/shm/x 2>&1; id -u; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status");
+    let rt = Runtime::new("seccomp-nnp-off");
+    let out = rt.run_ok(b.name(), &b);
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.contains("1000\n"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t0"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+}
+
+#[test]
+fn notify_listener_is_sent_to_listener_path() {
+    require_root!();
+    let rt = Runtime::new("seccomp-notify");
+    let sock = rt.scratch().join("agent.sock");
+    let listener = UnixListener::bind(&sock).expect("bind agent socket");
+    let agent = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        // Receive the JSON and the descriptor, then close both: the kernel
+        // then fails the notified syscall with ENOSYS.
+        let mut buf = vec![0u8; 65536];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = nix::sys::socket::recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&conn),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .expect("recvmsg");
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().expect("cmsgs") {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(f) = c {
+                fds.extend(f);
+            }
+        }
+        let n = msg.bytes;
+        let mut text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let mut rest = String::new();
+        let _ = conn.read_to_string(&mut rest);
+        text.push_str(&rest);
+        for fd in &fds {
+            // SAFETY: the descriptor was just received and is ours to close.
+            unsafe { libc::close(*fd) };
+        }
+        (text, fds.len())
+    });
+    let mut b = Bundle::new("seccomp-notify");
+    let mut p = profile(
+        "SCMP_ACT_ALLOW",
+        json!([{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY" }]),
+    );
+    p["listenerPath"] = json!(sock.to_str().expect("utf-8"));
+    p["listenerMetadata"] = json!("meta-data");
+    b.set("/linux/seccomp", p)
+        .sh("mkdir /dev/shm/x 2>&1; echo done");
+    let id = b.name().to_owned();
+    let out = rt.run_ok(&id, &b);
+    assert!(out.ends_with("done\n"), "{out}");
+    assert!(
+        out.contains("not implemented"),
+        "the notified mkdir did not fail with ENOSYS: {out}"
+    );
+    let (text, nfds) = agent.join().expect("agent");
+    assert_eq!(nfds, 1, "no listener descriptor received");
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(v["fds"], json!(["seccompFd"]));
+    assert_eq!(v["metadata"], "meta-data");
+    assert_eq!(v["state"]["id"], json!(id));
+    assert!(v["pid"].as_i64().unwrap_or(0) > 0, "{v}");
+    let _ = Duration::from_secs(0);
+}
