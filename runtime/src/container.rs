@@ -111,6 +111,9 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
         source,
     })?;
     if let Some(h) = c.record.hooks.as_ref().filter(|h| !h.poststart.is_empty()) {
+        // poststart runs after the user process is executed (runtime spec):
+        // wait until the init no longer runs corten's sealed copy.
+        wait_exec(&c.record, Duration::from_secs(10));
         let state = c.record.oci_state(Status::Running).to_string();
         crate::hooks::run_all_warn("poststart", &h.poststart, &state);
     }
@@ -160,6 +163,20 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerE
         return Ok(cgroups::signal_all(&c.record.cgroup_paths, sig)?);
     }
     send(c.record.pid)
+}
+
+/// Waits until the init has called execve (its executable is no longer
+/// corten's memfd copy) or has gone.
+fn wait_exec(rec: &Record, timeout: Duration) {
+    let start = Instant::now();
+    let exe = format!("/proc/{}/exe", rec.pid);
+    while rec.init_alive() && start.elapsed() < timeout {
+        match std::fs::read_link(&exe) {
+            Ok(p) if !p.to_string_lossy().starts_with("/memfd:corten") => return,
+            Err(_) => return,
+            Ok(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
 }
 
 /// Waits until `pid` (with its start time) is gone or a zombie.
