@@ -39,6 +39,17 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+## docker-profile: Docker's default seccomp profile (moby's format), taken
+## from Debian's golang-github-docker-docker-dev package without installing
+## it; the seccomp tests convert it as dockerd does.
+DOCKER_PROFILE := target/docker-seccomp/default.json
+$(DOCKER_PROFILE):
+	@mkdir -p target/docker-seccomp
+	cd target/docker-seccomp && rm -f *.deb && apt-get download -q golang-github-docker-docker-dev >/dev/null \
+	  && dpkg-deb --fsys-tarfile golang-github-docker-docker-dev_*.deb \
+	  | tar -xO ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json > default.json.tmp \
+	  && mv default.json.tmp default.json && rm -f *.deb
+
 ## toolchain: make sure a cargo exists; fall back to Debian's cargo-web/rustc-web.
 toolchain:
 	@if ! command -v cargo >/dev/null 2>&1 && ! [ -x /usr/bin/cargo ]; then \
@@ -63,7 +74,7 @@ clippy: toolchain
 unit: toolchain
 	$(CARGO) test --locked -p corten
 
-integration: deps build
+integration: deps build $(DOCKER_PROFILE)
 	@rm -f target/it-skips.log
 	CORTEN_BIN=$(CURDIR)/target/release/corten CORTEN_IT_SKIP_LOG=$(CURDIR)/target/it-skips.log \
 	  $(CARGO) test --locked -p corten-integration-tests -- --test-threads=$(TEST_THREADS)

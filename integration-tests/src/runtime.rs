@@ -71,6 +71,12 @@ impl Runtime {
         rt
     }
 
+    /// Drive another runtime binary (e.g. runc, for a side-by-side check).
+    pub fn with_bin(mut self, bin: &str) -> Runtime {
+        self.bin = PathBuf::from(bin);
+        self
+    }
+
     /// Add global options (e.g. `--log FILE --log-format json`) to every command.
     pub fn with_global_args(mut self, args: &[&str]) -> Runtime {
         self.global.extend(args.iter().map(|a| (*a).to_owned()));

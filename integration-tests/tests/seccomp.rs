@@ -2,6 +2,7 @@
 //! processes, actions observed from inside, the notify listener handed to
 //! `listenerPath`.
 
+use std::fs;
 use std::io::Read;
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
@@ -328,4 +329,159 @@ fn notify_listener_is_sent_to_listener_path() {
     assert_eq!(v["state"]["id"], json!(id));
     assert!(v["pid"].as_i64().unwrap_or(0) > 0, "{v}");
     let _ = Duration::from_secs(0);
+}
+
+// --- Docker's default profile, as dockerd turns it into config.json ---
+
+/// Docker 20.10's default capabilities.
+const DOCKER_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+fn kernel_at_least(min: &str) -> bool {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let nums = |s: &str| -> Vec<u32> {
+        s.split(|c: char| !c.is_ascii_digit())
+            .take(2)
+            .filter_map(|x| x.parse().ok())
+            .collect()
+    };
+    nums(&release) >= nums(min)
+}
+
+/// Converts moby's profile format (archMap, includes/excludes by caps,
+/// arches and minKernel) into an OCI `linux.seccomp` for this machine and
+/// Docker's default capabilities, as dockerd does.
+fn docker_profile_to_oci(moby: &Value) -> Value {
+    let (scmp_arch, goarch) = if cfg!(target_arch = "aarch64") {
+        ("SCMP_ARCH_AARCH64", "arm64")
+    } else {
+        ("SCMP_ARCH_X86_64", "amd64")
+    };
+    let mut arches = vec![json!(scmp_arch)];
+    for m in moby["archMap"].as_array().into_iter().flatten() {
+        if m["architecture"] == scmp_arch {
+            arches.extend(
+                m["subArchitectures"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    let strs = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut syscalls = Vec::new();
+    for s in moby["syscalls"].as_array().into_iter().flatten() {
+        let inc = &s["includes"];
+        let exc = &s["excludes"];
+        let caps_ok = strs(&inc["caps"])
+            .iter()
+            .all(|c| DOCKER_CAPS.contains(&c.as_str()));
+        let arch_ok =
+            strs(&inc["arches"]).is_empty() || strs(&inc["arches"]).iter().any(|a| a == goarch);
+        let kernel_ok = inc["minKernel"].as_str().is_none_or(kernel_at_least);
+        let excluded = strs(&exc["caps"])
+            .iter()
+            .any(|c| DOCKER_CAPS.contains(&c.as_str()))
+            || strs(&exc["arches"]).iter().any(|a| a == goarch);
+        if !(caps_ok && arch_ok && kernel_ok) || excluded {
+            continue;
+        }
+        let mut rule = json!({ "names": s["names"], "action": s["action"] });
+        if s["args"].as_array().is_some_and(|a| !a.is_empty()) {
+            rule["args"] = s["args"].clone();
+        }
+        if !s["errnoRet"].is_null() {
+            rule["errnoRet"] = s["errnoRet"].clone();
+        }
+        syscalls.push(rule);
+    }
+    let mut p = json!({ "defaultAction": moby["defaultAction"], "architectures": arches, "syscalls": syscalls });
+    if !moby["defaultErrnoRet"].is_null() {
+        p["defaultErrnoRet"] = moby["defaultErrnoRet"].clone();
+    }
+    p
+}
+
+#[test]
+fn docker_default_profile_behaves_as_under_runc() {
+    require_root!();
+    let path = std::env::var("CORTEN_DOCKER_SECCOMP_PROFILE").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/docker-seccomp/default.json"
+        )
+        .to_owned()
+    });
+    let Ok(text) = fs::read_to_string(&path) else {
+        corten_integration_tests::skip(
+            "docker_default_profile_behaves_as_under_runc",
+            &format!("{path} missing (`make deps` extracts it from Debian's golang-github-docker-docker-dev)"),
+        );
+        return;
+    };
+    let profile =
+        docker_profile_to_oci(&serde_json::from_str(&text).expect("Docker's profile is JSON"));
+    let script = "echo start; ls / >/dev/null && echo ls-ok; mkdir /dev/shm/d && echo mkdir-ok; \
+                  grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; \
+                  unshare -U true 2>&1 | head -c 60; echo; mount -t tmpfs none /mnt 2>&1 | head -c 60; echo; \
+                  chroot / true && echo chroot-ok; echo end";
+    let run_with = |bin: &str, name: &str| -> String {
+        let mut b = Bundle::new(name);
+        b.set("/linux/seccomp", profile.clone())
+            .set("/process/capabilities/bounding", json!(DOCKER_CAPS))
+            .set("/process/capabilities/effective", json!(DOCKER_CAPS))
+            .set("/process/capabilities/permitted", json!(DOCKER_CAPS))
+            .sh(script);
+        let rt = Runtime::new(name).with_bin(bin);
+        rt.run_ok(b.name(), &b)
+    };
+    let corten = run_with(
+        &corten_integration_tests::runtime_bin().to_string_lossy(),
+        "docker-profile-corten",
+    );
+    assert!(
+        corten.contains("ls-ok") && corten.contains("mkdir-ok") && corten.ends_with("end\n"),
+        "{corten}"
+    );
+    assert!(corten.contains("Seccomp:\t2"), "{corten}");
+    assert!(
+        corten.contains("Operation not permitted"),
+        "unshare/mount were not denied: {corten}"
+    );
+    let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    match runc {
+        Some(runc) => {
+            let reference = run_with(runc, "docker-profile-runc");
+            assert_eq!(
+                corten, reference,
+                "corten and runc differ under Docker's profile"
+            );
+        }
+        None => corten_integration_tests::skip(
+            "docker_default_profile_behaves_as_under_runc",
+            "runc not installed: no side-by-side comparison",
+        ),
+    }
 }
