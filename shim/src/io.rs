@@ -1,0 +1,363 @@
+//! Process IO: the stdio fifos containerd gives (`stdin`, `stdout`,
+//! `stderr` paths) joined to the container process through pipes, or to its
+//! terminal (the pty master received on the console socket).
+//!
+//! # No output lost
+//! The container writes into a pipe the shim created before `create`, so
+//! what a process writes before it exits stays in the pipe until the copy
+//! thread has read it; the copy thread reads to end of file, which comes only
+//! once every writer (the process and its children) is gone. The fifo is
+//! opened for writing with a blocking open, which waits for containerd's
+//! reader, so nothing is written into a fifo no one reads yet. When the
+//! reader goes away, writes fail with `EPIPE` and the data is dropped rather
+//! than blocking the container.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::unistd::pipe2;
+
+use crate::runtime::ProcessStdio;
+
+/// The stdio of one process as containerd gave it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct StdioPaths {
+    pub(crate) stdin: String,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) terminal: bool,
+}
+
+/// The shim's ends of the pipes of a process not yet started.
+#[derive(Debug)]
+pub(crate) struct Pipes {
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+}
+
+/// Creates one pipe per non-empty path: the process's ends go to the
+/// runtime (and the process), the shim's ends are returned.
+pub(crate) fn pipes(paths: &StdioPaths) -> io::Result<(ProcessStdio, Pipes)> {
+    let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from);
+    let mut child = ProcessStdio::default();
+    let mut shim = Pipes {
+        stdin: None,
+        stdout: None,
+        stderr: None,
+    };
+    if !paths.stdin.is_empty() {
+        let (r, w) = pipe()?;
+        child.stdin = Some(r);
+        shim.stdin = Some(w);
+    }
+    if !paths.stdout.is_empty() {
+        let (r, w) = pipe()?;
+        child.stdout = Some(w);
+        shim.stdout = Some(r);
+    }
+    if !paths.stderr.is_empty() {
+        let (r, w) = pipe()?;
+        child.stderr = Some(w);
+        shim.stderr = Some(r);
+    }
+    Ok((child, shim))
+}
+
+/// The running copies of one process's IO.
+#[derive(Debug)]
+pub(crate) struct ProcessIo {
+    paths: StdioPaths,
+    /// Where stdin data goes (the pipe, or the pty master); `None` once closed.
+    stdin: Arc<Mutex<Option<File>>>,
+    stdin_thread: Option<JoinHandle<()>>,
+    /// The pty master, for resizing.
+    console: Option<Arc<File>>,
+    /// The output copies and the fifo each writes to.
+    outputs: Vec<(PathBuf, JoinHandle<()>)>,
+}
+
+impl ProcessIo {
+    /// Starts copying between the fifos and the pipes of a created process.
+    pub(crate) fn from_pipes(paths: &StdioPaths, pipes: Pipes) -> io::Result<ProcessIo> {
+        let stdin = Arc::new(Mutex::new(pipes.stdin.map(File::from)));
+        let mut io = ProcessIo {
+            paths: paths.clone(),
+            stdin: Arc::clone(&stdin),
+            stdin_thread: None,
+            console: None,
+            outputs: Vec::new(),
+        };
+        if io.stdin.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            io.stdin_thread = Some(spawn_stdin(PathBuf::from(&paths.stdin), stdin)?);
+        }
+        for (fd, path) in [(pipes.stdout, &paths.stdout), (pipes.stderr, &paths.stderr)] {
+            if let Some(fd) = fd {
+                let path = PathBuf::from(path);
+                io.outputs
+                    .push((path.clone(), spawn_output(File::from(fd), path)?));
+            }
+        }
+        Ok(io)
+    }
+
+    /// Starts copying between the fifos and the pty master of a process.
+    pub(crate) fn from_console(paths: &StdioPaths, master: OwnedFd) -> io::Result<ProcessIo> {
+        let master = File::from(master);
+        let reader = master.try_clone()?;
+        let writer = master.try_clone()?;
+        let stdin = Arc::new(Mutex::new(Some(writer)));
+        let mut io = ProcessIo {
+            paths: paths.clone(),
+            stdin: Arc::clone(&stdin),
+            stdin_thread: None,
+            console: Some(Arc::new(master)),
+            outputs: Vec::new(),
+        };
+        if !paths.stdin.is_empty() {
+            io.stdin_thread = Some(spawn_stdin(PathBuf::from(&paths.stdin), stdin)?);
+        }
+        if !paths.stdout.is_empty() {
+            let path = PathBuf::from(&paths.stdout);
+            io.outputs.push((path.clone(), spawn_output(reader, path)?));
+        }
+        Ok(io)
+    }
+
+    /// Closes the process's stdin (`CloseIO`): the pipe's end of file, or an
+    /// end-of-transmission character on a terminal.
+    pub(crate) fn close_stdin(&self) {
+        let mut stdin = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
+        if self.console.is_some() {
+            if let Some(master) = stdin.as_mut() {
+                let _ = master.write_all(&[4]);
+            }
+        } else {
+            stdin.take();
+        }
+    }
+
+    /// Sets the terminal size (`ResizePty`).
+    pub(crate) fn resize(&self, width: u32, height: u32) -> io::Result<()> {
+        let Some(console) = &self.console else {
+            return Err(io::Error::other("the process has no terminal"));
+        };
+        crate::sys::set_window_size(console.as_fd(), width, height)
+    }
+
+    /// Whether every output copy reached end of file.
+    pub(crate) fn outputs_done(&self) -> bool {
+        self.outputs.iter().all(|(_, t)| t.is_finished())
+    }
+
+    /// Waits up to `timeout` for the output copies to reach end of file, then
+    /// unblocks whatever still waits for a fifo to be opened, so that no copy
+    /// thread outlives its process forever.
+    pub(crate) fn finish(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.outputs_done() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for (path, thread) in &self.outputs {
+            if !thread.is_finished() {
+                unblock_writer_open(path);
+            }
+        }
+        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = &self.stdin_thread {
+            if !thread.is_finished() {
+                unblock_reader_open(Path::new(&self.paths.stdin));
+            }
+        }
+    }
+}
+
+/// stdin fifo → process: a blocking open (waits for containerd's writer),
+/// then copy until end of file or until `CloseIO` took the destination.
+fn spawn_stdin(path: PathBuf, dest: Arc<Mutex<Option<File>>>) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .stack_size(crate::SMALL_STACK)
+        .spawn(move || {
+            let mut fifo = match OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&path)
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    crate::warn!("open stdin {}: {e}", path.display());
+                    return;
+                }
+            };
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                let n = match fifo.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                let mut dest = dest.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(out) = dest.as_mut() else { return };
+                if out.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            // End of file from the client: the process sees it too (pipes
+            // only; a terminal gets no end of file from a closed fifo).
+            let mut dest = dest.lock().unwrap_or_else(|e| e.into_inner());
+            if dest.as_ref().is_some_and(|f| !is_tty(f)) {
+                dest.take();
+            }
+        })
+}
+
+/// process → stdout/stderr fifo: read the pipe (or pty master) to end of
+/// file; write into the fifo once containerd's reader has opened it.
+fn spawn_output(mut source: File, path: PathBuf) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("output".into())
+        .stack_size(crate::SMALL_STACK)
+        .spawn(move || {
+            let mut fifo = match OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&path)
+            {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    crate::warn!("open output {}: {e}", path.display());
+                    None
+                }
+            };
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                let n = match source.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // EIO: the terminal's last user is gone.
+                    Err(_) => break,
+                };
+                if let Some(f) = fifo.as_mut() {
+                    // EPIPE: no reader any more; keep draining the process.
+                    let _ = f.write_all(&buf[..n]);
+                }
+            }
+        })
+}
+
+fn is_tty(f: &File) -> bool {
+    nix::unistd::isatty(f.as_raw_fd()).unwrap_or(false)
+}
+
+/// Lets a thread blocked opening `path` for writing proceed (a reader appears
+/// and goes away at once, so its writes fail with `EPIPE`).
+fn unblock_writer_open(path: &Path) {
+    let _ = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path);
+}
+
+/// Lets a thread blocked opening `path` for reading proceed and see end of file.
+fn unblock_reader_open(path: &Path) {
+    let _ = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::stat::Mode;
+    use nix::unistd::mkfifo;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("corten-shim-io-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn output_written_before_the_reader_opens_is_not_lost() {
+        let dir = tmpdir("out");
+        let fifo = dir.join("stdout");
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let paths = StdioPaths {
+            stdout: fifo.to_string_lossy().into_owned(),
+            ..Default::default()
+        };
+        let (child, pipes) = pipes(&paths).unwrap();
+        let mut io = ProcessIo::from_pipes(&paths, pipes).unwrap();
+        // The "process" writes and exits before anyone reads the fifo.
+        let mut w = File::from(child.stdout.unwrap());
+        w.write_all(b"hello\n").unwrap();
+        drop(w);
+        std::thread::sleep(Duration::from_millis(50));
+        let mut got = String::new();
+        File::open(&fifo).unwrap().read_to_string(&mut got).unwrap();
+        assert_eq!(got, "hello\n");
+        io.finish(Duration::from_secs(5));
+        assert!(io.outputs_done());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stdin_reaches_the_process_and_close_gives_eof() {
+        let dir = tmpdir("in");
+        let fifo = dir.join("stdin");
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let paths = StdioPaths {
+            stdin: fifo.to_string_lossy().into_owned(),
+            ..Default::default()
+        };
+        let (child, pipes) = pipes(&paths).unwrap();
+        let io = ProcessIo::from_pipes(&paths, pipes).unwrap();
+        let mut client = OpenOptions::new().write(true).open(&fifo).unwrap();
+        client.write_all(b"abc").unwrap();
+        let mut r = File::from(child.stdin.unwrap());
+        let mut buf = [0u8; 3];
+        r.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"abc");
+        // CloseIO while the client still holds the fifo open.
+        io.close_stdin();
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        drop(client);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn finish_unblocks_an_output_fifo_nobody_opens() {
+        let dir = tmpdir("unblock");
+        let fifo = dir.join("stdout");
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let paths = StdioPaths {
+            stdout: fifo.to_string_lossy().into_owned(),
+            ..Default::default()
+        };
+        let (child, pipes) = pipes(&paths).unwrap();
+        let mut io = ProcessIo::from_pipes(&paths, pipes).unwrap();
+        drop(child);
+        io.finish(Duration::from_millis(50));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !io.outputs_done() {
+            assert!(Instant::now() < deadline, "output thread still blocked");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

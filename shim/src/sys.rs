@@ -1,0 +1,103 @@
+//! The few system interfaces the shim needs that std does not wrap: the
+//! terminal size ioctl, receiving the pty master on the console socket, and
+//! the subreaper flag. All of the shim's `unsafe` is here.
+
+use std::io;
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+
+/// `TIOCSWINSZ`: sets the size of the terminal behind `fd`.
+pub(crate) fn set_window_size(fd: BorrowedFd<'_>, width: u32, height: u32) -> io::Result<()> {
+    let size = libc::winsize {
+        ws_row: u16::try_from(height).unwrap_or(u16::MAX),
+        ws_col: u16::try_from(width).unwrap_or(u16::MAX),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `struct winsize` from the pointer, which
+    // points to a live, initialised winsize for the duration of the call; the
+    // kernel keeps no reference to it. `fd` is a valid open descriptor.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A listening unix socket for `--console-socket`: the runtime connects and
+/// sends the pty master with `SCM_RIGHTS`. The socket file is removed on drop.
+#[derive(Debug)]
+pub(crate) struct ConsoleSocket {
+    path: PathBuf,
+    listener: UnixListener,
+}
+
+impl ConsoleSocket {
+    /// Listens on `path` (which must not exist).
+    pub(crate) fn bind(path: &Path) -> io::Result<ConsoleSocket> {
+        let listener = UnixListener::bind(path)?;
+        listener.set_nonblocking(true)?;
+        Ok(ConsoleSocket {
+            path: path.to_owned(),
+            listener,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Accepts the runtime's connection and receives the pty master. The
+    /// runtime has already sent it when `create`/`exec` returns, so the wait
+    /// is short.
+    pub(crate) fn receive(&self, timeout: Duration) -> io::Result<OwnedFd> {
+        let deadline = Instant::now() + timeout;
+        let stream = loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(timeout))?;
+        let mut data = [0u8; 1024];
+        let mut iov = [IoSliceMut::new(&mut data)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+        let msg = recvmsg::<()>(
+            stream.as_fd().as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )?;
+        let mut received = Vec::new();
+        for cmsg in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                for fd in fds {
+                    // SAFETY: the kernel installed `fd` in this process for
+                    // this message (SCM_RIGHTS); nothing else owns it.
+                    received.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        if received.is_empty() {
+            return Err(io::Error::other(
+                "the console socket message carried no descriptor",
+            ));
+        }
+        Ok(received.swap_remove(0))
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,619 @@
+//! The containers a shim serves and the lifecycle operations of the Task
+//! API on them: create, start, exec, kill, delete. The ttrpc adapter is
+//! `task.rs`; this file holds the logic.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use containerd_shim::api::{CreateTaskRequest, ExecProcessRequest, Status};
+use containerd_shim::protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskIO, TaskStart,
+};
+use containerd_shim::protos::topics::{
+    TASK_CREATE_EVENT_TOPIC, TASK_DELETE_EVENT_TOPIC, TASK_EXEC_ADDED_EVENT_TOPIC,
+    TASK_EXEC_STARTED_EVENT_TOPIC, TASK_START_EVENT_TOPIC,
+};
+use containerd_shim::ExitSignal;
+use nix::sys::signal::Signal;
+
+use crate::container::{AfterExit, Container, Process};
+use crate::error::{RpcError, RpcResult};
+use crate::events::{timestamp, Events};
+use crate::io::{pipes, Pipes, ProcessIo, StdioPaths};
+use crate::reaper::{ProcessExit, ProcessKey, Reaper};
+use crate::runtime::{CreateOpts, ExecOpts, ProcessStdio};
+use crate::sys::ConsoleSocket;
+use crate::{mount, options};
+
+/// How long the runtime has to send the pty master after `create`/`exec`.
+const CONSOLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `delete` waits for the output of a process to be copied.
+const IO_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Everything a shim serves.
+pub(crate) struct Tasks {
+    pub(crate) namespace: String,
+    /// containerd's gRPC socket (for the default runtime root).
+    pub(crate) address: String,
+    pub(crate) reaper: Arc<Reaper>,
+    pub(crate) events: Events,
+    pub(crate) exit: Arc<ExitSignal>,
+    containers: Mutex<HashMap<String, Arc<Container>>>,
+}
+
+impl std::fmt::Debug for Tasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tasks")
+            .field("namespace", &self.namespace)
+            .field("containers", &self.map().keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shim's ends of a process's IO before it runs.
+#[derive(Debug)]
+enum PendingIo {
+    Pipes(Pipes),
+    Console(ConsoleSocket),
+}
+
+impl Tasks {
+    /// The task state, with an exit-handler thread that applies the exits
+    /// the reaper delivers.
+    pub(crate) fn spawn(
+        namespace: String,
+        address: String,
+        reaper: Arc<Reaper>,
+        exits: Receiver<ProcessExit>,
+        events: Events,
+        exit: Arc<ExitSignal>,
+    ) -> std::io::Result<Arc<Tasks>> {
+        let tasks = Arc::new(Tasks {
+            namespace,
+            address,
+            reaper,
+            events,
+            exit,
+            containers: Mutex::new(HashMap::new()),
+        });
+        let handler = Arc::clone(&tasks);
+        std::thread::Builder::new()
+            .name("exits".into())
+            .stack_size(crate::SMALL_STACK)
+            .spawn(move || {
+                for e in exits {
+                    handler.handle_exit(e);
+                }
+            })?;
+        Ok(tasks)
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Container>>> {
+        self.containers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn get(&self, id: &str) -> RpcResult<Arc<Container>> {
+        self.map()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| RpcError::not_found(format!("container {id} does not exist")))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map().is_empty()
+    }
+
+    fn handle_exit(&self, e: ProcessExit) {
+        let Some(container) = self.map().get(&e.key.container).cloned() else {
+            return;
+        };
+        crate::debug!(
+            "exit of {}/{} pid {}: {}",
+            e.key.container,
+            e.key.exec,
+            e.exit.pid,
+            e.exit.status
+        );
+        let after = container.on_exit(&e.key.exec, e.exit, &self.events);
+        self.after_exit(&container, after);
+    }
+
+    fn after_exit(&self, container: &Container, after: AfterExit) {
+        if after == AfterExit::KillAll {
+            let c = container;
+            if let Err(e) =
+                c.runtime
+                    .kill(&self.reaper, &c.id, &c.bundle, Signal::SIGKILL as u32, true)
+            {
+                crate::debug!("kill the rest of {}: {e}", c.id);
+            }
+        }
+    }
+
+    /// `Create`: mount the rootfs, set up IO, `corten create`.
+    pub(crate) fn create(&self, req: &CreateTaskRequest) -> RpcResult<u32> {
+        let id = req.id.as_str();
+        if id.is_empty() {
+            return Err(RpcError::new(
+                containerd_shim::protos::ttrpc::Code::INVALID_ARGUMENT,
+                "container id is empty",
+            ));
+        }
+        if self.map().contains_key(id) {
+            return Err(RpcError::new(
+                containerd_shim::protos::ttrpc::Code::ALREADY_EXISTS,
+                format!("container {id} already exists"),
+            ));
+        }
+        let bundle = PathBuf::from(&req.bundle);
+        let runc = options::runc_options(req.options.as_ref())?;
+        let runtime = options::runtime(runc.as_ref(), &self.namespace, &self.address);
+        options::save(&bundle, &runtime)?;
+        let rootfs = bundle.join("rootfs");
+        if !req.rootfs.is_empty() {
+            std::fs::create_dir_all(&rootfs)
+                .with_context(|| format!("create {}", rootfs.display()))?;
+            mount::mount_rootfs(&req.rootfs, &rootfs)?;
+        }
+        let stdio = StdioPaths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let container = Arc::new(Container::new(
+            id,
+            bundle.clone(),
+            runtime,
+            stdio.clone(),
+            !req.rootfs.is_empty(),
+            has_own_pid_namespace(&bundle),
+        ));
+        {
+            let mut map = self.map();
+            if map.contains_key(id) {
+                drop(map);
+                let _ = self.undo_rootfs(&container);
+                return Err(RpcError::new(
+                    containerd_shim::protos::ttrpc::Code::ALREADY_EXISTS,
+                    format!("container {id} already exists"),
+                ));
+            }
+            map.insert(id.to_owned(), Arc::clone(&container));
+        }
+        match self.create_init(&container, &stdio) {
+            Ok(pid) => {
+                let mut state = container.lock();
+                state.init.pid = pid;
+                self.events.send(
+                    TASK_CREATE_EVENT_TOPIC,
+                    TaskCreate {
+                        container_id: id.to_owned(),
+                        bundle: req.bundle.clone(),
+                        rootfs: req.rootfs.clone(),
+                        io: Some(TaskIO {
+                            stdin: stdio.stdin.clone(),
+                            stdout: stdio.stdout.clone(),
+                            stderr: stdio.stderr.clone(),
+                            terminal: stdio.terminal,
+                            ..Default::default()
+                        })
+                        .into(),
+                        checkpoint: req.checkpoint.clone(),
+                        pid,
+                        ..Default::default()
+                    },
+                );
+                let after = container.release(&mut state, &self.events);
+                drop(state);
+                self.after_exit(&container, after);
+                Ok(pid)
+            }
+            Err(e) => {
+                self.map().remove(id);
+                let _ = self.undo_rootfs(&container);
+                Err(e)
+            }
+        }
+    }
+
+    fn create_init(&self, c: &Container, stdio: &StdioPaths) -> RpcResult<u32> {
+        let (child_stdio, pending) = prepare_io(&c.bundle, "init", stdio)?;
+        let pid_file = c.bundle.join("init.pid");
+        let mark = self.reaper.mark();
+        let console_path = match &pending {
+            PendingIo::Console(socket) => Some(socket.path().to_owned()),
+            PendingIo::Pipes(_) => None,
+        };
+        c.runtime.create(
+            &self.reaper,
+            &c.id,
+            &c.bundle,
+            CreateOpts {
+                pid_file: &pid_file,
+                console_socket: console_path.as_deref(),
+                stdio: child_stdio,
+            },
+        )?;
+        let started = read_pid(&pid_file).and_then(|pid| {
+            self.reaper.watch(
+                i32::try_from(pid).unwrap_or(0),
+                mark,
+                ProcessKey {
+                    container: c.id.clone(),
+                    exec: String::new(),
+                },
+            );
+            let io = start_io(stdio, pending)?;
+            c.lock().init.io = Some(io);
+            Ok(pid)
+        });
+        if started.is_err() {
+            let _ = c.runtime.delete(&self.reaper, &c.id, &c.bundle, true);
+        }
+        started
+    }
+
+    fn undo_rootfs(&self, c: &Container) -> anyhow::Result<()> {
+        if c.rootfs_mounted {
+            mount::unmount_all(&c.bundle.join("rootfs"))?;
+        }
+        Ok(())
+    }
+
+    /// `Start` of the init or of an exec.
+    pub(crate) fn start(&self, id: &str, exec_id: &str) -> RpcResult<u32> {
+        let c = self.get(id)?;
+        if !exec_id.is_empty() {
+            return self.start_exec(&c, exec_id);
+        }
+        {
+            let state = c.lock();
+            if state.init.status != Status::CREATED {
+                return Err(RpcError::precondition(format!(
+                    "container {id} is not in the created state"
+                )));
+            }
+        }
+        c.hold();
+        let result = c.runtime.start(&self.reaper, id, &c.bundle);
+        let mut state = c.lock();
+        let pid = state.init.pid;
+        if result.is_ok() && state.init.status == Status::CREATED {
+            state.init.status = Status::RUNNING;
+            self.events.send(
+                TASK_START_EVENT_TOPIC,
+                TaskStart {
+                    container_id: id.to_owned(),
+                    pid,
+                    ..Default::default()
+                },
+            );
+        }
+        let after = c.release(&mut state, &self.events);
+        drop(state);
+        self.after_exit(&c, after);
+        result?;
+        Ok(pid)
+    }
+
+    /// `Exec`: records the process; `Start` runs it.
+    pub(crate) fn add_exec(&self, req: &ExecProcessRequest) -> RpcResult<()> {
+        let c = self.get(&req.id)?;
+        let mut state = c.lock();
+        if state.init.status == Status::STOPPED {
+            return Err(RpcError::precondition(format!(
+                "container {} is stopped",
+                req.id
+            )));
+        }
+        if req.exec_id.is_empty() || state.execs.contains_key(&req.exec_id) {
+            return Err(RpcError::new(
+                containerd_shim::protos::ttrpc::Code::ALREADY_EXISTS,
+                format!("exec {} already exists", req.exec_id),
+            ));
+        }
+        let mut process = Process::new(
+            &req.exec_id,
+            StdioPaths {
+                stdin: req.stdin.clone(),
+                stdout: req.stdout.clone(),
+                stderr: req.stderr.clone(),
+                terminal: req.terminal,
+            },
+        );
+        process.spec = req
+            .spec
+            .as_ref()
+            .map(|s| s.value.clone())
+            .unwrap_or_default();
+        state.execs.insert(req.exec_id.clone(), process);
+        self.events.send(
+            TASK_EXEC_ADDED_EVENT_TOPIC,
+            TaskExecAdded {
+                container_id: req.id.clone(),
+                exec_id: req.exec_id.clone(),
+                ..Default::default()
+            },
+        );
+        Ok(())
+    }
+
+    fn start_exec(&self, c: &Container, exec_id: &str) -> RpcResult<u32> {
+        let (spec, stdio) = {
+            let state = c.lock();
+            let p = state
+                .execs
+                .get(exec_id)
+                .ok_or_else(|| RpcError::not_found(format!("exec {exec_id} does not exist")))?;
+            if p.status != Status::CREATED {
+                return Err(RpcError::precondition(format!(
+                    "exec {exec_id} is not in the created state"
+                )));
+            }
+            (p.spec.clone(), p.stdio.clone())
+        };
+        let process_file = c.bundle.join(format!("exec-{exec_id}.json"));
+        std::fs::write(&process_file, &spec)
+            .with_context(|| format!("write {}", process_file.display()))?;
+        let pid_file = c.bundle.join(format!("{exec_id}.pid"));
+        let (child_stdio, pending) = prepare_io(&c.bundle, exec_id, &stdio)?;
+        let console_path = match &pending {
+            PendingIo::Console(socket) => Some(socket.path().to_owned()),
+            PendingIo::Pipes(_) => None,
+        };
+        c.hold();
+        let mark = self.reaper.mark();
+        let result = c
+            .runtime
+            .exec(
+                &self.reaper,
+                &c.id,
+                &c.bundle,
+                ExecOpts {
+                    process: &process_file,
+                    pid_file: &pid_file,
+                    console_socket: console_path.as_deref(),
+                    stdio: child_stdio,
+                },
+            )
+            .map_err(RpcError::from)
+            .and_then(|()| read_pid(&pid_file));
+        let _ = std::fs::remove_file(&process_file);
+        let started = result.map(|pid| {
+            self.reaper.watch(
+                i32::try_from(pid).unwrap_or(0),
+                mark,
+                ProcessKey {
+                    container: c.id.clone(),
+                    exec: exec_id.to_owned(),
+                },
+            );
+            let io = start_io(&stdio, pending)
+                .map_err(|e| crate::warn!("exec {exec_id}: {e}"))
+                .ok();
+            (pid, io)
+        });
+        let mut state = c.lock();
+        let outcome = match started {
+            Ok((pid, io)) => {
+                if let Some(p) = state.execs.get_mut(exec_id) {
+                    p.pid = pid;
+                    p.status = Status::RUNNING;
+                    p.io = io;
+                }
+                self.events.send(
+                    TASK_EXEC_STARTED_EVENT_TOPIC,
+                    TaskExecStarted {
+                        container_id: c.id.clone(),
+                        exec_id: exec_id.to_owned(),
+                        pid,
+                        ..Default::default()
+                    },
+                );
+                Ok(pid)
+            }
+            Err(e) => Err(e),
+        };
+        let after = c.release(&mut state, &self.events);
+        drop(state);
+        self.after_exit(c, after);
+        outcome
+    }
+
+    /// `Kill`: the init through the runtime (`--all` when asked), an exec
+    /// directly (it is the shim's child, so its pid is reserved until reaped).
+    pub(crate) fn kill(&self, id: &str, exec_id: &str, signal: u32, all: bool) -> RpcResult<()> {
+        let c = self.get(id)?;
+        let (status, pid) = {
+            let state = c.lock();
+            let p = state
+                .process(exec_id)
+                .ok_or_else(|| RpcError::not_found(format!("process {exec_id} does not exist")))?;
+            (p.status, p.pid)
+        };
+        if exec_id.is_empty() {
+            if status == Status::STOPPED && !all {
+                return Err(RpcError::not_found("process already finished"));
+            }
+            return c
+                .runtime
+                .kill(&self.reaper, id, &c.bundle, signal, all)
+                .map_err(|e| {
+                    if e.message.contains("not running") || e.is_not_found() {
+                        RpcError::not_found("process already finished")
+                    } else {
+                        e.into()
+                    }
+                });
+        }
+        if status != Status::RUNNING {
+            return Err(RpcError::not_found("process already finished"));
+        }
+        let signal = Signal::try_from(i32::try_from(signal).unwrap_or(0)).map_err(|e| {
+            RpcError::new(
+                containerd_shim::protos::ttrpc::Code::INVALID_ARGUMENT,
+                e.to_string(),
+            )
+        })?;
+        match self
+            .reaper
+            .signal_watched(i32::try_from(pid).unwrap_or(0), signal)
+        {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(nix::errno::Errno::ESRCH) => {
+                Err(RpcError::not_found("process already finished"))
+            }
+            Err(e) => Err(RpcError::internal(format!("kill {pid}: {e}"))),
+        }
+    }
+
+    /// `Delete` of an exec (must not be running) or of the container (its
+    /// init must be stopped or never started).
+    pub(crate) fn delete(
+        &self,
+        id: &str,
+        exec_id: &str,
+    ) -> RpcResult<(u32, u32, Option<SystemTime>)> {
+        let c = self.get(id)?;
+        if !exec_id.is_empty() {
+            let mut state = c.lock();
+            let p = state
+                .execs
+                .get(exec_id)
+                .ok_or_else(|| RpcError::not_found(format!("exec {exec_id} does not exist")))?;
+            if matches!(p.status, Status::RUNNING | Status::PAUSED) {
+                return Err(RpcError::precondition(format!("exec {exec_id} is running")));
+            }
+            let mut p = state.execs.remove(exec_id).expect("checked above");
+            drop(state);
+            if let Some(io) = p.io.as_mut() {
+                io.finish(IO_DRAIN_TIMEOUT);
+            }
+            let _ = std::fs::remove_file(c.bundle.join(format!("{exec_id}.pid")));
+            return Ok((p.pid, p.exit_status(), p.exited_at()));
+        }
+        let status = c.lock().init.status;
+        if matches!(status, Status::RUNNING | Status::PAUSED) {
+            return Err(RpcError::precondition(format!(
+                "container {id} must be stopped before deletion"
+            )));
+        }
+        if let Err(e) = c.runtime.delete(&self.reaper, id, &c.bundle, true) {
+            if !e.is_not_found() {
+                return Err(e.into());
+            }
+        }
+        // A created init is killed by the delete: wait for its exit.
+        if !c.wait_timeout("", Duration::from_secs(5)) {
+            crate::warn!("the init of {id} did not exit after delete");
+        }
+        let mut io = c.lock().init.io.take();
+        if let Some(io) = io.as_mut() {
+            io.finish(IO_DRAIN_TIMEOUT);
+        }
+        for exec in c.lock().execs.values_mut() {
+            if let Some(io) = exec.io.as_mut() {
+                io.finish(Duration::ZERO);
+            }
+        }
+        self.undo_rootfs(&c)?;
+        self.map().remove(id);
+        let state = c.lock();
+        let (pid, status, at) = (
+            state.init.pid,
+            state.init.exit_status(),
+            state.init.exited_at(),
+        );
+        self.events.send(
+            TASK_DELETE_EVENT_TOPIC,
+            TaskDelete {
+                container_id: id.to_owned(),
+                id: id.to_owned(),
+                pid,
+                exit_status: status,
+                exited_at: at.map(timestamp).into(),
+                ..Default::default()
+            },
+        );
+        Ok((pid, status, at))
+    }
+}
+
+/// Pipes, or a console socket for a terminal.
+fn prepare_io(
+    bundle: &Path,
+    name: &str,
+    stdio: &StdioPaths,
+) -> RpcResult<(ProcessStdio, PendingIo)> {
+    if stdio.terminal {
+        let path = console_socket_path(bundle, name);
+        let _ = std::fs::remove_file(&path);
+        let socket =
+            ConsoleSocket::bind(&path).with_context(|| format!("listen on {}", path.display()))?;
+        return Ok((ProcessStdio::default(), PendingIo::Console(socket)));
+    }
+    let (child, shim) = pipes(stdio).context("create the stdio pipes")?;
+    Ok((child, PendingIo::Pipes(shim)))
+}
+
+/// A short path for the console socket (`sun_path` holds 108 bytes, bundle
+/// paths can be longer).
+fn console_socket_path(bundle: &Path, name: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bundle.hash(&mut h);
+    name.hash(&mut h);
+    std::env::temp_dir().join(format!(
+        "corten-pty-{}-{:016x}.sock",
+        std::process::id(),
+        h.finish()
+    ))
+}
+
+fn start_io(stdio: &StdioPaths, pending: PendingIo) -> RpcResult<ProcessIo> {
+    match pending {
+        PendingIo::Pipes(p) => Ok(ProcessIo::from_pipes(stdio, p).context("start the io copy")?),
+        PendingIo::Console(socket) => {
+            let master = socket
+                .receive(CONSOLE_TIMEOUT)
+                .context("receive the terminal from the runtime")?;
+            Ok(ProcessIo::from_console(stdio, master).context("start the terminal copy")?)
+        }
+    }
+}
+
+fn read_pid(path: &Path) -> RpcResult<u32> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read the pid file {}", path.display()))?;
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|pid| *pid > 0)
+        .ok_or_else(|| RpcError::internal(format!("bad pid file {}: {text:?}", path.display())))
+}
+
+/// Whether `config.json` asks for a new pid namespace (not one joined by path).
+fn has_own_pid_namespace(bundle: &Path) -> bool {
+    let Ok(data) = std::fs::read(bundle.join("config.json")) else {
+        return true;
+    };
+    let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&data) else {
+        return true;
+    };
+    spec.pointer("/linux/namespaces")
+        .and_then(|n| n.as_array())
+        .is_some_and(|list| {
+            list.iter().any(|ns| {
+                ns.get("type").and_then(|t| t.as_str()) == Some("pid")
+                    && ns
+                        .get("path")
+                        .and_then(|p| p.as_str())
+                        .is_none_or(str::is_empty)
+            })
+        })
+}
