@@ -41,12 +41,30 @@ pub fn mount_one(rfs: &Rootfs<'_>, m: &Mount) -> Result<(), RootfsError> {
         "proc" | "sysfs" => check_real_dir(rfs, &dest)?,
         _ => {}
     }
+    // A tmpfs over a directory of the image keeps that directory's mode
+    // unless the options set one (runc does the same; images rely on it,
+    // e.g. a 0755 /tmp that a non-root user must not write).
+    let existing_mode = (typ == "tmpfs")
+        .then(|| open_in_root(rfs.fd(), Path::new(&dest), 0).ok())
+        .flatten()
+        .and_then(|fd| sys::fstat(fd.as_fd()).ok())
+        .filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        .map(|st| st.st_mode & 0o7777);
     let target = ensure(rfs.fd(), Path::new(&dest), false).map_err(|e| RootfsError::Dest {
         dest: dest.clone(),
         source: e,
     })?;
     let flags = opts.flags - MsFlags::MS_REMOUNT;
-    let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+    let tmpfs_data = existing_mode.map(|mode| {
+        if opts.data.is_empty() {
+            format!("mode={mode:04o}")
+        } else {
+            format!("mode={mode:04o},{}", opts.data)
+        }
+    });
+    let data = tmpfs_data
+        .as_deref()
+        .or((!opts.data.is_empty()).then_some(opts.data.as_str()));
     let res = mount(
         Some(m.source.as_deref().unwrap_or(typ)),
         fd_path(&target).as_str(),
