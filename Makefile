@@ -18,7 +18,7 @@ DESTDIR ?=
 BINDIR := $(DESTDIR)$(PREFIX)/bin
 
 # Debian packages the demo and the tests use.
-DEB_PACKAGES := busybox-static runc jq
+DEB_PACKAGES := busybox-static runc jq docker.io podman
 # Toolchain packages, only when cargo is missing.
 DEB_TOOLCHAIN := cargo-web rustc-web rust-web-clippy rustfmt gcc libc6-dev
 
@@ -36,8 +36,17 @@ deps:
 	  echo "installing:$$missing"; \
 	  [ "$$(id -u)" = 0 ] || { echo "make deps: need root to install$$missing" >&2; exit 1; }; \
 	  apt-get update -qq || true; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; guard=1; \
+	  fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; rc=$$?; \
+	  [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; \
+	  exit $$rc; \
 	fi
+
+# The policy-rc.d guard keeps package scripts from starting the system's
+# docker and containerd services (dockerd would create its docker0 bridge on
+# a private address range); the tests start their own daemons.
 
 ## docker-profile: Docker's default seccomp profile (moby's format), taken
 ## from Debian's golang-github-docker-docker-dev package without installing

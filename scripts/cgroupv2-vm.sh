@@ -12,7 +12,8 @@
 #
 # Environment:
 #   CGROUPV2_TESTS         test binaries to run (integration-tests/tests/<name>.rs),
-#                          default: every file in integration-tests/tests
+#                          default: every file in integration-tests/tests but
+#                          the daemon tests (docker, podman, containerd)
 #   CGROUPV2_TEST_THREADS  --test-threads inside the VM (default 2)
 #   CGROUPV2_TIMEOUT       seconds before qemu is stopped (default 1200)
 #   CGROUPV2_TEST_TIMEOUT  seconds per test binary inside the VM (default 600)
@@ -42,7 +43,8 @@ case $TARGET_DIR in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
 CARGO=${CARGO:-$(command -v cargo 2>/dev/null || echo /usr/bin/cargo)}
 
 # Every integration test file by default: the whole runtime on cgroup v2.
-TESTS=${CGROUPV2_TESTS:-$(cd integration-tests/tests && ls -- *.rs | sed 's/\.rs$//' | tr '\n' ' ')}
+# (Not the daemon tests: the VM has no dockerd, podman or containerd.)
+TESTS=${CGROUPV2_TESTS:-$(cd integration-tests/tests && ls -- *.rs | sed 's/\.rs$//' | grep -vxE 'docker|podman|containerd' | tr '\n' ' ')}
 TEST_THREADS=${CGROUPV2_TEST_THREADS:-2}
 VM_TIMEOUT=${CGROUPV2_TIMEOUT:-1200}
 TEST_TIMEOUT=${CGROUPV2_TEST_TIMEOUT:-600}

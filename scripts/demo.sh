@@ -16,9 +16,16 @@ BUSYBOX=${BUSYBOX:-/bin/busybox}
 WORK=$(mktemp -d /tmp/corten-demo.XXXXXX)
 ROOT=$WORK/state
 ID=corten-demo-$$
+DOCKERD_PID=
 cleanup() {
     "$CORTEN" --root "$ROOT" delete --force "$ID" >/dev/null 2>&1 || true
     "$CORTEN" --root "$ROOT" delete --force "$ID-run" >/dev/null 2>&1 || true
+    if [ -n "$DOCKERD_PID" ]; then
+        kill "$DOCKERD_PID" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.1; done
+        umount -R -l "$WORK/docker/data" 2>/dev/null || true
+        for cg in /sys/fs/cgroup/*/corten-demo; do rmdir "$cg" 2>/dev/null || true; done
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -71,4 +78,24 @@ code=$?
 set -e
 echo "exit code: $code"
 [ "$code" = 7 ] || { echo "demo: expected exit code 7" >&2; exit 1; }
+
+# Docker: a private dockerd (own data/exec root and socket, no bridge, no
+# iptables) with corten added as a runtime, and the same busybox as an image.
+if [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ]; then
+    D=$WORK/docker
+    mkdir -p "$D"
+    echo; printf '\033[1m$ dockerd --add-runtime corten=%s --bridge=none --iptables=false ... &\033[0m\n' "$CORTEN"
+    /usr/sbin/dockerd --data-root "$D/data" --exec-root "$D/exec" -H "unix://$D/docker.sock" \
+        --pidfile "$D/docker.pid" --bridge=none --iptables=false --ip-masq=false --ip6tables=false \
+        --storage-driver vfs --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent /corten-demo \
+        --add-runtime "corten=$CORTEN" --log-level warn >"$D/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+    docker() { /usr/bin/docker -H "unix://$D/docker.sock" "$@"; }
+    for _ in $(seq 150); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+    tar -C "$WORK/bundle/rootfs" -cf "$D/busybox.tar" .
+    docker import "$D/busybox.tar" busybox:corten >/dev/null
+    step docker info --format 'runtimes: {{range $k, $v := .Runtimes}}{{$k}} {{end}}'
+    step docker run --rm --runtime corten --network none busybox:corten \
+        sh -c 'echo "hello from docker through corten: $(hostname)"; grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status'
+fi
 echo; echo "demo: done"
