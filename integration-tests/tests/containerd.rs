@@ -1,0 +1,820 @@
+//! containerd → `containerd-shim-corten-v2` → corten, under a real
+//! containerd (Debian's `containerd` package, 1.6): each test starts its own
+//! daemon with a private config, root, state directory and socket under
+//! `/tmp/corten-it/ctrd-<pid>-<n>/`, drives it with `ctr`, and stops it by pid.
+//!
+//! The shim is `$CORTEN_SHIM_BIN` (default: the workspace's
+//! `target/release/containerd-shim-corten-v2`); it and the runtime
+//! (`$CORTEN_BIN`) are copied into the daemon's private `bin/`, which is put
+//! first on its `PATH`: containerd finds the shim there by the runtime name
+//! `io.containerd.corten.v2`, and the shim finds `corten` next to itself.
+//!
+//! Containers run from a busybox directory (`ctr run --rootfs`) or from an
+//! OCI image assembled here and imported (overlay snapshots, so the shim
+//! mounts the rootfs). Each container gets the cgroup
+//! `/corten-it-<pid>/<id>`; the tests check that `ctr run --rm` leaves no
+//! shim process, mount, cgroup or state behind.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use corten_integration_tests::{
+    cgroup_dirs, cgroup_parent, mounts_under, pid_alive, processes_mentioning, require_root,
+    runtime_bin, skip, unique_name, wait_until, Bundle, OutputExt, BASE_DIR,
+};
+
+const RUNTIME: &str = "io.containerd.corten.v2";
+const CTR_TIMEOUT: Duration = Duration::from_secs(60);
+const IMAGE: &str = "docker.io/library/corten-busybox:latest";
+
+/// The shim under test: `$CORTEN_SHIM_BIN`, or the workspace's release build.
+fn shim_bin() -> PathBuf {
+    match std::env::var_os("CORTEN_SHIM_BIN") {
+        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
+        _ => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/release/containerd-shim-corten-v2"
+        )),
+    }
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Runs `cmd`, failing the test if it takes longer than `timeout`.
+fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let text = format!("{cmd:?}");
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {text}: {e}"));
+    let out = read_pipes(&mut child);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let (stdout, stderr) = out.join().expect("pipe reader");
+            return Output {
+                status,
+                stdout,
+                stderr,
+            };
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let (stdout, stderr) = out.join().expect("pipe reader");
+            panic!(
+                "{text} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+type Pipes = std::thread::JoinHandle<(Vec<u8>, Vec<u8>)>;
+
+fn read_pipes(child: &mut Child) -> Pipes {
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    std::thread::spawn(move || {
+        let err = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(p) = stderr.as_mut() {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        });
+        let mut out = Vec::new();
+        if let Some(p) = stdout.as_mut() {
+            let _ = p.read_to_end(&mut out);
+        }
+        (out, err.join().unwrap_or_default())
+    })
+}
+
+/// A private containerd, stopped (and everything it left killed, unmounted
+/// and removed) on drop.
+struct Containerd {
+    dir: PathBuf,
+    child: Option<Child>,
+    /// Provides the busybox rootfs, and keeps this process's test cgroup
+    /// parent alive while containers use it.
+    bundle: Bundle,
+    ids: Mutex<Vec<String>>,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        for tool in ["containerd", "ctr"] {
+            if on_path(tool).is_none() {
+                panic!(
+                    "the containerd tests need `{tool}` on PATH: install Debian's containerd \
+                     package (apt-get install containerd; `make test` does this)"
+                );
+            }
+        }
+        let shim = shim_bin();
+        assert!(
+            shim.is_file(),
+            "no shim at {}: build it (cargo build --release -p containerd-shim-corten-v2) \
+             or set CORTEN_SHIM_BIN",
+            shim.display()
+        );
+        let runtime = runtime_bin();
+        assert!(runtime.is_file(), "no runtime at {}", runtime.display());
+        let bundle = Bundle::new("ctrd-rootfs");
+        let dir = Path::new(BASE_DIR).join(unique_name("ctrd"));
+        let bin = dir.join("bin");
+        fs::create_dir_all(&bin).expect("create the containerd dir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o711)).expect("chmod");
+        for (from, name) in [(&shim, "containerd-shim-corten-v2"), (&runtime, "corten")] {
+            fs::copy(from, bin.join(name))
+                .unwrap_or_else(|e| panic!("copy {} into {}: {e}", from.display(), bin.display()));
+        }
+        let d = dir.display();
+        let config = format!(
+            "version = 2\n\
+             root = \"{d}/root\"\n\
+             state = \"{d}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{d}/c.sock\"\n\
+             [ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n\
+             [debug]\n  address = \"{d}/debug.sock\"\n  level = \"debug\"\n\
+             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n"
+        );
+        fs::write(dir.join("config.toml"), config).expect("write config.toml");
+        let log = fs::File::create(dir.join("containerd.log")).expect("create containerd.log");
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let c = Containerd {
+            dir,
+            child: Some(child),
+            bundle,
+            ids: Mutex::new(Vec::new()),
+        };
+        let up = wait_until(Duration::from_secs(20), || {
+            c.sock().exists()
+                && c.ctr_cmd(&["version"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+        });
+        assert!(up, "containerd did not come up:\n{}", c.log());
+        c
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.dir.join("c.sock")
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
+    }
+
+    fn ctr_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("-a").arg(self.sock()).args(args);
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        run_with_timeout(self.ctr_cmd(args), CTR_TIMEOUT)
+    }
+
+    /// A fresh container id, remembered for cleanup.
+    fn new_id(&self) -> String {
+        let id = unique_name("ct");
+        self.ids.lock().unwrap().push(id.clone());
+        id
+    }
+
+    fn cgroup(id: &str) -> String {
+        format!("{}/{id}", cgroup_parent())
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.bundle.rootfs()
+    }
+
+    /// `ctr run --runtime corten --fifo-dir … --cgroup … <flags> --rootfs <busybox> <id> <cmd>`.
+    fn run_args(&self, id: &str, flags: &[&str], cmd: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = ["run", "--runtime", RUNTIME, "--fifo-dir"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        args.push(self.dir.join("fifo").display().to_string());
+        args.push("--cgroup".into());
+        args.push(Self::cgroup(id));
+        args.extend(flags.iter().map(|s| (*s).to_owned()));
+        args.push("--rootfs".into());
+        args.push(self.rootfs().display().to_string());
+        args.push(id.to_owned());
+        args.extend(cmd.iter().map(|s| (*s).to_owned()));
+        args
+    }
+
+    fn run(&self, id: &str, flags: &[&str], cmd: &[&str]) -> Output {
+        let args = self.run_args(id, flags, cmd);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.ctr(&args)
+    }
+
+    /// Live shim processes of this containerd.
+    fn shims(&self) -> Vec<i32> {
+        processes_mentioning(&self.sock().display().to_string())
+            .into_iter()
+            .filter(|pid| {
+                fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    String::from_utf8_lossy(&c).contains("containerd-shim-corten-v2")
+                })
+            })
+            .collect()
+    }
+
+    /// The `STATUS` and `PID` columns of `ctr task ls` for `id`.
+    fn task_status(&self, id: &str) -> Option<(String, u32)> {
+        let out = self.ctr(&["task", "ls"]).assert_success("ctr task ls");
+        out.stdout_str().lines().find_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.first() == Some(&id)).then(|| (cols[2].to_owned(), cols[1].parse().unwrap_or(0)))
+        })
+    }
+
+    /// Nothing of container `id` is left: no shim, mount, cgroup or state.
+    fn assert_clean(&self, id: &str) {
+        let shims_gone = wait_until(Duration::from_secs(10), || self.shims().is_empty());
+        assert!(shims_gone, "shim processes left: {:?}", self.shims());
+        assert_eq!(
+            mounts_under(&self.dir),
+            Vec::<PathBuf>::new(),
+            "mounts left"
+        );
+        assert_eq!(
+            cgroup_dirs(&Self::cgroup(id)),
+            Vec::<PathBuf>::new(),
+            "cgroups of {id} left"
+        );
+        assert!(
+            !self.dir.join("corten/default").join(id).exists(),
+            "corten state of {id} left"
+        );
+        assert!(
+            !self
+                .dir
+                .join("state/io.containerd.runtime.v2.task/default")
+                .join(id)
+                .exists(),
+            "bundle of {id} left"
+        );
+    }
+
+    /// An OCI image of the busybox rootfs, imported as [`IMAGE`].
+    fn import_image(&self) {
+        let work = self.dir.join("image");
+        let blobs = work.join("oci/blobs/sha256");
+        fs::create_dir_all(&blobs).expect("mkdir blobs");
+        let layer = work.join("layer.tar");
+        let out = Command::new("tar")
+            .arg("-C")
+            .arg(self.rootfs())
+            .arg("-cf")
+            .arg(&layer)
+            .arg(".")
+            .output()
+            .expect("run tar");
+        assert!(out.status.success(), "tar the rootfs: {out:?}");
+        let (layer_digest, layer_size) = add_blob(&blobs, &fs::read(&layer).expect("read layer"));
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        let config = serde_json::json!({
+            "architecture": arch,
+            "os": "linux",
+            "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        });
+        let (config_digest, config_size) = add_blob(&blobs, config.to_string().as_bytes());
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": config_digest, "size": config_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": layer_digest, "size": layer_size}],
+        });
+        let (manifest_digest, manifest_size) = add_blob(&blobs, manifest.to_string().as_bytes());
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": manifest_digest, "size": manifest_size,
+                "annotations": {"io.containerd.image.name": IMAGE,
+                                "org.opencontainers.image.ref.name": "latest"},
+                "platform": {"architecture": arch, "os": "linux"},
+            }],
+        });
+        fs::write(work.join("oci/index.json"), index.to_string()).expect("index.json");
+        fs::write(
+            work.join("oci/oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .expect("oci-layout");
+        let tarball = work.join("image.tar");
+        let out = Command::new("tar")
+            .arg("-C")
+            .arg(work.join("oci"))
+            .arg("-cf")
+            .arg(&tarball)
+            .args(["oci-layout", "index.json", "blobs"])
+            .output()
+            .expect("run tar");
+        assert!(out.status.success(), "tar the image: {out:?}");
+        let tarball = tarball.display().to_string();
+        self.ctr(&["images", "import", &tarball])
+            .assert_success("ctr images import");
+    }
+}
+
+/// Stores `data` as a blob; returns its digest and size.
+fn add_blob(blobs: &Path, data: &[u8]) -> (String, usize) {
+    let tmp = blobs.join("incoming");
+    fs::write(&tmp, data).expect("write blob");
+    let out = Command::new("sha256sum")
+        .arg(&tmp)
+        .output()
+        .expect("run sha256sum");
+    let hex = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("sha256sum output")
+        .to_owned();
+    fs::rename(&tmp, blobs.join(&hex)).expect("rename blob");
+    (format!("sha256:{hex}"), data.len())
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // Tasks and containers still there (a failed test).
+        if let Ok(out) = self.ctr_cmd(&["task", "ls", "-q"]).output() {
+            for id in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = self.ctr_cmd(&["task", "kill", "-s", "KILL", id]).output();
+                std::thread::sleep(Duration::from_millis(100));
+                let _ = self.ctr_cmd(&["task", "delete", "-f", id]).output();
+            }
+        }
+        if let Ok(out) = self.ctr_cmd(&["containers", "ls", "-q"]).output() {
+            for id in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = self.ctr_cmd(&["containers", "rm", id]).output();
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            let pid = i32::try_from(child.id()).expect("pid");
+            // SAFETY: kill has no memory-safety preconditions; pid is the
+            // containerd this test started and has not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let stopped = wait_until(Duration::from_secs(5), || {
+                child.try_wait().is_ok_and(|s| s.is_some())
+            });
+            if !stopped {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        // Shims (their command line names our socket) and container
+        // processes (in our cgroups), by pid.
+        let mut pids = processes_mentioning(&self.dir.display().to_string());
+        for id in self.ids.lock().unwrap().iter() {
+            for dir in cgroup_dirs(&Self::cgroup(id)) {
+                let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        for pid in pids.iter().copied().filter(|&p| p > 1) {
+            eprintln!("containerd test: killing leftover process {pid}");
+            // SAFETY: as above; these processes were started for this test.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        wait_until(Duration::from_secs(2), || {
+            pids.iter().all(|&p| !pid_alive(p.into()))
+        });
+        let mut mounts = mounts_under(&self.dir);
+        mounts.sort();
+        for m in mounts.iter().rev() {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        for id in self.ids.lock().unwrap().iter() {
+            for dir in cgroup_dirs(&Self::cgroup(id)) {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+        if mounts_under(&self.dir).is_empty() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+#[test]
+fn run_rm_prints_output_and_returns_the_exit_code() {
+    require_root!();
+    let c = Containerd::start();
+    let id = c.new_id();
+    let out = c.run(
+        &id,
+        &["--rm"],
+        &["sh", "-c", "echo hello; echo oops >&2; exit 3"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(out.stdout_str(), "hello\n");
+    assert!(out.stderr_str().contains("oops"), "{out:?}");
+    c.assert_clean(&id);
+    let id = c.new_id();
+    let out = c.run(&id, &["--rm"], &["true"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    c.assert_clean(&id);
+}
+
+#[test]
+fn output_of_a_fast_exit_is_never_lost() {
+    require_root!();
+    let c = Containerd::start();
+    for _ in 0..5 {
+        let id = c.new_id();
+        let out = c.run(&id, &["--rm"], &["sh", "-c", "seq 1 20000; echo last >&2"]);
+        assert!(out.status.success(), "{out:?}");
+        let stdout = out.stdout_str();
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 20000);
+        assert_eq!(lines.last(), Some(&"20000"));
+        assert!(out.stderr_str().contains("last"));
+        c.assert_clean(&id);
+    }
+}
+
+#[test]
+fn stdin_reaches_the_container() {
+    require_root!();
+    let c = Containerd::start();
+    let id = c.new_id();
+    let args = c.run_args(&id, &["--rm"], &["sh", "-c", "cat; echo done"]);
+    let mut cmd = c.ctr_cmd(&[]);
+    cmd.args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn ctr run");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"line one\nline two\n")
+            .expect("write stdin");
+    }
+    let out = read_pipes(&mut child);
+    let ok = wait_until(CTR_TIMEOUT, || child.try_wait().is_ok_and(|s| s.is_some()));
+    if !ok {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("wait ctr");
+    let (stdout, stderr) = out.join().expect("pipes");
+    assert!(ok, "ctr run with stdin did not finish");
+    assert!(status.success(), "{}", String::from_utf8_lossy(&stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&stdout),
+        "line one\nline two\ndone\n"
+    );
+    c.assert_clean(&id);
+}
+
+#[test]
+fn detached_task_ls_ps_exec_pause_resume_metrics_update_kill_delete() {
+    require_root!();
+    let c = Containerd::start();
+    let id = c.new_id();
+    c.run(&id, &["-d"], &["sh", "-c", "sleep 1000"])
+        .assert_success("ctr run -d");
+    let (status, pid) = c.task_status(&id).expect("task listed");
+    assert_eq!(status, "RUNNING");
+    assert!(pid > 1 && pid_alive(pid.into()));
+
+    let ps = c.ctr(&["task", "ps", &id]).assert_success("ctr task ps");
+    assert!(
+        ps.stdout_str()
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+        "{}",
+        ps.stdout_str()
+    );
+
+    let exec = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        &id,
+        "sh",
+        "-c",
+        "echo in-exec; exit 5",
+    ]);
+    assert_eq!(exec.status.code(), Some(5), "{exec:?}");
+    assert_eq!(exec.stdout_str(), "in-exec\n");
+
+    c.ctr(&["task", "pause", &id])
+        .assert_success("ctr task pause");
+    assert_eq!(c.task_status(&id).expect("listed").0, "PAUSED");
+    c.ctr(&["task", "resume", &id])
+        .assert_success("ctr task resume");
+    assert_eq!(c.task_status(&id).expect("listed").0, "RUNNING");
+
+    let metrics = c
+        .ctr(&["task", "metrics", &id])
+        .assert_success("ctr task metrics");
+    assert!(
+        metrics.stdout_str().contains("pids.current"),
+        "{}",
+        metrics.stdout_str()
+    );
+
+    // ctr 1.6 has no `task update`; newer ones do.
+    let help = c.ctr(&["task", "--help"]);
+    if help.stdout_str().contains("update") {
+        c.ctr(&["task", "update", "--memory-limit", "67108864", &id])
+            .assert_success("ctr task update");
+        let memory = cgroup_dirs(&Containerd::cgroup(&id))
+            .into_iter()
+            .find(|d| d.join("memory.limit_in_bytes").exists() || d.join("memory.max").exists());
+        match memory {
+            Some(d) => {
+                let limit = fs::read_to_string(d.join("memory.limit_in_bytes"))
+                    .or_else(|_| fs::read_to_string(d.join("memory.max")))
+                    .expect("read the memory limit");
+                assert_eq!(limit.trim(), "67108864");
+            }
+            None => skip(
+                "containerd update",
+                "no memory cgroup to read the limit back",
+            ),
+        }
+    } else {
+        skip("containerd update", "this ctr has no `task update`");
+    }
+
+    c.ctr(&["task", "kill", "-s", "KILL", &id])
+        .assert_success("ctr task kill");
+    assert!(wait_until(Duration::from_secs(10), || {
+        c.task_status(&id).is_some_and(|(s, _)| s == "STOPPED")
+    }));
+    assert!(!pid_alive(pid.into()));
+    let del = c
+        .ctr(&["task", "delete", &id])
+        .assert_success("ctr task delete");
+    assert!(del.stderr_str().contains("137"), "{del:?}");
+    c.ctr(&["containers", "rm", &id])
+        .assert_success("ctr containers rm");
+    c.assert_clean(&id);
+}
+
+#[test]
+fn ctr_task_kill_sends_sigterm_and_ctr_run_returns_the_exit_code() {
+    require_root!();
+    let c = Containerd::start();
+    let id = c.new_id();
+    let args = c.run_args(
+        &id,
+        &["--rm"],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 9' TERM; echo ready; while :; do sleep 0.05; done",
+        ],
+    );
+    let mut cmd = c.ctr_cmd(&[]);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn ctr run");
+    let out = read_pipes(&mut child);
+    assert!(wait_until(Duration::from_secs(20), || {
+        c.task_status(&id).is_some_and(|(s, _)| s == "RUNNING")
+    }));
+    std::thread::sleep(Duration::from_millis(200));
+    c.ctr(&["task", "kill", &id])
+        .assert_success("ctr task kill");
+    let done = wait_until(CTR_TIMEOUT, || child.try_wait().is_ok_and(|s| s.is_some()));
+    if !done {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("wait ctr run");
+    let (stdout, _) = out.join().expect("pipes");
+    assert!(done, "ctr run did not end after ctr task kill");
+    assert_eq!(status.code(), Some(9));
+    assert_eq!(String::from_utf8_lossy(&stdout), "ready\n");
+    c.assert_clean(&id);
+}
+
+#[test]
+fn concurrent_execs_get_their_own_exit_codes() {
+    require_root!();
+    let c = Containerd::start();
+    let id = c.new_id();
+    c.run(&id, &["-d"], &["sleep", "1000"])
+        .assert_success("ctr run -d");
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let c = &c;
+            let id = &id;
+            s.spawn(move || {
+                let exec_id = format!("x{i}");
+                let script = format!("echo {i}; exit {}", 10 + i);
+                let out = c.ctr(&[
+                    "task",
+                    "exec",
+                    "--exec-id",
+                    &exec_id,
+                    id,
+                    "sh",
+                    "-c",
+                    &script,
+                ]);
+                assert_eq!(out.status.code(), Some(10 + i), "{out:?}");
+                assert_eq!(out.stdout_str(), format!("{i}\n"));
+            });
+        }
+    });
+    c.ctr(&["task", "kill", "-s", "KILL", &id])
+        .assert_success("ctr task kill");
+    assert!(wait_until(Duration::from_secs(10), || {
+        c.task_status(&id).is_some_and(|(s, _)| s == "STOPPED")
+    }));
+    c.ctr(&["task", "delete", &id])
+        .assert_success("ctr task delete");
+    c.ctr(&["containers", "rm", &id])
+        .assert_success("ctr containers rm");
+    c.assert_clean(&id);
+}
+
+#[test]
+fn terminal_run_and_exec() {
+    require_root!();
+    if on_path("script").is_none() {
+        skip(
+            "terminal_run_and_exec",
+            "no `script` (util-linux) to give ctr a terminal",
+        );
+        return;
+    }
+    let c = Containerd::start();
+    let id = c.new_id();
+    let args = c.run_args(&id, &["--rm", "-t"], &["sh", "-c", "tty; echo ok; exit 4"]);
+    let ctr_line = format!("ctr -a {} {}", c.sock().display(), args.join(" "));
+    let mut script = Command::new("script");
+    script.args(["-qec", &ctr_line, "/dev/null"]);
+    let out = run_with_timeout(script, CTR_TIMEOUT);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let text = out.stdout_str();
+    assert!(text.contains("/dev/pts/0"), "{text:?}");
+    assert!(text.contains("ok\r\n"), "{text:?}");
+    c.assert_clean(&id);
+
+    let id = c.new_id();
+    c.run(&id, &["-d"], &["sleep", "1000"])
+        .assert_success("ctr run -d");
+    let line = format!(
+        "ctr -a {} task exec -t --exec-id t1 {id} sh -c 'tty; exit 6'",
+        c.sock().display()
+    );
+    let mut script = Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    let out = run_with_timeout(script, CTR_TIMEOUT);
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    assert!(out.stdout_str().contains("/dev/pts/"), "{out:?}");
+    c.ctr(&["task", "kill", "-s", "KILL", &id])
+        .assert_success("ctr task kill");
+    assert!(wait_until(Duration::from_secs(10), || {
+        c.task_status(&id).is_some_and(|(s, _)| s == "STOPPED")
+    }));
+    c.ctr(&["task", "delete", &id])
+        .assert_success("ctr task delete");
+    c.ctr(&["containers", "rm", &id])
+        .assert_success("ctr containers rm");
+    c.assert_clean(&id);
+}
+
+#[test]
+fn image_rootfs_is_mounted_by_the_shim_and_unmounted_after() {
+    require_root!();
+    let c = Containerd::start();
+    c.import_image();
+    let id = c.new_id();
+    let fifo = c.dir.join("fifo").display().to_string();
+    let cgroup = Containerd::cgroup(&id);
+    let out = c.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        "--fifo-dir",
+        &fifo,
+        "--cgroup",
+        &cgroup,
+        IMAGE,
+        &id,
+        "sh",
+        "-c",
+        "grep ' / / ' /proc/self/mountinfo; echo x > /new && cat /new; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert!(out.stdout_str().contains(" - overlay "), "{out:?}");
+    assert!(out.stdout_str().ends_with("x\n"), "{out:?}");
+    c.assert_clean(&id);
+}
+
+#[test]
+fn twenty_containers_at_once() {
+    require_root!();
+    let c = Containerd::start();
+    let ids: Vec<String> = (0..20).map(|_| c.new_id()).collect();
+    std::thread::scope(|s| {
+        for (i, id) in ids.iter().enumerate() {
+            let c = &c;
+            s.spawn(move || {
+                let script = format!("echo {id}; exit {i}");
+                let out = c.run(id, &["--rm"], &["sh", "-c", &script]);
+                assert_eq!(
+                    out.status.code(),
+                    Some(i32::try_from(i).unwrap()),
+                    "{out:?}"
+                );
+                assert_eq!(out.stdout_str(), format!("{id}\n"));
+            });
+        }
+    });
+    for id in &ids {
+        c.assert_clean(id);
+    }
+}
+
+#[test]
+fn a_killed_shim_is_cleaned_up_by_containerd() {
+    require_root!();
+    let c = Containerd::start();
+    let id = c.new_id();
+    c.run(&id, &["-d"], &["sleep", "1000"])
+        .assert_success("ctr run -d");
+    let (_, pid) = c.task_status(&id).expect("task listed");
+    let shims = c.shims();
+    assert_eq!(shims.len(), 1, "one shim per container: {shims:?}");
+    // SAFETY: kill has no memory-safety preconditions; the pid is the shim
+    // this test's containerd started.
+    unsafe { libc::kill(shims[0], libc::SIGKILL) };
+    // containerd runs `containerd-shim-corten-v2 delete`: the container is
+    // killed and deleted, its task gone.
+    let cleaned = wait_until(Duration::from_secs(20), || {
+        !pid_alive(pid.into()) && c.task_status(&id).is_none()
+    });
+    assert!(
+        cleaned,
+        "task still there after its shim was killed:\n{}",
+        c.log()
+    );
+    c.ctr(&["containers", "rm", &id])
+        .assert_success("ctr containers rm");
+    c.assert_clean(&id);
+}
+
+#[test]
+fn shim_version_flag() {
+    require_root!();
+    let out = Command::new(shim_bin())
+        .arg("-v")
+        .output()
+        .expect("run the shim");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("containerd-shim-corten-v2:"), "{text}");
+    assert!(text.contains("Version:"), "{text}");
+}
