@@ -581,6 +581,25 @@ fn kill_all_reaches_every_process_of_the_cgroup() {
     rt.wait_status(id, "stopped");
 }
 
+/// `update --resources -` with `json` on stdin.
+fn update_from_stdin(rt: &Runtime, id: &str, json: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = rt
+        .command()
+        .args(["update", "--resources", "-", id])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn update");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(json.as_bytes())
+        .expect("write resources");
+    child.wait_with_output().expect("update")
+}
+
 #[test]
 fn update_changes_live_limits() {
     require_root!();
@@ -625,23 +644,8 @@ fn update_changes_live_limits() {
         );
     }
     // --resources from stdin.
-    let mut child = rt
-        .command()
-        .args(["update", "--resources", "-", id])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn update");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(br#"{"pids": {"limit": 9}}"#)
-            .expect("write resources");
-    }
-    assert!(
-        child.wait().expect("wait update").success(),
-        "update --resources - failed"
-    );
+    let out = update_from_stdin(&rt, id, r#"{"pids": {"limit": 9}}"#);
+    assert!(out.status.success(), "update --resources - failed");
     assert_eq!(read(&controller_dir(&b, "pids").join("pids.max")), "9");
     rt.cmd(&["update", "--memory", "lots", id])
         .assert_failure("update with a bad size");
@@ -799,21 +803,11 @@ fn update_with_check_before_update_refuses_a_limit_below_usage() {
         "memory.limit_in_bytes"
     };
     let before = read(&controller_dir(&b, "memory").join(file));
-    let mut child = rt
-        .command()
-        .args(["update", "--resources", "-", id])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn update");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(br#"{"memory": {"limit": 4194304, "checkBeforeUpdate": true}}"#)
-            .expect("write resources");
-    }
-    let out = child.wait_with_output().expect("update");
+    let out = update_from_stdin(
+        &rt,
+        id,
+        r#"{"memory": {"limit": 4194304, "checkBeforeUpdate": true}}"#,
+    );
     assert!(
         !out.status.success(),
         "a limit below the usage was accepted"

@@ -46,18 +46,7 @@ pub fn setup(
 ) -> Result<OwnedFd, ConsoleError> {
     let ptmx = resolve::open_in_root(rfs.fd(), Path::new("/dev/pts/ptmx"), 0)
         .map_err(step("find /dev/pts/ptmx"))?;
-    let master: OwnedFd = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open(fd_path(&ptmx))
-        .map_err(step("open /dev/pts/ptmx"))?
-        .into();
-    sys::unlockpt(master.as_fd()).map_err(step("unlock pty"))?;
-    let peer = sys::pty_peer(master.as_fd()).map_err(step("open pty peer"))?;
-    if let Some(s) = size {
-        sys::set_winsize(peer.as_fd(), s.height, s.width).map_err(step("set window size"))?;
-    }
+    let (master, peer) = pty_pair(Path::new(&fd_path(&ptmx)), size)?;
     let console = resolve::ensure(rfs.fd(), Path::new("/dev/console"), true)
         .map_err(step("create /dev/console"))?;
     mount(
@@ -72,18 +61,15 @@ pub fn setup(
     Ok(peer)
 }
 
-/// For `exec --tty`: a new pty from the container's devpts (the caller is
-/// inside the container's mount namespace), size applied, master sent over
-/// `socket`; returns the peer (opened with `TIOCGPTPEER`).
-pub fn open_in_container(
-    socket: &UnixStream,
-    size: Option<ConsoleSize>,
-) -> Result<OwnedFd, ConsoleError> {
+/// Opens a new pty through `ptmx` (a path to the devpts instance's ptmx):
+/// the master, and the peer obtained with `TIOCGPTPEER` (never by path), with
+/// `size` applied.
+fn pty_pair(ptmx: &Path, size: Option<ConsoleSize>) -> Result<(OwnedFd, OwnedFd), ConsoleError> {
     let master: OwnedFd = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NOCTTY)
-        .open("/dev/pts/ptmx")
+        .open(ptmx)
         .map_err(step("open /dev/pts/ptmx"))?
         .into();
     sys::unlockpt(master.as_fd()).map_err(step("unlock pty"))?;
@@ -91,6 +77,17 @@ pub fn open_in_container(
     if let Some(s) = size {
         sys::set_winsize(peer.as_fd(), s.height, s.width).map_err(step("set window size"))?;
     }
+    Ok((master, peer))
+}
+
+/// For `exec --tty`: a new pty from the container's devpts (the caller is
+/// inside the container's mount namespace), size applied, master sent over
+/// `socket`; returns the peer (opened with `TIOCGPTPEER`).
+pub fn open_in_container(
+    socket: &UnixStream,
+    size: Option<ConsoleSize>,
+) -> Result<OwnedFd, ConsoleError> {
+    let (master, peer) = pty_pair(Path::new("/dev/pts/ptmx"), size)?;
     send_fd(socket, master.as_fd(), "/dev/ptmx")?;
     Ok(peer)
 }

@@ -253,22 +253,10 @@ fn rule_from_spec(d: &Value) -> Result<DeviceRule, String> {
 /// (1:3), `zero` (1:5), `full` (1:7), `random` (1:8), `urandom` (1:9), `tty`
 /// (5:0), `ptmx` (5:2), the pty slaves (136:*) and `net/tun` (10:200).
 pub fn default_allowed() -> Vec<DeviceRule> {
-    [
-        "c *:* m",
-        "b *:* m",
-        "c 1:3 rwm",
-        "c 1:8 rwm",
-        "c 1:7 rwm",
-        "c 5:0 rwm",
-        "c 1:5 rwm",
-        "c 1:9 rwm",
-        "c 136:* rwm",
-        "c 5:2 rwm",
-        "c 10:200 rwm",
-    ]
-    .iter()
-    .filter_map(|line| DeviceRule::from_v1(true, line))
-    .collect()
+    super::resources::DEFAULT_ALLOWED
+        .iter()
+        .filter_map(|line| DeviceRule::from_v1(true, line))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
