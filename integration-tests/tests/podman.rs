@@ -17,11 +17,17 @@ struct Podman {
 
 impl Podman {
     fn new(test: &str, runtime: &str) -> Podman {
-        assert!(Path::new(PODMAN).exists(), "{PODMAN} missing: `make deps` installs podman");
+        assert!(
+            Path::new(PODMAN).exists(),
+            "{PODMAN} missing: `make deps` installs podman"
+        );
         let dir = Path::new("/tmp/corten-it").join(format!("podman-{test}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("podman dir");
-        let p = Podman { dir, runtime: runtime.to_owned() };
+        let p = Podman {
+            dir,
+            runtime: runtime.to_owned(),
+        };
         p.import_busybox();
         p
     }
@@ -45,14 +51,26 @@ impl Podman {
             fs::create_dir_all(rootfs.join(d)).expect("rootfs dir");
         }
         fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy busybox");
-        let list = Command::new("/bin/busybox").arg("--list").output().expect("busybox --list");
-        for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox") {
+        let list = Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
+        for applet in String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .filter(|a| *a != "busybox")
+        {
             let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
         }
         fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
         let tar = self.dir.join("busybox.tar");
         let ok = Command::new("tar")
-            .args(["-C", &rootfs.to_string_lossy(), "-cf", &tar.to_string_lossy(), "."])
+            .args([
+                "-C",
+                &rootfs.to_string_lossy(),
+                "-cf",
+                &tar.to_string_lossy(),
+                ".",
+            ])
             .status()
             .expect("tar");
         assert!(ok.success());
@@ -63,11 +81,23 @@ impl Podman {
     /// A script of podman commands, returning what a user would see.
     fn scenario(&self) -> Vec<String> {
         // Hard rlimits cannot be raised on these machines: pass podman's own.
-        let u = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
+        let u = [
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ];
         let mut seen = Vec::new();
         let mut run = vec!["run", "--rm"];
         run.extend_from_slice(&u);
-        run.extend_from_slice(&["localhost/busybox:corten", "sh", "-c", "echo hello; id -u; exit 4"]);
+        run.extend_from_slice(&[
+            "localhost/busybox:corten",
+            "sh",
+            "-c",
+            "echo hello; id -u; exit 4",
+        ]);
         let out = self.podman(&run);
         seen.push(format!("run: {:?} {}", out.status.code(), out.stdout_str()));
         let mut run_d = vec!["run", "-d", "--name", "p1"];
@@ -75,15 +105,40 @@ impl Podman {
         run_d.extend_from_slice(&["localhost/busybox:corten", "sleep", "1000"]);
         self.podman(&run_d).assert_success("podman run -d");
         let out = self.podman(&["exec", "p1", "sh", "-c", "echo exec-ok; exit 2"]);
-        seen.push(format!("exec: {:?} {}", out.status.code(), out.stdout_str()));
+        seen.push(format!(
+            "exec: {:?} {}",
+            out.status.code(),
+            out.stdout_str()
+        ));
         self.podman(&["pause", "p1"]).assert_success("pause");
-        seen.push(format!("paused: {}", self.podman(&["inspect", "-f", "{{.State.Status}}", "p1"]).stdout_str()));
+        seen.push(format!(
+            "paused: {}",
+            self.podman(&["inspect", "-f", "{{.State.Status}}", "p1"])
+                .stdout_str()
+        ));
         self.podman(&["unpause", "p1"]).assert_success("unpause");
-        seen.push(format!("unpaused: {}", self.podman(&["inspect", "-f", "{{.State.Status}}", "p1"]).stdout_str()));
-        self.podman(&["stop", "-t", "1", "p1"]).assert_success("stop");
-        seen.push(format!("stopped: {}", self.podman(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "p1"]).stdout_str()));
+        seen.push(format!(
+            "unpaused: {}",
+            self.podman(&["inspect", "-f", "{{.State.Status}}", "p1"])
+                .stdout_str()
+        ));
+        self.podman(&["stop", "-t", "1", "p1"])
+            .assert_success("stop");
+        seen.push(format!(
+            "stopped: {}",
+            self.podman(&[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                "p1"
+            ])
+            .stdout_str()
+        ));
         self.podman(&["rm", "p1"]).assert_success("rm");
-        seen.push(format!("left: {}", self.podman(&["ps", "-aq"]).stdout_str()));
+        seen.push(format!(
+            "left: {}",
+            self.podman(&["ps", "-aq"]).stdout_str()
+        ));
         seen
     }
 }
@@ -91,7 +146,10 @@ impl Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.podman(&["rm", "-af", "-t", "0"]);
-        let _ = Command::new("umount").args(["-R", "-l"]).arg(self.dir.join("root")).output();
+        let _ = Command::new("umount")
+            .args(["-R", "-l"])
+            .arg(self.dir.join("root"))
+            .output();
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
@@ -104,9 +162,18 @@ fn podman_runs_containers_through_corten_as_through_runc() {
     assert_eq!(ours[1], "exec: Some(2) exec-ok\n");
     assert_eq!(ours[2], "paused: paused\n");
     assert_eq!(ours[5], "left: ");
-    let runc = ["/usr/sbin/runc", "/usr/bin/runc"].into_iter().find(|p| Path::new(p).exists());
+    let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
     match runc {
-        Some(runc) => assert_eq!(ours, Podman::new("runc", runc).scenario(), "podman with corten and runc differ"),
-        None => corten_integration_tests::skip("podman_runs_containers_through_corten_as_through_runc", "runc missing"),
+        Some(runc) => assert_eq!(
+            ours,
+            Podman::new("runc", runc).scenario(),
+            "podman with corten and runc differ"
+        ),
+        None => corten_integration_tests::skip(
+            "podman_runs_containers_through_corten_as_through_runc",
+            "runc missing",
+        ),
     }
 }
