@@ -18,7 +18,7 @@ DESTDIR ?=
 BINDIR := $(DESTDIR)$(PREFIX)/bin
 
 # Debian packages the demo and the tests use.
-DEB_PACKAGES := busybox-static runc jq docker.io podman
+DEB_PACKAGES := busybox-static runc jq docker.io podman containerd
 # Toolchain packages, only when cargo is missing.
 DEB_TOOLCHAIN := cargo-web rustc-web rust-web-clippy rustfmt gcc libc6-dev
 
@@ -69,7 +69,7 @@ toolchain:
 	fi
 
 build: toolchain
-	$(CARGO) build --release --locked -p corten
+	$(CARGO) build --release --locked -p corten -p containerd-shim-corten-v2
 
 demo: deps build
 	./scripts/demo.sh target/release/corten
@@ -85,7 +85,8 @@ unit: toolchain
 
 integration: deps build $(DOCKER_PROFILE)
 	@rm -f target/it-skips.log
-	CORTEN_BIN=$(CURDIR)/target/release/corten CORTEN_IT_SKIP_LOG=$(CURDIR)/target/it-skips.log \
+	CORTEN_BIN=$(CURDIR)/target/release/corten CORTEN_SHIM_BIN=$(CURDIR)/target/release/containerd-shim-corten-v2 \
+	  CORTEN_IT_SKIP_LOG=$(CURDIR)/target/it-skips.log \
 	  $(CARGO) test --locked -p corten-integration-tests -- --test-threads=$(TEST_THREADS)
 	@n=$$(cat target/it-skips.log 2>/dev/null | wc -l); echo "integration: $$n skipped checks"; \
 	  cat target/it-skips.log 2>/dev/null || true
@@ -103,9 +104,10 @@ test: deps build fmt-check clippy unit integration test-cgroupv2
 install: build
 	install -d $(BINDIR)
 	install -m 0755 target/release/corten $(BINDIR)/corten
+	install -m 0755 target/release/containerd-shim-corten-v2 $(BINDIR)/containerd-shim-corten-v2
 
 uninstall:
-	rm -f $(BINDIR)/corten
+	rm -f $(BINDIR)/corten $(BINDIR)/containerd-shim-corten-v2
 
 clean:
 	$(CARGO) clean
