@@ -818,3 +818,223 @@ fn shim_version_flag() {
     assert!(text.starts_with("containerd-shim-corten-v2:"), "{text}");
     assert!(text.contains("Version:"), "{text}");
 }
+
+#[test]
+fn info_flag_reports_runtime_features() {
+    require_root!();
+    let c = Containerd::start();
+    let out = Command::new(c.dir.join("bin/containerd-shim-corten-v2"))
+        .arg("-info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the shim");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(RUNTIME), "{text}");
+    assert!(text.contains("runtime-spec/1/features/Features"), "{text}");
+    assert!(text.contains("ociVersionMin"), "{text}");
+}
+
+#[test]
+fn containers_of_one_pod_share_one_shim() {
+    require_root!();
+    let c = Containerd::start();
+    let pod = unique_name("pod");
+    let annotation = format!("io.kubernetes.cri.sandbox-id={pod}");
+    let ids = [c.new_id(), c.new_id()];
+    for id in &ids {
+        c.run(id, &["-d", "--annotation", &annotation], &["sleep", "1000"])
+            .assert_success("ctr run -d");
+    }
+    for id in &ids {
+        assert_eq!(c.task_status(id).expect("listed").0, "RUNNING");
+    }
+    assert_eq!(c.shims().len(), 1, "one shim for the pod: {:?}", c.shims());
+    for (n, id) in ids.iter().enumerate() {
+        c.ctr(&["task", "kill", "-s", "KILL", id])
+            .assert_success("ctr task kill");
+        assert!(wait_until(Duration::from_secs(10), || {
+            c.task_status(id).is_some_and(|(s, _)| s == "STOPPED")
+        }));
+        c.ctr(&["task", "delete", id])
+            .assert_success("ctr task delete");
+        c.ctr(&["containers", "rm", id])
+            .assert_success("ctr containers rm");
+        if n == 0 {
+            // The other container still runs in the same shim.
+            assert_eq!(c.shims().len(), 1);
+            assert_eq!(c.task_status(&ids[1]).expect("listed").0, "RUNNING");
+        }
+    }
+    for id in &ids {
+        c.assert_clean(id);
+    }
+    assert!(
+        fs::read_dir(c.dir.join("s")).map_or(true, |mut d| d.next().is_none()),
+        "shim socket left"
+    );
+}
+
+#[test]
+fn log_uris_file_and_binary() {
+    require_root!();
+    let c = Containerd::start();
+    let id = c.new_id();
+    let log = c.dir.join("logs/file.log");
+    let uri = format!("file://{}", log.display());
+    let out = c.run(
+        &id,
+        &["--rm", "--log-uri", &uri],
+        &["sh", "-c", "echo to-file; echo err-to-file >&2; exit 2"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let text = fs::read_to_string(&log).expect("read the log file");
+    assert!(
+        text.contains("to-file\n") && text.contains("err-to-file\n"),
+        "{text:?}"
+    );
+    c.assert_clean(&id);
+
+    // containerd's logging binary protocol: stdout on 3, stderr on 4, ready on 5.
+    let logger = c.dir.join("logger.sh");
+    let out_file = c.dir.join("logs/binary.log");
+    fs::write(
+        &logger,
+        format!(
+            "#!/bin/sh\n\
+             echo \"args: $* id: $CONTAINER_ID ns: $CONTAINER_NAMESPACE\" > {0}\n\
+             exec 5>&-\n\
+             cat <&3 >> {0} &\n\
+             sed 's/^/E: /' <&4 >> {0}\n\
+             wait\n",
+            out_file.display()
+        ),
+    )
+    .expect("write logger.sh");
+    fs::set_permissions(&logger, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let id = c.new_id();
+    let uri = format!("binary://{}?tag=t1", logger.display());
+    let out = c.run(
+        &id,
+        &["--rm", "--log-uri", &uri],
+        &["sh", "-c", "echo to-binary; echo err-to-binary >&2; exit 5"],
+    );
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let text = fs::read_to_string(&out_file).expect("read the binary log");
+    assert!(
+        text.starts_with(&format!("args: tag t1 id: {id} ns: default\n")),
+        "{text:?}"
+    );
+    assert!(text.contains("\nto-binary\n"), "{text:?}");
+    assert!(text.contains("E: err-to-binary\n"), "{text:?}");
+    c.assert_clean(&id);
+}
+
+#[test]
+fn runtime_options_file_names_the_binary_and_root() {
+    require_root!();
+    let c = Containerd::start();
+    let wrapper = c.dir.join("wrapper.sh");
+    let calls = c.dir.join("wrapper.log");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nexec {} \"$@\"\n",
+            calls.display(),
+            c.dir.join("bin/corten").display()
+        ),
+    )
+    .expect("write the wrapper");
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let root = c.dir.join("altroot");
+    let options = c.dir.join("runtime.toml");
+    fs::write(
+        &options,
+        format!(
+            "# corten runtime options\nBinaryName = \"{}\"\nRoot = \"{}\"\n",
+            wrapper.display(),
+            root.display()
+        ),
+    )
+    .expect("write the options");
+    let id = c.new_id();
+    let options = options.display().to_string();
+    let out = c.run(
+        &id,
+        &["--rm", "--runtime-config-path", &options],
+        &["sh", "-c", "echo wrapped; exit 1"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stdout_str(), "wrapped\n");
+    let log = fs::read_to_string(&calls).expect("the wrapper ran");
+    let root_flag = format!("--root {}/default ", root.display());
+    for verb in ["create --bundle", "start", "delete --force"] {
+        assert!(
+            log.lines()
+                .any(|l| l.starts_with(&root_flag) && l.contains(verb)),
+            "no `{verb}` with {root_flag}in:\n{log}"
+        );
+    }
+    c.assert_clean(&id);
+}
+
+#[test]
+fn oom_kill_is_published_as_a_task_oom_event() {
+    require_root!();
+    let c = Containerd::start();
+    let mut events = c.ctr_cmd(&["events"]);
+    events
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut watcher = events.spawn().expect("spawn ctr events");
+    let seen = read_pipes(&mut watcher);
+    std::thread::sleep(Duration::from_millis(300));
+    let id = c.new_id();
+    let out = c.run(
+        &id,
+        &["--rm", "--memory-limit", "16777216"],
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/dev/null bs=64M count=1; echo dd=$?",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout_str(), "dd=137\n", "dd was not OOM-killed");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let (stdout, _) = seen.join().expect("events");
+    let text = String::from_utf8_lossy(&stdout);
+    let oom = format!("/tasks/oom {{\"container_id\":\"{id}\"}}");
+    assert!(text.contains(&oom), "no {oom} in:\n{text}");
+    c.assert_clean(&id);
+}
+
+#[test]
+fn init_exit_kills_the_rest_when_the_pid_namespace_is_shared() {
+    require_root!();
+    let c = Containerd::start();
+    // A pid namespace to join: the host's, through a process of this test.
+    let mut holder = Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("spawn sleep");
+    let ns = format!("pid:/proc/{}/ns/pid", holder.id());
+    let id = c.new_id();
+    let out = c.run(
+        &id,
+        &["--rm", "--with-ns", &ns],
+        &["sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $!"],
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(out.status.success(), "{out:?}");
+    let orphan: i64 = out.stdout_str().trim().parse().expect("the background pid");
+    assert!(
+        wait_until(Duration::from_secs(5), || !pid_alive(orphan)),
+        "the container's background process {orphan} survived its init"
+    );
+    c.assert_clean(&id);
+}

@@ -26,6 +26,9 @@ use nix::unistd::pipe2;
 
 use crate::runtime::ProcessStdio;
 
+/// The size of each copy buffer: a quarter of a pipe's default capacity.
+const COPY_BUFFER: usize = 16 * 1024;
+
 /// The stdio of one process as containerd gave it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct StdioPaths {
@@ -33,6 +36,51 @@ pub(crate) struct StdioPaths {
     pub(crate) stdout: String,
     pub(crate) stderr: String,
     pub(crate) terminal: bool,
+}
+
+/// Where one output stream goes, from the URI containerd gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A fifo (a plain path, containerd's default), written by a copy thread.
+    Fifo(PathBuf),
+    /// `file:///path`: appended to by a copy thread.
+    File(PathBuf),
+    /// `binary:///path?arg=value`: a logging program that reads the pipes
+    /// itself (see `logger.rs`).
+    Binary(crate::logger::LoggerSpec),
+}
+
+impl Target {
+    pub(crate) fn parse(uri: &str) -> Target {
+        if let Some(rest) = uri.strip_prefix("file://") {
+            return Target::File(PathBuf::from(rest));
+        }
+        if let Some(rest) = uri.strip_prefix("binary://") {
+            return Target::Binary(crate::logger::LoggerSpec::parse(rest));
+        }
+        Target::Fifo(PathBuf::from(uri.strip_prefix("fifo://").unwrap_or(uri)))
+    }
+
+    /// Opens the destination for writing (a fifo: once its reader is there).
+    fn open(&self) -> io::Result<File> {
+        match self {
+            Target::Fifo(path) => OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(path),
+            Target::File(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(path)
+            }
+            Target::Binary(_) => Err(io::Error::other("a logging binary reads the pipes itself")),
+        }
+    }
 }
 
 /// The shim's ends of the pipes of a process not yet started.
@@ -80,13 +128,20 @@ pub(crate) struct ProcessIo {
     stdin_thread: Option<JoinHandle<()>>,
     /// The pty master, for resizing.
     console: Option<Arc<File>>,
-    /// The output copies and the fifo each writes to.
-    outputs: Vec<(PathBuf, JoinHandle<()>)>,
+    /// The output copies and where each writes.
+    outputs: Vec<(Target, JoinHandle<()>)>,
+    /// The logging program of a `binary://` URI.
+    logger: Option<crate::logger::Logger>,
 }
 
 impl ProcessIo {
-    /// Starts copying between the fifos and the pipes of a created process.
-    pub(crate) fn from_pipes(paths: &StdioPaths, pipes: Pipes) -> io::Result<ProcessIo> {
+    /// Starts copying between the fifos (or files, or a logging program)
+    /// and the pipes of a created process.
+    pub(crate) fn from_pipes(
+        paths: &StdioPaths,
+        pipes: Pipes,
+        logging: &crate::logger::LogContext<'_>,
+    ) -> io::Result<ProcessIo> {
         let stdin = Arc::new(Mutex::new(pipes.stdin.map(File::from)));
         let mut io = ProcessIo {
             paths: paths.clone(),
@@ -94,15 +149,25 @@ impl ProcessIo {
             stdin_thread: None,
             console: None,
             outputs: Vec::new(),
+            logger: None,
         };
         if io.stdin.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
             io.stdin_thread = Some(spawn_stdin(PathBuf::from(&paths.stdin), stdin)?);
         }
-        for (fd, path) in [(pipes.stdout, &paths.stdout), (pipes.stderr, &paths.stderr)] {
+        if let Target::Binary(spec) = Target::parse(&paths.stdout) {
+            io.logger = Some(crate::logger::Logger::start(
+                &spec,
+                pipes.stdout,
+                pipes.stderr,
+                logging,
+            )?);
+            return Ok(io);
+        }
+        for (fd, uri) in [(pipes.stdout, &paths.stdout), (pipes.stderr, &paths.stderr)] {
             if let Some(fd) = fd {
-                let path = PathBuf::from(path);
-                io.outputs
-                    .push((path.clone(), spawn_output(File::from(fd), path)?));
+                let target = Target::parse(uri);
+                let thread = spawn_output(File::from(fd), target.clone())?;
+                io.outputs.push((target, thread));
             }
         }
         Ok(io)
@@ -120,13 +185,15 @@ impl ProcessIo {
             stdin_thread: None,
             console: Some(Arc::new(master)),
             outputs: Vec::new(),
+            logger: None,
         };
         if !paths.stdin.is_empty() {
             io.stdin_thread = Some(spawn_stdin(PathBuf::from(&paths.stdin), stdin)?);
         }
         if !paths.stdout.is_empty() {
-            let path = PathBuf::from(&paths.stdout);
-            io.outputs.push((path.clone(), spawn_output(reader, path)?));
+            let target = Target::parse(&paths.stdout);
+            let thread = spawn_output(reader, target.clone())?;
+            io.outputs.push((target, thread));
         }
         Ok(io)
     }
@@ -165,10 +232,13 @@ impl ProcessIo {
         while !self.outputs_done() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
-        for (path, thread) in &self.outputs {
-            if !thread.is_finished() {
+        for (target, thread) in &self.outputs {
+            if let (Target::Fifo(path), false) = (target, thread.is_finished()) {
                 unblock_writer_open(path);
             }
+        }
+        if let Some(logger) = self.logger.as_mut() {
+            logger.finish(deadline.saturating_duration_since(Instant::now()));
         }
         self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(thread) = &self.stdin_thread {
@@ -197,7 +267,7 @@ fn spawn_stdin(path: PathBuf, dest: Arc<Mutex<Option<File>>>) -> io::Result<Join
                     return;
                 }
             };
-            let mut buf = vec![0u8; 32 * 1024];
+            let mut buf = vec![0u8; COPY_BUFFER];
             loop {
                 let n = match fifo.read(&mut buf) {
                     Ok(0) => break,
@@ -220,25 +290,21 @@ fn spawn_stdin(path: PathBuf, dest: Arc<Mutex<Option<File>>>) -> io::Result<Join
         })
 }
 
-/// process → stdout/stderr fifo: read the pipe (or pty master) to end of
-/// file; write into the fifo once containerd's reader has opened it.
-fn spawn_output(mut source: File, path: PathBuf) -> io::Result<JoinHandle<()>> {
+/// process → stdout/stderr fifo (or file): read the pipe (or pty master)
+/// to end of file; write into the fifo once containerd's reader has opened it.
+fn spawn_output(mut source: File, target: Target) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("output".into())
         .stack_size(crate::SMALL_STACK)
         .spawn(move || {
-            let mut fifo = match OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_CLOEXEC)
-                .open(&path)
-            {
+            let mut dest = match target.open() {
                 Ok(f) => Some(f),
                 Err(e) => {
-                    crate::warn!("open output {}: {e}", path.display());
+                    crate::warn!("open output {target:?}: {e}");
                     None
                 }
             };
-            let mut buf = vec![0u8; 32 * 1024];
+            let mut buf = vec![0u8; COPY_BUFFER];
             loop {
                 let n = match source.read(&mut buf) {
                     Ok(0) => break,
@@ -247,7 +313,7 @@ fn spawn_output(mut source: File, path: PathBuf) -> io::Result<JoinHandle<()>> {
                     // EIO: the terminal's last user is gone.
                     Err(_) => break,
                 };
-                if let Some(f) = fifo.as_mut() {
+                if let Some(f) = dest.as_mut() {
                     // EPIPE: no reader any more; keep draining the process.
                     let _ = f.write_all(&buf[..n]);
                 }
@@ -300,7 +366,8 @@ mod tests {
             ..Default::default()
         };
         let (child, pipes) = pipes(&paths).unwrap();
-        let mut io = ProcessIo::from_pipes(&paths, pipes).unwrap();
+        let mut io =
+            ProcessIo::from_pipes(&paths, pipes, &crate::logger::LogContext::default()).unwrap();
         // The "process" writes and exits before anyone reads the fifo.
         let mut w = File::from(child.stdout.unwrap());
         w.write_all(b"hello\n").unwrap();
@@ -324,7 +391,8 @@ mod tests {
             ..Default::default()
         };
         let (child, pipes) = pipes(&paths).unwrap();
-        let io = ProcessIo::from_pipes(&paths, pipes).unwrap();
+        let io =
+            ProcessIo::from_pipes(&paths, pipes, &crate::logger::LogContext::default()).unwrap();
         let mut client = OpenOptions::new().write(true).open(&fifo).unwrap();
         client.write_all(b"abc").unwrap();
         let mut r = File::from(child.stdin.unwrap());
@@ -341,6 +409,47 @@ mod tests {
     }
 
     #[test]
+    fn uris_name_their_targets() {
+        assert_eq!(
+            Target::parse("/run/x/fifo"),
+            Target::Fifo("/run/x/fifo".into())
+        );
+        assert_eq!(
+            Target::parse("file:///var/log/c.log"),
+            Target::File("/var/log/c.log".into())
+        );
+        assert!(matches!(
+            Target::parse("binary:///bin/log?a=b"),
+            Target::Binary(_)
+        ));
+    }
+
+    #[test]
+    fn file_uri_output_is_appended() {
+        let dir = tmpdir("file");
+        let log = dir.join("sub/c.log");
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        std::fs::write(&log, "before\n").unwrap();
+        let uri = format!("file://{}", log.display());
+        let paths = StdioPaths {
+            stdout: uri.clone(),
+            stderr: uri,
+            ..Default::default()
+        };
+        let (child, pipes) = pipes(&paths).unwrap();
+        let mut io =
+            ProcessIo::from_pipes(&paths, pipes, &crate::logger::LogContext::default()).unwrap();
+        File::from(child.stdout.unwrap())
+            .write_all(b"out\n")
+            .unwrap();
+        drop(child.stderr);
+        io.finish(Duration::from_secs(5));
+        assert!(io.outputs_done());
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "before\nout\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn finish_unblocks_an_output_fifo_nobody_opens() {
         let dir = tmpdir("unblock");
         let fifo = dir.join("stdout");
@@ -350,7 +459,8 @@ mod tests {
             ..Default::default()
         };
         let (child, pipes) = pipes(&paths).unwrap();
-        let mut io = ProcessIo::from_pipes(&paths, pipes).unwrap();
+        let mut io =
+            ProcessIo::from_pipes(&paths, pipes, &crate::logger::LogContext::default()).unwrap();
         drop(child);
         io.finish(Duration::from_millis(50));
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -24,7 +24,9 @@ mod container;
 mod error;
 mod events;
 mod io;
+mod logger;
 mod mount;
+mod oom;
 mod options;
 mod reaper;
 mod runtime;
@@ -45,8 +47,16 @@ const RUNTIME_ID: &str = "io.containerd.corten.v2";
 pub(crate) const SMALL_STACK: usize = 64 * 1024;
 
 fn main() {
+    sys::single_malloc_arena();
     let args: Vec<_> = std::env::args_os().collect();
     if let Ok(flags) = containerd_shim::parse(&args[1..]) {
+        if flags.info {
+            if let Err(e) = service::print_info(RUNTIME_ID) {
+                eprintln!("{RUNTIME_ID}: {e:#}");
+                std::process::exit(1);
+            }
+            return;
+        }
         if flags.version {
             println!("{}:", env!("CARGO_BIN_NAME"));
             println!("  Version:  {}", env!("CARGO_PKG_VERSION"));

@@ -39,20 +39,86 @@ pub(crate) fn containerd_dir(address: &str) -> PathBuf {
         .map_or_else(|| PathBuf::from("/run/containerd"), Path::to_owned)
 }
 
-/// runc's options, if `options` carries them (`containerd.runc.v1.Options`,
-/// with or without a type URL host).
+/// runc's options, if `options` carries them: `containerd.runc.v1.Options`
+/// (with or without a type URL host), or CRI's `runtimeoptions.v1.Options`
+/// naming a TOML file with runc's option names (`BinaryName = "…"`, `Root`,
+/// `SystemdCgroup`, `NoPivotRoot`, `NoNewKeyring`), which is how CRI passes
+/// the options of a runtime type other than runc's.
 pub(crate) fn runc_options(options: Option<&Any>) -> Result<Option<Options>> {
     let Some(any) = options else { return Ok(None) };
-    let name = any.type_url.rsplit('/').next().unwrap_or_default();
-    if name != "containerd.runc.v1.Options" {
-        if !any.type_url.is_empty() {
-            crate::info!("ignoring runtime options of type {}", any.type_url);
+    match any.type_url.rsplit('/').next().unwrap_or_default() {
+        "containerd.runc.v1.Options" => Options::parse_from_bytes(&any.value)
+            .map(Some)
+            .context("decode containerd.runc.v1.Options"),
+        "runtimeoptions.v1.Options" => {
+            let path = config_path(&any.value).context("decode runtimeoptions.v1.Options")?;
+            if path.is_empty() {
+                return Ok(None);
+            }
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("read the runtime options file {path}"))?;
+            Ok(Some(parse_toml_options(&text)))
         }
-        return Ok(None);
+        "" => Ok(None),
+        other => {
+            crate::info!("ignoring runtime options of type {other}");
+            Ok(None)
+        }
     }
-    Options::parse_from_bytes(&any.value)
-        .map(Some)
-        .context("decode containerd.runc.v1.Options")
+}
+
+/// Field 2 (`config_path`) of a `runtimeoptions.v1.Options` message, whose
+/// fields are all strings.
+fn config_path(mut bytes: &[u8]) -> Result<String> {
+    fn varint(bytes: &mut &[u8]) -> Result<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = bytes.split_first().context("truncated varint")?;
+            *bytes = rest;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        anyhow::bail!("varint too long")
+    }
+    let mut path = String::new();
+    while !bytes.is_empty() {
+        let key = varint(&mut bytes)?;
+        anyhow::ensure!(key & 7 == 2, "unexpected wire type {}", key & 7);
+        let len = usize::try_from(varint(&mut bytes)?).context("length")?;
+        anyhow::ensure!(len <= bytes.len(), "truncated field");
+        let (field, rest) = bytes.split_at(len);
+        bytes = rest;
+        if key >> 3 == 2 {
+            path = String::from_utf8(field.to_vec()).context("config_path is not UTF-8")?;
+        }
+    }
+    Ok(path)
+}
+
+/// runc's options from the `key = value` lines of a TOML file (sections
+/// and unknown keys are ignored).
+pub(crate) fn parse_toml_options(text: &str) -> Options {
+    let mut o = Options::default();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        let string = value.trim_matches('"').to_owned();
+        let flag = value == "true";
+        match key.trim().to_ascii_lowercase().replace('_', "").as_str() {
+            "binaryname" => o.binary_name = string,
+            "root" => o.root = string,
+            "systemdcgroup" => o.systemd_cgroup = flag,
+            "nopivotroot" => o.no_pivot_root = flag,
+            "nonewkeyring" => o.no_new_keyring = flag,
+            _ => {}
+        }
+    }
+    o
 }
 
 /// The runtime for a container in `namespace` of the containerd at `address`.
@@ -132,6 +198,32 @@ mod tests {
             ..Default::default()
         };
         assert!(runc_options(Some(&other)).unwrap().is_none());
+    }
+
+    #[test]
+    fn cri_config_path_options_are_read() {
+        let dir = std::env::temp_dir().join(format!("corten-shim-toml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("corten.toml");
+        std::fs::write(
+            &file,
+            "# corten\n[options]\nBinaryName = \"/usr/sbin/runc\"\nSystemdCgroup = true\nRoot = \"/run/x\"\n",
+        )
+        .unwrap();
+        // runtimeoptions.v1.Options { type_url: "t", config_path: file }
+        let path = file.display().to_string();
+        let mut value = vec![0x0a, 1, b't', 0x12, u8::try_from(path.len()).unwrap()];
+        value.extend_from_slice(path.as_bytes());
+        let any = Any {
+            type_url: "runtimeoptions.v1.Options".into(),
+            value,
+            ..Default::default()
+        };
+        let o = runc_options(Some(&any)).unwrap().unwrap();
+        assert_eq!(o.binary_name, "/usr/sbin/runc");
+        assert_eq!(o.root, "/run/x");
+        assert!(o.systemd_cgroup && !o.no_pivot_root);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -201,6 +201,29 @@ impl Reaper {
         kill(Pid::from_raw(pid), signal).map(|()| true)
     }
 
+    /// Sends `signal` to `pid` if it is a command spawned by [`Reaper::spawn`]
+    /// that has not been reaped yet. Returns whether it was sent.
+    pub(crate) fn signal_command(&self, pid: i32, signal: Signal) -> nix::Result<bool> {
+        let inner = self.lock();
+        if !inner.commands.contains_key(&pid) {
+            return Ok(false);
+        }
+        kill(Pid::from_raw(pid), signal).map(|()| true)
+    }
+
+    /// Spawns `command`; its exit arrives on the returned receiver (never
+    /// wait for the child any other way: the reaper reaps it).
+    pub(crate) fn spawn(&self, command: &mut Command) -> std::io::Result<(Child, Receiver<Exit>)> {
+        let (tx, rx) = mpsc::channel();
+        let mut inner = self.lock();
+        let child = command.spawn()?;
+        let pid = i32::try_from(child.id()).expect("pid fits in i32");
+        inner.commands.insert(pid, tx);
+        inner.spawns += 1;
+        self.spawned.notify_all();
+        Ok((child, rx))
+    }
+
     /// Spawns `command` (with piped stdout and stderr, unless the caller set
     /// them) and waits for it to exit, collecting its output. `stdin` is
     /// written to its stdin when given.
@@ -209,16 +232,7 @@ impl Reaper {
         command: &mut Command,
         stdin: Option<&[u8]>,
     ) -> std::io::Result<Output> {
-        let (tx, rx) = mpsc::channel();
-        let mut child = {
-            let mut inner = self.lock();
-            let child = command.spawn()?;
-            let pid = i32::try_from(child.id()).expect("pid fits in i32");
-            inner.commands.insert(pid, tx);
-            inner.spawns += 1;
-            self.spawned.notify_all();
-            child
-        };
+        let (mut child, rx) = self.spawn(command)?;
         let (stdout, stderr) = collect_output(&mut child, stdin);
         let exit = rx
             .recv()

@@ -37,6 +37,8 @@ pub(crate) struct Service {
     id: String,
     namespace: String,
     address: String,
+    /// The ttrpc socket the server listens on (`-socket`).
+    socket: String,
     bundle: PathBuf,
     exit: Arc<ExitSignal>,
 }
@@ -64,6 +66,7 @@ impl Shim for Service {
             id: args.id.clone(),
             namespace: args.namespace.clone(),
             address: args.address.clone(),
+            socket: args.socket.clone(),
             bundle,
             exit: Arc::new(ExitSignal::default()),
         }
@@ -138,6 +141,15 @@ impl Shim for Service {
 
     fn wait(&mut self) {
         self.exit.wait();
+        // The crate then removes the socket named in `address` in the
+        // working directory: the bundle of the shim's first container, which
+        // is gone when the shim served a pod. Remove it here in that case.
+        if std::fs::metadata("address").is_err() {
+            let _ = std::fs::remove_file(self.socket.trim_start_matches("unix://"));
+            // Let the reply to Shutdown go out.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::process::exit(0);
+        }
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
@@ -155,6 +167,57 @@ impl Shim for Service {
         .expect("start the exit handler thread");
         TaskService { tasks }
     }
+}
+
+/// The `-info` action (containerd 2.x): the runtime options arrive on
+/// stdin; print a `RuntimeInfo` whose features are `corten features`.
+pub(crate) fn print_info(runtime_id: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use containerd_shim::protos::protobuf::well_known_types::any::Any;
+    use containerd_shim::protos::protobuf::{Message, MessageField};
+    use containerd_shim::protos::types::introspection::{RuntimeInfo, RuntimeVersion};
+    use std::io::Write;
+
+    let mut input = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut input)
+        .context("read the runtime options")?;
+    let options = if input.is_empty() {
+        None
+    } else {
+        Some(Any::parse_from_bytes(&input).context("decode the runtime options")?)
+    };
+    let runc = options::runc_options(options.as_ref())?;
+    let runtime = options::runtime(runc.as_ref(), "default", "");
+    let out = Command::new(&runtime.binary)
+        .arg("features")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("run {} features", runtime.binary.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} features: {}",
+        runtime.binary.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let info = RuntimeInfo {
+        name: runtime_id.to_owned(),
+        version: MessageField::some(RuntimeVersion {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            ..Default::default()
+        }),
+        options: options.into(),
+        features: MessageField::some(Any {
+            type_url: "types.containerd.io/opencontainers/runtime-spec/1/features/Features".into(),
+            value: out.stdout,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let bytes = info.write_to_bytes().context("encode the runtime info")?;
+    std::io::stdout()
+        .write_all(&bytes)
+        .context("write the runtime info")
 }
 
 fn io_err(context: &str, e: std::io::Error) -> Error {

@@ -4,12 +4,23 @@
 
 use std::io;
 use std::io::IoSliceMut;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+
+/// One malloc arena for the whole shim: glibc otherwise gives each thread
+/// that allocates its own arena, which costs resident memory in a process
+/// whose threads mostly sleep. Call it before any thread exists.
+pub(crate) fn single_malloc_arena() {
+    // SAFETY: mallopt only changes allocator tunables and takes no pointers;
+    // it runs before any other thread exists, so no allocation races it.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+}
 
 /// `TIOCSWINSZ`: sets the size of the terminal behind `fd`.
 pub(crate) fn set_window_size(fd: BorrowedFd<'_>, width: u32, height: u32) -> io::Result<()> {
@@ -27,6 +38,40 @@ pub(crate) fn set_window_size(fd: BorrowedFd<'_>, width: u32, height: u32) -> io
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Makes `command`'s child get `fds` as descriptors 3, 4, 5, … (as the
+/// logging binaries of containerd's `binary://` URIs expect). The returned
+/// descriptors must be kept open until the command is spawned.
+pub(crate) fn pass_fds(command: &mut Command, fds: &[BorrowedFd<'_>]) -> io::Result<Vec<OwnedFd>> {
+    // Copies numbered above any target, so no dup2 overwrites a source.
+    let high = fds
+        .iter()
+        .map(|fd| nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100)))
+        .map(|r| {
+            r.map_err(io::Error::from)
+                // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that
+                // nothing else owns.
+                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        })
+        .collect::<io::Result<Vec<OwnedFd>>>()?;
+    let raw: Vec<RawFd> = high.iter().map(AsRawFd::as_raw_fd).collect();
+    // SAFETY: the closure runs in the child between fork and exec; it only
+    // calls dup2 (async-signal-safe) on descriptors inherited from `high`,
+    // which the parent keeps open until spawn returns, and it allocates
+    // nothing (the Vec was built before the fork). dup2 clears close-on-exec
+    // on the targets, so exactly these reach the program.
+    unsafe {
+        command.pre_exec(move || {
+            for (target, fd) in (3..).zip(raw.iter()) {
+                if libc::dup2(*fd, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok(high)
 }
 
 /// A listening unix socket for `--console-socket`: the runtime connects and

@@ -24,6 +24,7 @@ use crate::container::{AfterExit, Container, Process};
 use crate::error::{RpcError, RpcResult};
 use crate::events::{timestamp, Events};
 use crate::io::{pipes, Pipes, ProcessIo, StdioPaths};
+use crate::logger::LogContext;
 use crate::reaper::{ProcessExit, ProcessKey, Reaper};
 use crate::runtime::{CreateOpts, ExecOpts, ProcessStdio};
 use crate::sys::ConsoleSocket;
@@ -107,6 +108,14 @@ impl Tasks {
         self.map().is_empty()
     }
 
+    fn log_context<'a>(&'a self, container_id: &'a str) -> LogContext<'a> {
+        LogContext {
+            container_id,
+            namespace: &self.namespace,
+            reaper: Some(&self.reaper),
+        }
+    }
+
     fn handle_exit(&self, e: ProcessExit) {
         let Some(container) = self.map().get(&e.key.container).cloned() else {
             return;
@@ -187,6 +196,7 @@ impl Tasks {
         }
         match self.create_init(&container, &stdio) {
             Ok(pid) => {
+                crate::oom::watch(id, pid, &self.events);
                 let mut state = container.lock();
                 state.init.pid = pid;
                 self.events.send(
@@ -248,7 +258,7 @@ impl Tasks {
                     exec: String::new(),
                 },
             );
-            let io = start_io(stdio, pending)?;
+            let io = start_io(stdio, pending, &self.log_context(&c.id))?;
             c.lock().init.io = Some(io);
             Ok(pid)
         });
@@ -393,7 +403,7 @@ impl Tasks {
                     exec: exec_id.to_owned(),
                 },
             );
-            let io = start_io(&stdio, pending)
+            let io = start_io(&stdio, pending, &self.log_context(&c.id))
                 .map_err(|e| crate::warn!("exec {exec_id}: {e}"))
                 .ok();
             (pid, io)
@@ -575,9 +585,9 @@ fn console_socket_path(bundle: &Path, name: &str) -> PathBuf {
     ))
 }
 
-fn start_io(stdio: &StdioPaths, pending: PendingIo) -> RpcResult<ProcessIo> {
+fn start_io(stdio: &StdioPaths, pending: PendingIo, ctx: &LogContext<'_>) -> RpcResult<ProcessIo> {
     match pending {
-        PendingIo::Pipes(p) => Ok(ProcessIo::from_pipes(stdio, p).context("start the io copy")?),
+        PendingIo::Pipes(p) => Ok(ProcessIo::from_pipes(stdio, p, ctx).context("start the io")?),
         PendingIo::Console(socket) => {
             let master = socket
                 .receive(CONSOLE_TIMEOUT)
