@@ -75,20 +75,32 @@ pub(crate) fn pass_fds(command: &mut Command, fds: &[BorrowedFd<'_>]) -> io::Res
 }
 
 /// A listening unix socket for `--console-socket`: the runtime connects and
-/// sends the pty master with `SCM_RIGHTS`. The socket file is removed on drop.
+/// sends the pty master with `SCM_RIGHTS`. It lives in a fresh directory
+/// only root can enter (`mkdtemp`, mode 0700, under the temporary
+/// directory: bundle paths can exceed `sun_path`), so nobody else can
+/// connect first; both are removed on drop.
 #[derive(Debug)]
 pub(crate) struct ConsoleSocket {
+    dir: PathBuf,
     path: PathBuf,
     listener: UnixListener,
 }
 
 impl ConsoleSocket {
-    /// Listens on `path` (which must not exist).
-    pub(crate) fn bind(path: &Path) -> io::Result<ConsoleSocket> {
-        let listener = UnixListener::bind(path)?;
+    pub(crate) fn new() -> io::Result<ConsoleSocket> {
+        let dir = nix::unistd::mkdtemp(&std::env::temp_dir().join("corten-pty-XXXXXX"))?;
+        let path = dir.join("pty.sock");
+        let listener = match UnixListener::bind(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                return Err(e);
+            }
+        };
         listener.set_nonblocking(true)?;
         Ok(ConsoleSocket {
-            path: path.to_owned(),
+            dir,
+            path,
             listener,
         })
     }
@@ -144,5 +156,6 @@ impl ConsoleSocket {
 impl Drop for ConsoleSocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }

@@ -232,7 +232,7 @@ impl Tasks {
     }
 
     fn create_init(&self, c: &Container, stdio: &StdioPaths) -> RpcResult<u32> {
-        let (child_stdio, pending) = prepare_io(&c.bundle, "init", stdio)?;
+        let (child_stdio, pending) = prepare_io(stdio)?;
         let pid_file = c.bundle.join("init.pid");
         let mark = self.reaper.mark();
         let console_path = match &pending {
@@ -371,7 +371,7 @@ impl Tasks {
         std::fs::write(&process_file, &spec)
             .with_context(|| format!("write {}", process_file.display()))?;
         let pid_file = c.bundle.join(format!("{exec_id}.pid"));
-        let (child_stdio, pending) = prepare_io(&c.bundle, exec_id, &stdio)?;
+        let (child_stdio, pending) = prepare_io(&stdio)?;
         let console_path = match &pending {
             PendingIo::Console(socket) => Some(socket.path().to_owned()),
             PendingIo::Pipes(_) => None,
@@ -526,10 +526,14 @@ impl Tasks {
         if let Some(io) = io.as_mut() {
             io.finish(IO_DRAIN_TIMEOUT);
         }
-        for exec in c.lock().execs.values_mut() {
-            if let Some(io) = exec.io.as_mut() {
-                io.finish(Duration::ZERO);
-            }
+        let exec_ios: Vec<ProcessIo> = c
+            .lock()
+            .execs
+            .values_mut()
+            .filter_map(|p| p.io.take())
+            .collect();
+        for mut io in exec_ios {
+            io.finish(Duration::ZERO);
         }
         self.undo_rootfs(&c)?;
         self.map().remove(id);
@@ -555,34 +559,13 @@ impl Tasks {
 }
 
 /// Pipes, or a console socket for a terminal.
-fn prepare_io(
-    bundle: &Path,
-    name: &str,
-    stdio: &StdioPaths,
-) -> RpcResult<(ProcessStdio, PendingIo)> {
+fn prepare_io(stdio: &StdioPaths) -> RpcResult<(ProcessStdio, PendingIo)> {
     if stdio.terminal {
-        let path = console_socket_path(bundle, name);
-        let _ = std::fs::remove_file(&path);
-        let socket =
-            ConsoleSocket::bind(&path).with_context(|| format!("listen on {}", path.display()))?;
+        let socket = ConsoleSocket::new().context("listen for the terminal")?;
         return Ok((ProcessStdio::default(), PendingIo::Console(socket)));
     }
     let (child, shim) = pipes(stdio).context("create the stdio pipes")?;
     Ok((child, PendingIo::Pipes(shim)))
-}
-
-/// A short path for the console socket (`sun_path` holds 108 bytes, bundle
-/// paths can be longer).
-fn console_socket_path(bundle: &Path, name: &str) -> PathBuf {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bundle.hash(&mut h);
-    name.hash(&mut h);
-    std::env::temp_dir().join(format!(
-        "corten-pty-{}-{:016x}.sock",
-        std::process::id(),
-        h.finish()
-    ))
 }
 
 fn start_io(stdio: &StdioPaths, pending: PendingIo, ctx: &LogContext<'_>) -> RpcResult<ProcessIo> {
