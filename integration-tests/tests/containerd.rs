@@ -154,35 +154,63 @@ impl Containerd {
              [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n"
         );
         fs::write(dir.join("config.toml"), config).expect("write config.toml");
-        let log = fs::File::create(dir.join("containerd.log")).expect("create containerd.log");
+        let mut c = Containerd {
+            dir,
+            child: None,
+            bundle,
+            ids: Mutex::new(Vec::new()),
+        };
+        c.spawn_daemon();
+        c
+    }
+
+    /// Starts the daemon (again) and waits until it answers.
+    fn spawn_daemon(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("containerd.log"))
+            .expect("open containerd.log");
         let path = format!(
             "{}:{}",
-            bin.display(),
+            self.dir.join("bin").display(),
             std::env::var("PATH").unwrap_or_default()
         );
         let child = Command::new("containerd")
             .arg("--config")
-            .arg(dir.join("config.toml"))
+            .arg(self.dir.join("config.toml"))
             .env("PATH", path)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)
             .spawn()
             .expect("start containerd");
-        let c = Containerd {
-            dir,
-            child: Some(child),
-            bundle,
-            ids: Mutex::new(Vec::new()),
-        };
+        self.child = Some(child);
         let up = wait_until(Duration::from_secs(20), || {
-            c.sock().exists()
-                && c.ctr_cmd(&["version"])
+            self.sock().exists()
+                && self
+                    .ctr_cmd(&["version"])
                     .output()
                     .is_ok_and(|o| o.status.success())
         });
-        assert!(up, "containerd did not come up:\n{}", c.log());
-        c
+        assert!(up, "containerd did not come up:\n{}", self.log());
+    }
+
+    /// Stops the daemon (SIGTERM, by pid); its shims keep running.
+    fn stop_daemon(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = i32::try_from(child.id()).expect("pid");
+            // SAFETY: kill has no memory-safety preconditions; pid is the
+            // containerd this test started and has not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let stopped = wait_until(Duration::from_secs(5), || {
+                child.try_wait().is_ok_and(|s| s.is_some())
+            });
+            if !stopped {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
     }
 
     fn sock(&self) -> PathBuf {
@@ -391,19 +419,7 @@ impl Drop for Containerd {
                 let _ = self.ctr_cmd(&["containers", "rm", id]).output();
             }
         }
-        if let Some(mut child) = self.child.take() {
-            let pid = i32::try_from(child.id()).expect("pid");
-            // SAFETY: kill has no memory-safety preconditions; pid is the
-            // containerd this test started and has not reaped yet.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            let stopped = wait_until(Duration::from_secs(5), || {
-                child.try_wait().is_ok_and(|s| s.is_some())
-            });
-            if !stopped {
-                let _ = child.kill();
-            }
-            let _ = child.wait();
-        }
+        self.stop_daemon();
         // Shims (their command line names our socket) and container
         // processes (in our cgroups), by pid.
         let mut pids = processes_mentioning(&self.dir.display().to_string());
@@ -1036,5 +1052,173 @@ fn init_exit_kills_the_rest_when_the_pid_namespace_is_shared() {
         wait_until(Duration::from_secs(5), || !pid_alive(orphan)),
         "the container's background process {orphan} survived its init"
     );
+    c.assert_clean(&id);
+}
+
+/// The topics of `ctr events` lines about container `id`, in order.
+fn topics_for(events: &str, id: &str) -> Vec<String> {
+    let needle = format!("\"container_id\":\"{id}\"");
+    events
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .filter_map(|l| l.split_whitespace().nth(5).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn task_events_come_in_order() {
+    require_root!();
+    let c = Containerd::start();
+    let mut events = c.ctr_cmd(&["events"]);
+    events
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut watcher = events.spawn().expect("spawn ctr events");
+    let seen = read_pipes(&mut watcher);
+    std::thread::sleep(Duration::from_millis(300));
+    // A process that exits at once: its exit must still follow its start.
+    let fast = c.new_id();
+    let out = c.run(&fast, &["--rm"], &["true"]);
+    assert!(out.status.success(), "{out:?}");
+    let slow = c.new_id();
+    c.run(&slow, &["-d"], &["sleep", "1000"])
+        .assert_success("ctr run -d");
+    let exec = c.ctr(&["task", "exec", "--exec-id", "ev1", &slow, "true"]);
+    assert!(exec.status.success(), "{exec:?}");
+    c.ctr(&["task", "kill", "-s", "KILL", &slow])
+        .assert_success("ctr task kill");
+    assert!(wait_until(Duration::from_secs(10), || {
+        c.task_status(&slow).is_some_and(|(s, _)| s == "STOPPED")
+    }));
+    c.ctr(&["task", "delete", &slow])
+        .assert_success("ctr task delete");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let (stdout, _) = seen.join().expect("events");
+    let text = String::from_utf8_lossy(&stdout);
+    assert_eq!(
+        topics_for(&text, &fast),
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exit",
+            "/tasks/delete"
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        topics_for(&text, &slow),
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exec-added",
+            "/tasks/exec-started",
+            "/tasks/exit",
+            "/tasks/exit",
+            "/tasks/delete"
+        ],
+        "{text}"
+    );
+    // The first exit is the exec's, the second the init's, with status 137.
+    let exits: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("/tasks/exit") && l.contains(&slow))
+        .collect();
+    assert!(exits[0].contains("\"id\":\"ev1\""), "{}", exits[0]);
+    assert!(exits[1].contains("\"exit_status\":137"), "{}", exits[1]);
+    c.ctr(&["containers", "rm", &slow])
+        .assert_success("ctr containers rm");
+    c.assert_clean(&fast);
+    c.assert_clean(&slow);
+}
+
+#[test]
+fn runtime_failures_are_reported_and_leave_nothing() {
+    require_root!();
+    let c = Containerd::start();
+    let id = c.new_id();
+    let out = c.run(&id, &["--rm"], &["/nonexistent"]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = out.stderr_str();
+    assert!(
+        err.contains("OCI runtime create failed") && err.contains("/nonexistent"),
+        "{err}"
+    );
+    c.assert_clean(&id);
+
+    let id = c.new_id();
+    c.run(&id, &["-d"], &["sleep", "1000"])
+        .assert_success("ctr run -d");
+    let out = c.ctr(&["task", "exec", "--exec-id", "bad", &id, "/nonexistent"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        out.stderr_str().contains("OCI runtime exec failed"),
+        "{}",
+        out.stderr_str()
+    );
+    // The container is unharmed and the exec id can be used again.
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "bad",
+        &id,
+        "sh",
+        "-c",
+        "exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    // kill --all reaches every process of the container.
+    c.ctr(&["task", "kill", "--all", "-s", "KILL", &id])
+        .assert_success("ctr task kill --all");
+    assert!(wait_until(Duration::from_secs(10), || {
+        c.task_status(&id).is_some_and(|(s, _)| s == "STOPPED")
+    }));
+    c.ctr(&["task", "delete", &id])
+        .assert_success("ctr task delete");
+    c.ctr(&["containers", "rm", &id])
+        .assert_success("ctr containers rm");
+    c.assert_clean(&id);
+}
+
+#[test]
+fn tasks_survive_a_containerd_restart() {
+    require_root!();
+    let mut c = Containerd::start();
+    let id = c.new_id();
+    c.run(&id, &["-d"], &["sleep", "1000"])
+        .assert_success("ctr run -d");
+    let (_, pid) = c.task_status(&id).expect("listed");
+    c.stop_daemon();
+    assert_eq!(c.shims().len(), 1, "the shim outlives containerd");
+    c.spawn_daemon();
+    assert_eq!(
+        c.task_status(&id),
+        Some(("RUNNING".to_owned(), pid)),
+        "after the restart"
+    );
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "after",
+        &id,
+        "sh",
+        "-c",
+        "echo back",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout_str(), "back\n");
+    c.ctr(&["task", "kill", "-s", "KILL", &id])
+        .assert_success("ctr task kill");
+    assert!(wait_until(Duration::from_secs(10), || {
+        c.task_status(&id).is_some_and(|(s, _)| s == "STOPPED")
+    }));
+    c.ctr(&["task", "delete", &id])
+        .assert_success("ctr task delete");
+    c.ctr(&["containers", "rm", &id])
+        .assert_success("ctr containers rm");
     c.assert_clean(&id);
 }

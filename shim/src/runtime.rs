@@ -43,7 +43,8 @@ pub(crate) struct RuntimeError {
 
 impl fmt::Display for RuntimeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.verb, self.message)
+        // containerd's runc shim words it so; callers match on it.
+        write!(f, "OCI runtime {} failed: {}", self.verb, self.message)
     }
 }
 
