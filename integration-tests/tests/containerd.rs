@@ -705,15 +705,23 @@ fn terminal_run_and_exec() {
     }
     let c = Containerd::start();
     let id = c.new_id();
-    let args = c.run_args(&id, &["--rm", "-t"], &["sh", "-c", "tty; echo ok; exit 4"]);
-    let ctr_line = format!("ctr -a {} {}", c.sock().display(), args.join(" "));
+    // ctr sends its terminal's size (ResizePty) right after Start.
+    let script = "tty; for i in $(seq 100); do stty -a | grep -q \"rows 33;\" && break; \
+                  sleep 0.05; done; stty -a | head -n 1; echo ok; exit 4";
+    let args = c.run_args(&id, &["--rm", "-t"], &["sh", "-c", &format!("'{script}'")]);
+    let ctr_line = format!(
+        "stty rows 33 cols 77; ctr -a {} {}",
+        c.sock().display(),
+        args.join(" ")
+    );
     let mut script = Command::new("script");
     script.args(["-qec", &ctr_line, "/dev/null"]);
     let out = run_with_timeout(script, CTR_TIMEOUT);
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     let text = out.stdout_str();
     assert!(text.contains("/dev/pts/0"), "{text:?}");
-    assert!(text.contains("ok\r\n"), "{text:?}");
+    assert!(text.contains("\nok\r"), "{text:?}");
+    assert!(text.contains("rows 33; columns 77;"), "{text:?}");
     c.assert_clean(&id);
 
     let id = c.new_id();
