@@ -17,7 +17,13 @@ WORK=$(mktemp -d /tmp/corten-demo.XXXXXX)
 ROOT=$WORK/state
 ID=corten-demo-$$
 DOCKERD_PID=
+CONTAINERD_PID=
 cleanup() {
+    if [ -n "$CONTAINERD_PID" ]; then
+        kill "$CONTAINERD_PID" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$CONTAINERD_PID" 2>/dev/null || break; sleep 0.1; done
+        for cg in /sys/fs/cgroup/*/corten-demo-ctr; do rmdir "$cg" 2>/dev/null || true; done
+    fi
     "$CORTEN" --root "$ROOT" delete --force "$ID" >/dev/null 2>&1 || true
     "$CORTEN" --root "$ROOT" delete --force "$ID-run" >/dev/null 2>&1 || true
     if [ -n "$DOCKERD_PID" ]; then
@@ -97,5 +103,27 @@ if [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ]; then
     step docker info --format 'runtimes: {{range $k, $v := .Runtimes}}{{$k}} {{end}}'
     step docker run --rm --runtime corten --network none busybox:corten \
         sh -c 'echo "hello from docker through corten: $(hostname)"; grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status'
+fi
+# containerd: a private containerd (own root, state and socket, no CRI) with
+# containerd-shim-corten-v2 on its PATH; ctr runs the busybox directory.
+SHIM=$(dirname "$CORTEN")/containerd-shim-corten-v2
+if [ -x /usr/bin/containerd ] && [ -x /usr/bin/ctr ] && [ -x "$SHIM" ]; then
+    C=$WORK/containerd
+    mkdir -p "$C/bin"
+    cp "$SHIM" "$CORTEN" "$C/bin/"
+    printf '%s\n' 'version = 2' "root = \"$C/root\"" "state = \"$C/state\"" \
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]' '[grpc]' "  address = \"$C/c.sock\"" \
+        '[ttrpc]' "  address = \"$C/c.sock.ttrpc\"" > "$C/config.toml"
+    echo; printf '\033[1m$ containerd --config %s &   (shim on PATH)\033[0m\n' "$C/config.toml"
+    PATH="$C/bin:$PATH" /usr/bin/containerd --config "$C/config.toml" >"$C/containerd.log" 2>&1 &
+    CONTAINERD_PID=$!
+    for _ in $(seq 100); do /usr/bin/ctr -a "$C/c.sock" version >/dev/null 2>&1 && break; sleep 0.2; done
+    set +e
+    step /usr/bin/ctr -a "$C/c.sock" run --rm --runtime io.containerd.corten.v2 --cgroup /corten-demo-ctr/c1 \
+        --rootfs "$WORK/bundle/rootfs" demo-ctr sh -c 'echo "hello from ctr through containerd-shim-corten-v2"; exit 5'
+    code=$?
+    set -e
+    echo "exit code: $code"
+    [ "$code" = 5 ] || { echo "demo: expected exit code 5 from ctr run" >&2; exit 1; }
 fi
 echo; echo "demo: done"
