@@ -525,6 +525,27 @@ fn docker_detached_containers_exec_signals_and_restarts() {
         }),
         "never healthy"
     );
+    // -t: the terminal is resized through the API (what the CLI does on
+    // SIGWINCH); the container's pty follows.
+    run_d("tty1", &["-t"], &["sleep", "1000"]);
+    let url = "http://localhost/containers/tty1/resize?h=37&w=111";
+    let sock = d.dir.join("docker.sock");
+    let resized = Command::new("curl")
+        .args([
+            "-s",
+            "-f",
+            "-X",
+            "POST",
+            "--unix-socket",
+            &sock.to_string_lossy(),
+            url,
+        ])
+        .status()
+        .expect("curl");
+    assert!(resized.success(), "resize request failed");
+    let out = d.docker(&["exec", "tty1", "sh", "-c", "stty size < /proc/1/fd/0"]);
+    assert_eq!(out.stdout_str(), "37 111\n", "{}", out.stderr_str());
+
     // attach sees the output of a running container.
     run_d(
         "a1",
