@@ -153,6 +153,11 @@ impl Container {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Wakes every `Wait`, e.g. after a process was removed.
+    pub(crate) fn notify(&self) {
+        self.changed.notify_all();
+    }
+
     /// Holds exits until the matching [`Container::release`].
     pub(crate) fn hold(&self) {
         self.lock().hold += 1;

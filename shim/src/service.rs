@@ -153,9 +153,12 @@ impl Shim for Service {
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
+        // Events go through our own client (see events.rs).
+        drop(publisher);
         let (reaper, exits) = Reaper::start().expect("start the reaper thread");
+        let ttrpc_address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
         let events =
-            Events::start(publisher, self.namespace.clone()).expect("start the events thread");
+            Events::start(&ttrpc_address, self.namespace.clone()).expect("start the events thread");
         let tasks = Tasks::spawn(
             self.namespace.clone(),
             self.address.clone(),

@@ -501,6 +501,8 @@ impl Tasks {
             }
             let mut p = state.execs.remove(exec_id).expect("checked above");
             drop(state);
+            // A Wait on a never-started exec ends (NotFound) with it.
+            c.notify();
             if let Some(io) = p.io.as_mut() {
                 io.finish(IO_DRAIN_TIMEOUT);
             }
@@ -537,7 +539,10 @@ impl Tasks {
         }
         self.undo_rootfs(&c)?;
         self.map().remove(id);
-        let state = c.lock();
+        let mut state = c.lock();
+        // Waits on execs that never ran end with the container.
+        state.execs.clear();
+        c.notify();
         let (pid, status, at) = (
             state.init.pid,
             state.init.exit_status(),
