@@ -864,3 +864,24 @@ fn init_is_cloned_into_its_cgroup_on_v2() {
     let text = fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("with CLONE_INTO_CGROUP"), "{text}");
 }
+
+#[test]
+fn cgroup_manager_disabled_creates_no_cgroup() {
+    require_root!();
+    let mut b = Bundle::new("cg-disabled");
+    b.args(&["sleep", "1000"]);
+    let rt = Runtime::new("cg-disabled").with_global_args(&["--cgroup-manager", "disabled"]);
+    let id = b.name();
+    rt.create(id, &b)
+        .assert_success("create --cgroup-manager disabled");
+    assert!(
+        cgroup_dirs(b.cgroup_path()).is_empty(),
+        "{:?}",
+        cgroup_dirs(b.cgroup_path())
+    );
+    rt.start(id).assert_success("start");
+    rt.kill(id, "KILL").assert_success("kill");
+    rt.wait_status(id, "stopped");
+    rt.delete(id).assert_success("delete");
+    assert!(rt.root_entries().is_empty());
+}

@@ -46,6 +46,7 @@ impl CreateFlags {
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
             systemd_cgroup: g.systemd_cgroup,
+            cgroups_disabled: g.cgroups_disabled,
         })
     }
 }

@@ -54,6 +54,10 @@ pub struct Cli {
     /// Use systemd for cgroups (cgroupsPath as slice:prefix:name).
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
+    /// Cgroup manager (as crun): cgroupfs (default), systemd, or disabled
+    /// (no cgroup at all; linux.resources is then not applied).
+    #[arg(long = "cgroup-manager", global = true, default_value = "cgroupfs")]
+    cgroup_manager: String,
     /// Ignore cgroup permission errors: true, false or auto.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
@@ -107,8 +111,10 @@ enum Command {
 pub struct Globals {
     /// `--root`.
     pub root: PathBuf,
-    /// `--systemd-cgroup`.
+    /// `--systemd-cgroup` (or `--cgroup-manager systemd`).
     pub systemd_cgroup: bool,
+    /// `--cgroup-manager disabled`.
+    pub cgroups_disabled: bool,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -154,9 +160,17 @@ pub fn main() -> ExitCode {
         logging::error(&format!("unable to run from a sealed copy of corten: {e}"));
         return ExitCode::FAILURE;
     }
+    if !matches!(cli.cgroup_manager.as_str(), "cgroupfs" | "systemd" | "disabled") {
+        logging::error(&format!(
+            "invalid cgroup manager {:?}: use cgroupfs, systemd or disabled",
+            cli.cgroup_manager
+        ));
+        return ExitCode::FAILURE;
+    }
     let g = Globals {
         root: cli.root.clone(),
-        systemd_cgroup: cli.systemd_cgroup,
+        systemd_cgroup: cli.systemd_cgroup || cli.cgroup_manager == "systemd",
+        cgroups_disabled: cli.cgroup_manager == "disabled",
     };
     let res = match command {
         Command::Create(a) => create::run(&g, a).map(|()| 0),

@@ -34,6 +34,8 @@ pub struct CreateOpts {
     pub preserve_fds: u32,
     /// `--systemd-cgroup`.
     pub systemd_cgroup: bool,
+    /// `--cgroup-manager disabled`: no cgroup, resources not applied.
+    pub cgroups_disabled: bool,
 }
 
 /// Errors of `create`.
@@ -167,13 +169,20 @@ pub fn create(
     let lock = dir.lock()?;
     let mut cg = BTreeMap::new();
     let res = (|| {
-        cg = cgroups::create(
-            spec.linux().cgroups_path.as_deref(),
-            id,
-            opts.systemd_cgroup,
-        )?;
-        if let Some(res) = &spec.linux().resources {
-            cgroups::resources::apply(&cg, res)?;
+        if opts.cgroups_disabled {
+            let limits = spec.linux().resources.as_ref().and_then(|r| r.as_object());
+            if limits.is_some_and(|r| r.keys().any(|k| k != "devices")) {
+                crate::logging::warn("--cgroup-manager disabled: linux.resources is not applied");
+            }
+        } else {
+            cg = cgroups::create(
+                spec.linux().cgroups_path.as_deref(),
+                id,
+                opts.systemd_cgroup,
+            )?;
+            if let Some(res) = &spec.linux().resources {
+                cgroups::resources::apply(&cg, res)?;
+            }
         }
         nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| step("mkfifo exec.fifo")(e.into()))?;
