@@ -86,3 +86,49 @@ fn input_written_to_the_master_reaches_the_process() {
     assert!(out.contains("got:hello"), "{out:?}");
     rt.wait_status(b.name(), "stopped");
 }
+
+#[test]
+fn foreground_run_with_a_terminal_relays_the_pty() {
+    require_root!();
+    // No --console-socket and no --detach: corten takes the pty master and
+    // relays it to its own stdout (as runc does).
+    let mut b = Bundle::new("run-tty");
+    b.set("/process/terminal", json!(true))
+        .sh("tty; echo from-the-pty; exit 6");
+    let rt = Runtime::new("run-tty");
+    let out = rt.run(b.name(), &b);
+    assert_eq!(out.code(), 6, "{}", out.stderr_str());
+    let text = out.stdout_str();
+    assert!(text.contains("/dev/pts/0\r\n"), "{text:?}");
+    assert!(text.contains("from-the-pty\r\n"), "{text:?}");
+}
+
+#[test]
+fn foreground_exec_tty_relays_stdin_and_output() {
+    require_root!();
+    let mut b = Bundle::new("exec-tty-relay");
+    b.args(&["sleep", "1000"]);
+    let rt = Runtime::new("exec-tty-relay");
+    let id = b.name();
+    rt.run_with(id, &b, &["--detach"])
+        .assert_success("run --detach");
+    let mut child = rt
+        .command()
+        .args(["exec", "-t", id, "sh"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn exec -t");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"tty; echo typed-$((6*7)); exit 9\n")
+            .expect("type");
+    }
+    let out = child.wait_with_output().expect("exec -t");
+    assert_eq!(out.status.code(), Some(9));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("typed-42"), "{text:?}");
+    assert!(text.contains("/dev/pts/"), "{text:?}");
+}

@@ -139,11 +139,18 @@ fn build_process(a: &Args, base: Option<Process>) -> anyhow::Result<Process> {
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     let c = Container::load(&g.root, &a.id)?;
     let process = build_process(&a, c.record.process.clone())?;
-    if process.terminal && !a.detach && a.console_socket.is_none() {
-        bail!("exec --tty without --detach needs --console-socket (corten does not proxy terminals yet)");
-    }
+    // --tty in the foreground without a console socket: corten takes the
+    // pty master itself and relays it (as runc does).
+    let own_console = if process.terminal && !a.detach && a.console_socket.is_none() {
+        Some(super::tty::OwnConsole::listen(&g.root).context("console socket")?)
+    } else {
+        None
+    };
     let opts = ExecOpts {
-        console_socket: a.console_socket.clone(),
+        console_socket: own_console
+            .as_ref()
+            .map(|c| c.path().to_path_buf())
+            .or_else(|| a.console_socket.clone()),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
     };
@@ -153,6 +160,10 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     }
     if a.detach {
         return Ok(0);
+    }
+    if let Some(c) = own_console {
+        let master = c.receive().context("receive the pty master")?;
+        return super::tty::proxy(master, pid, &FORWARDED).context("relay the terminal");
     }
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);

@@ -42,7 +42,21 @@ pub(super) const FORWARDED: [Signal; 8] = [
 
 /// Runs `run`; the exit code is the container's.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
-    let opts = a.flags.opts(g)?;
+    let mut opts = a.flags.opts(g)?;
+    // terminal: true in the foreground without a console socket: corten
+    // takes the pty master itself and relays it (as runc does).
+    let own_console = if !a.detach && opts.console_socket.is_none() {
+        let terminal = crate::spec::Spec::load(&a.flags.bundle).is_ok_and(|s| s.process().terminal);
+        if terminal {
+            let c = super::tty::OwnConsole::listen(&g.root).context("console socket")?;
+            opts.console_socket = Some(c.path().to_path_buf());
+            Some(c)
+        } else {
+            None
+        }
+    } else {
+        None
+    };
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
     for s in FORWARDED {
@@ -60,7 +74,13 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     if a.detach {
         return Ok(0);
     }
-    let code = wait_forwarding(created.pid, &set);
+    let code = match own_console {
+        Some(c) => {
+            let master = c.receive().context("receive the pty master")?;
+            super::tty::proxy(master, created.pid, &FORWARDED).context("relay the terminal")?
+        }
+        None => wait_forwarding(created.pid, &set),
+    };
     if !a.keep {
         container::delete(&g.root, &a.id, true)?;
     }
