@@ -1063,6 +1063,40 @@ fn init_exit_kills_the_rest_when_the_pid_namespace_is_shared() {
     c.assert_clean(&id);
 }
 
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time (`2026-01-02T03:04:05.5Z`).
+fn unix_seconds(ts: &str) -> f64 {
+    let num = |r: std::ops::Range<usize>| -> i64 {
+        ts.get(r)
+            .and_then(|t| t.parse().ok())
+            .expect("timestamp digits")
+    };
+    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + num(11..13) * 3600 + num(14..16) * 60 + num(17..19);
+    let frac = ts
+        .get(19..)
+        .and_then(|t| t.strip_prefix('.'))
+        .map(|t| t.trim_end_matches('Z'))
+        .and_then(|t| format!("0.{t}").parse::<f64>().ok())
+        .unwrap_or(0.0);
+    #[allow(clippy::cast_precision_loss)]
+    let secs = secs as f64;
+    secs + frac
+}
+
 /// The topics of `ctr events` lines about container `id`, in order.
 fn topics_for(events: &str, id: &str) -> Vec<String> {
     let needle = format!("\"container_id\":\"{id}\"");
@@ -1094,11 +1128,13 @@ fn task_events_come_in_order() {
         .assert_success("ctr run -d");
     let exec = c.ctr(&["task", "exec", "--exec-id", "ev1", &slow, "true"]);
     assert!(exec.status.success(), "{exec:?}");
+    let before_kill = unix_now();
     c.ctr(&["task", "kill", "-s", "KILL", &slow])
         .assert_success("ctr task kill");
     assert!(wait_until(Duration::from_secs(10), || {
         c.task_status(&slow).is_some_and(|(s, _)| s == "STOPPED")
     }));
+    let after_exit = unix_now();
     c.ctr(&["task", "delete", &slow])
         .assert_success("ctr task delete");
     std::thread::sleep(Duration::from_millis(300));
@@ -1136,6 +1172,18 @@ fn task_events_come_in_order() {
         .collect();
     assert!(exits[0].contains("\"id\":\"ev1\""), "{}", exits[0]);
     assert!(exits[1].contains("\"exit_status\":137"), "{}", exits[1]);
+    // The exit time is when the init died: after the kill was sent, before
+    // ctr saw it stopped.
+    let exited_at = exits[1]
+        .split("\"exited_at\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(unix_seconds)
+        .expect("exited_at");
+    assert!(
+        before_kill - 0.01 <= exited_at && exited_at <= after_exit + 0.01,
+        "exited_at {exited_at} not within [{before_kill}, {after_exit}]"
+    );
     c.ctr(&["containers", "rm", &slow])
         .assert_success("ctr containers rm");
     c.assert_clean(&fast);
