@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Layout: `service` (start/delete of the shim), `task` (the ttrpc Task
-//! service) over `tasks` (lifecycle logic) and `container` (per-container
+//! service) over `tasks`/`exec` (lifecycle logic) and `container` (per-container
 //! state and event order), `reaper` (the subreaper: every exit status),
 //! `runtime` (the runtime's command line), `io` (stdio fifos), `mount`
 //! (rootfs), `events`, `options`, `stats`, `sys` (the unsafe bits).
@@ -23,6 +23,7 @@
 mod container;
 mod error;
 mod events;
+mod exec;
 mod io;
 mod logger;
 mod mount;

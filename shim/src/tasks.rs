@@ -1,6 +1,6 @@
-//! The containers a shim serves and the lifecycle operations of the Task
-//! API on them: create, start, exec, kill, delete. The ttrpc adapter is
-//! `task.rs`; this file holds the logic.
+//! The containers a shim serves and the lifecycle of each: create, start,
+//! kill, delete (execs: `exec.rs`). The ttrpc adapter is `task.rs`; this file
+//! holds the logic.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,31 +9,32 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use containerd_shim::api::{CreateTaskRequest, ExecProcessRequest, Status};
-use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskIO, TaskStart,
-};
+use containerd_shim::api::{CreateTaskRequest, Status};
+use containerd_shim::protos::events::task::{TaskCreate, TaskDelete, TaskIO, TaskStart};
 use containerd_shim::protos::topics::{
-    TASK_CREATE_EVENT_TOPIC, TASK_DELETE_EVENT_TOPIC, TASK_EXEC_ADDED_EVENT_TOPIC,
-    TASK_EXEC_STARTED_EVENT_TOPIC, TASK_START_EVENT_TOPIC,
+    TASK_CREATE_EVENT_TOPIC, TASK_DELETE_EVENT_TOPIC, TASK_START_EVENT_TOPIC,
 };
+use containerd_shim::protos::ttrpc::Code;
 use containerd_shim::ExitSignal;
 use nix::sys::signal::Signal;
 
-use crate::container::{AfterExit, Container, Process};
+use crate::container::{AfterExit, Container};
 use crate::error::{RpcError, RpcResult};
 use crate::events::{timestamp, Events};
 use crate::io::{pipes, Pipes, ProcessIo, StdioPaths};
 use crate::logger::LogContext;
 use crate::reaper::{ProcessExit, ProcessKey, Reaper};
-use crate::runtime::{CreateOpts, ExecOpts, ProcessStdio};
+use crate::runtime::{CreateOpts, ProcessStdio};
 use crate::sys::ConsoleSocket;
 use crate::{mount, options};
 
 /// How long the runtime has to send the pty master after `create`/`exec`.
 const CONSOLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `delete` waits for the output of a process to be copied.
-const IO_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const IO_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What `Delete` reports: pid, exit status, exit time.
+pub(crate) type Exited = (u32, u32, Option<SystemTime>);
 
 /// Everything a shim serves.
 pub(crate) struct Tasks {
@@ -57,9 +58,19 @@ impl std::fmt::Debug for Tasks {
 
 /// The shim's ends of a process's IO before it runs.
 #[derive(Debug)]
-enum PendingIo {
+pub(crate) enum PendingIo {
     Pipes(Pipes),
     Console(ConsoleSocket),
+}
+
+impl PendingIo {
+    /// The `--console-socket` to pass, for a terminal.
+    pub(crate) fn console_path(&self) -> Option<PathBuf> {
+        match self {
+            PendingIo::Console(socket) => Some(socket.path().to_owned()),
+            PendingIo::Pipes(_) => None,
+        }
+    }
 }
 
 impl Tasks {
@@ -108,7 +119,7 @@ impl Tasks {
         self.map().is_empty()
     }
 
-    fn log_context<'a>(&'a self, container_id: &'a str) -> LogContext<'a> {
+    pub(crate) fn log_context<'a>(&'a self, container_id: &'a str) -> LogContext<'a> {
         LogContext {
             container_id,
             namespace: &self.namespace,
@@ -131,7 +142,7 @@ impl Tasks {
         self.after_exit(&container, after);
     }
 
-    fn after_exit(&self, container: &Container, after: AfterExit) {
+    pub(crate) fn after_exit(&self, container: &Container, after: AfterExit) {
         if after == AfterExit::KillAll {
             let c = container;
             if let Err(e) =
@@ -143,27 +154,56 @@ impl Tasks {
         }
     }
 
-    /// `Create`: mount the rootfs, set up IO, `corten create`.
+    /// `Create`: mount the rootfs, set up IO, `corten create`. An exit of
+    /// the init, however early, is applied after `TaskCreate` is published.
     pub(crate) fn create(&self, req: &CreateTaskRequest) -> RpcResult<u32> {
+        let container = self.new_container(req)?;
+        let stdio = container.lock().init.stdio.clone();
+        match self.create_init(&container, &stdio) {
+            Ok(pid) => {
+                crate::oom::watch(&req.id, pid, &self.events);
+                let mut state = container.lock();
+                state.init.pid = pid;
+                self.events
+                    .send(TASK_CREATE_EVENT_TOPIC, task_create_event(req, pid));
+                let after = container.release(&mut state, &self.events);
+                drop(state);
+                self.after_exit(&container, after);
+                Ok(pid)
+            }
+            Err(e) => {
+                self.map().remove(&req.id);
+                let _ = self.undo_rootfs(&container);
+                Err(e)
+            }
+        }
+    }
+
+    /// Saves the runtime options, mounts the rootfs and registers the
+    /// container (its exits held until `create` released them).
+    fn new_container(&self, req: &CreateTaskRequest) -> RpcResult<Arc<Container>> {
         let id = req.id.as_str();
         if id.is_empty() {
             return Err(RpcError::new(
-                containerd_shim::protos::ttrpc::Code::INVALID_ARGUMENT,
+                Code::INVALID_ARGUMENT,
                 "container id is empty",
             ));
         }
-        if self.map().contains_key(id) {
-            return Err(RpcError::new(
-                containerd_shim::protos::ttrpc::Code::ALREADY_EXISTS,
+        let exists = || {
+            RpcError::new(
+                Code::ALREADY_EXISTS,
                 format!("container {id} already exists"),
-            ));
+            )
+        };
+        if self.map().contains_key(id) {
+            return Err(exists());
         }
         let bundle = PathBuf::from(&req.bundle);
         let runc = options::runc_options(req.options.as_ref())?;
         let runtime = options::runtime(runc.as_ref(), &self.namespace, &self.address);
         options::save(&bundle, &runtime)?;
-        let rootfs = bundle.join("rootfs");
         if !req.rootfs.is_empty() {
+            let rootfs = bundle.join("rootfs");
             std::fs::create_dir_all(&rootfs)
                 .with_context(|| format!("create {}", rootfs.display()))?;
             mount::mount_rootfs(&req.rootfs, &rootfs)?;
@@ -174,71 +214,26 @@ impl Tasks {
             stderr: req.stderr.clone(),
             terminal: req.terminal,
         };
+        let own_pid_ns = has_own_pid_namespace(&bundle);
+        let mounted = !req.rootfs.is_empty();
         let container = Arc::new(Container::new(
-            id,
-            bundle.clone(),
-            runtime,
-            stdio.clone(),
-            !req.rootfs.is_empty(),
-            has_own_pid_namespace(&bundle),
+            id, bundle, runtime, stdio, mounted, own_pid_ns,
         ));
-        {
-            let mut map = self.map();
-            if map.contains_key(id) {
-                drop(map);
-                let _ = self.undo_rootfs(&container);
-                return Err(RpcError::new(
-                    containerd_shim::protos::ttrpc::Code::ALREADY_EXISTS,
-                    format!("container {id} already exists"),
-                ));
-            }
-            map.insert(id.to_owned(), Arc::clone(&container));
+        let mut map = self.map();
+        if map.contains_key(id) {
+            drop(map);
+            let _ = self.undo_rootfs(&container);
+            return Err(exists());
         }
-        match self.create_init(&container, &stdio) {
-            Ok(pid) => {
-                crate::oom::watch(id, pid, &self.events);
-                let mut state = container.lock();
-                state.init.pid = pid;
-                self.events.send(
-                    TASK_CREATE_EVENT_TOPIC,
-                    TaskCreate {
-                        container_id: id.to_owned(),
-                        bundle: req.bundle.clone(),
-                        rootfs: req.rootfs.clone(),
-                        io: Some(TaskIO {
-                            stdin: stdio.stdin.clone(),
-                            stdout: stdio.stdout.clone(),
-                            stderr: stdio.stderr.clone(),
-                            terminal: stdio.terminal,
-                            ..Default::default()
-                        })
-                        .into(),
-                        checkpoint: req.checkpoint.clone(),
-                        pid,
-                        ..Default::default()
-                    },
-                );
-                let after = container.release(&mut state, &self.events);
-                drop(state);
-                self.after_exit(&container, after);
-                Ok(pid)
-            }
-            Err(e) => {
-                self.map().remove(id);
-                let _ = self.undo_rootfs(&container);
-                Err(e)
-            }
-        }
+        map.insert(id.to_owned(), Arc::clone(&container));
+        Ok(container)
     }
 
     fn create_init(&self, c: &Container, stdio: &StdioPaths) -> RpcResult<u32> {
         let (child_stdio, pending) = prepare_io(stdio)?;
         let pid_file = c.bundle.join("init.pid");
         let mark = self.reaper.mark();
-        let console_path = match &pending {
-            PendingIo::Console(socket) => Some(socket.path().to_owned()),
-            PendingIo::Pipes(_) => None,
-        };
+        let console_path = pending.console_path();
         c.runtime.create(
             &self.reaper,
             &c.id,
@@ -275,7 +270,8 @@ impl Tasks {
         Ok(())
     }
 
-    /// `Start` of the init or of an exec.
+    /// `Start` of the init or of an exec. An exit of the init, however
+    /// early, is applied after `TaskStart` is published.
     pub(crate) fn start(&self, id: &str, exec_id: &str) -> RpcResult<u32> {
         let c = self.get(id)?;
         if !exec_id.is_empty() {
@@ -311,203 +307,33 @@ impl Tasks {
         Ok(pid)
     }
 
-    /// `Exec`: records the process; `Start` runs it.
-    pub(crate) fn add_exec(&self, req: &ExecProcessRequest) -> RpcResult<()> {
-        let c = self.get(&req.id)?;
-        let mut state = c.lock();
-        if state.init.status == Status::STOPPED {
-            return Err(RpcError::precondition(format!(
-                "container {} is stopped",
-                req.id
-            )));
-        }
-        if req.exec_id.is_empty() || state.execs.contains_key(&req.exec_id) {
-            return Err(RpcError::new(
-                containerd_shim::protos::ttrpc::Code::ALREADY_EXISTS,
-                format!("exec {} already exists", req.exec_id),
-            ));
-        }
-        let mut process = Process::new(
-            &req.exec_id,
-            StdioPaths {
-                stdin: req.stdin.clone(),
-                stdout: req.stdout.clone(),
-                stderr: req.stderr.clone(),
-                terminal: req.terminal,
-            },
-        );
-        process.spec = req
-            .spec
-            .as_ref()
-            .map(|s| s.value.clone())
-            .unwrap_or_default();
-        state.execs.insert(req.exec_id.clone(), process);
-        self.events.send(
-            TASK_EXEC_ADDED_EVENT_TOPIC,
-            TaskExecAdded {
-                container_id: req.id.clone(),
-                exec_id: req.exec_id.clone(),
-                ..Default::default()
-            },
-        );
-        Ok(())
-    }
-
-    fn start_exec(&self, c: &Container, exec_id: &str) -> RpcResult<u32> {
-        let (spec, stdio) = {
-            let state = c.lock();
-            let p = state
-                .execs
-                .get(exec_id)
-                .ok_or_else(|| RpcError::not_found(format!("exec {exec_id} does not exist")))?;
-            if p.status != Status::CREATED {
-                return Err(RpcError::precondition(format!(
-                    "exec {exec_id} is not in the created state"
-                )));
-            }
-            (p.spec.clone(), p.stdio.clone())
-        };
-        let process_file = c.bundle.join(format!("exec-{exec_id}.json"));
-        std::fs::write(&process_file, &spec)
-            .with_context(|| format!("write {}", process_file.display()))?;
-        let pid_file = c.bundle.join(format!("{exec_id}.pid"));
-        let (child_stdio, pending) = prepare_io(&stdio)?;
-        let console_path = match &pending {
-            PendingIo::Console(socket) => Some(socket.path().to_owned()),
-            PendingIo::Pipes(_) => None,
-        };
-        c.hold();
-        let mark = self.reaper.mark();
-        let result = c
-            .runtime
-            .exec(
-                &self.reaper,
-                &c.id,
-                &c.bundle,
-                ExecOpts {
-                    process: &process_file,
-                    pid_file: &pid_file,
-                    console_socket: console_path.as_deref(),
-                    stdio: child_stdio,
-                },
-            )
-            .map_err(RpcError::from)
-            .and_then(|()| read_pid(&pid_file));
-        let _ = std::fs::remove_file(&process_file);
-        let started = result.map(|pid| {
-            self.reaper.watch(
-                i32::try_from(pid).unwrap_or(0),
-                mark,
-                ProcessKey {
-                    container: c.id.clone(),
-                    exec: exec_id.to_owned(),
-                },
-            );
-            let io = start_io(&stdio, pending, &self.log_context(&c.id))
-                .map_err(|e| crate::warn!("exec {exec_id}: {e}"))
-                .ok();
-            (pid, io)
-        });
-        let mut state = c.lock();
-        let outcome = match started {
-            Ok((pid, io)) => {
-                if let Some(p) = state.execs.get_mut(exec_id) {
-                    p.pid = pid;
-                    p.status = Status::RUNNING;
-                    p.io = io;
-                }
-                self.events.send(
-                    TASK_EXEC_STARTED_EVENT_TOPIC,
-                    TaskExecStarted {
-                        container_id: c.id.clone(),
-                        exec_id: exec_id.to_owned(),
-                        pid,
-                        ..Default::default()
-                    },
-                );
-                Ok(pid)
-            }
-            Err(e) => Err(e),
-        };
-        let after = c.release(&mut state, &self.events);
-        drop(state);
-        self.after_exit(c, after);
-        outcome
-    }
-
     /// `Kill`: the init through the runtime (`--all` when asked), an exec
-    /// directly (it is the shim's child, so its pid is reserved until reaped).
+    /// directly (`exec.rs`).
     pub(crate) fn kill(&self, id: &str, exec_id: &str, signal: u32, all: bool) -> RpcResult<()> {
         let c = self.get(id)?;
-        let (status, pid) = {
-            let state = c.lock();
-            let p = state
-                .process(exec_id)
-                .ok_or_else(|| RpcError::not_found(format!("process {exec_id} does not exist")))?;
-            (p.status, p.pid)
-        };
-        if exec_id.is_empty() {
-            if status == Status::STOPPED && !all {
-                return Err(RpcError::not_found("process already finished"));
-            }
-            return c
-                .runtime
-                .kill(&self.reaper, id, &c.bundle, signal, all)
-                .map_err(|e| {
-                    if e.message.contains("not running") || e.is_not_found() {
-                        RpcError::not_found("process already finished")
-                    } else {
-                        e.into()
-                    }
-                });
+        if !exec_id.is_empty() {
+            return self.kill_exec(&c, exec_id, signal);
         }
-        if status != Status::RUNNING {
+        if c.lock().init.status == Status::STOPPED && !all {
             return Err(RpcError::not_found("process already finished"));
         }
-        let signal = Signal::try_from(i32::try_from(signal).unwrap_or(0)).map_err(|e| {
-            RpcError::new(
-                containerd_shim::protos::ttrpc::Code::INVALID_ARGUMENT,
-                e.to_string(),
-            )
-        })?;
-        match self
-            .reaper
-            .signal_watched(i32::try_from(pid).unwrap_or(0), signal)
-        {
-            Ok(true) => Ok(()),
-            Ok(false) | Err(nix::errno::Errno::ESRCH) => {
-                Err(RpcError::not_found("process already finished"))
-            }
-            Err(e) => Err(RpcError::internal(format!("kill {pid}: {e}"))),
-        }
+        c.runtime
+            .kill(&self.reaper, id, &c.bundle, signal, all)
+            .map_err(|e| {
+                if e.message.contains("not running") || e.is_not_found() {
+                    RpcError::not_found("process already finished")
+                } else {
+                    e.into()
+                }
+            })
     }
 
-    /// `Delete` of an exec (must not be running) or of the container (its
-    /// init must be stopped or never started).
-    pub(crate) fn delete(
-        &self,
-        id: &str,
-        exec_id: &str,
-    ) -> RpcResult<(u32, u32, Option<SystemTime>)> {
+    /// `Delete` of an exec (`exec.rs`) or of the container, whose init must
+    /// be stopped or never started.
+    pub(crate) fn delete(&self, id: &str, exec_id: &str) -> RpcResult<Exited> {
         let c = self.get(id)?;
         if !exec_id.is_empty() {
-            let mut state = c.lock();
-            let p = state
-                .execs
-                .get(exec_id)
-                .ok_or_else(|| RpcError::not_found(format!("exec {exec_id} does not exist")))?;
-            if matches!(p.status, Status::RUNNING | Status::PAUSED) {
-                return Err(RpcError::precondition(format!("exec {exec_id} is running")));
-            }
-            let mut p = state.execs.remove(exec_id).expect("checked above");
-            drop(state);
-            // A Wait on a never-started exec ends (NotFound) with it.
-            c.notify();
-            if let Some(io) = p.io.as_mut() {
-                io.finish(IO_DRAIN_TIMEOUT);
-            }
-            let _ = std::fs::remove_file(c.bundle.join(format!("{exec_id}.pid")));
-            return Ok((p.pid, p.exit_status(), p.exited_at()));
+            return self.delete_exec(&c, exec_id);
         }
         let status = c.lock().init.status;
         if matches!(status, Status::RUNNING | Status::PAUSED) {
@@ -563,8 +389,28 @@ impl Tasks {
     }
 }
 
+/// The `TaskCreate` event of a created container.
+fn task_create_event(req: &CreateTaskRequest, pid: u32) -> TaskCreate {
+    TaskCreate {
+        container_id: req.id.clone(),
+        bundle: req.bundle.clone(),
+        rootfs: req.rootfs.clone(),
+        io: Some(TaskIO {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+            ..Default::default()
+        })
+        .into(),
+        checkpoint: req.checkpoint.clone(),
+        pid,
+        ..Default::default()
+    }
+}
+
 /// Pipes, or a console socket for a terminal.
-fn prepare_io(stdio: &StdioPaths) -> RpcResult<(ProcessStdio, PendingIo)> {
+pub(crate) fn prepare_io(stdio: &StdioPaths) -> RpcResult<(ProcessStdio, PendingIo)> {
     if stdio.terminal {
         let socket = ConsoleSocket::new().context("listen for the terminal")?;
         return Ok((ProcessStdio::default(), PendingIo::Console(socket)));
@@ -573,7 +419,11 @@ fn prepare_io(stdio: &StdioPaths) -> RpcResult<(ProcessStdio, PendingIo)> {
     Ok((child, PendingIo::Pipes(shim)))
 }
 
-fn start_io(stdio: &StdioPaths, pending: PendingIo, ctx: &LogContext<'_>) -> RpcResult<ProcessIo> {
+pub(crate) fn start_io(
+    stdio: &StdioPaths,
+    pending: PendingIo,
+    ctx: &LogContext<'_>,
+) -> RpcResult<ProcessIo> {
     match pending {
         PendingIo::Pipes(p) => Ok(ProcessIo::from_pipes(stdio, p, ctx).context("start the io")?),
         PendingIo::Console(socket) => {
@@ -585,7 +435,7 @@ fn start_io(stdio: &StdioPaths, pending: PendingIo, ctx: &LogContext<'_>) -> Rpc
     }
 }
 
-fn read_pid(path: &Path) -> RpcResult<u32> {
+pub(crate) fn read_pid(path: &Path) -> RpcResult<u32> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("read the pid file {}", path.display()))?;
     text.trim()
