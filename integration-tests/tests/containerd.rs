@@ -1278,3 +1278,75 @@ fn tasks_survive_a_containerd_restart() {
         .assert_success("ctr containers rm");
     c.assert_clean(&id);
 }
+
+#[test]
+fn the_init_exit_is_published_after_the_exits_of_its_execs() {
+    require_root!();
+    let c = Containerd::start();
+    let mut events = c.ctr_cmd(&["events"]);
+    events
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut watcher = events.spawn().expect("spawn ctr events");
+    let seen = read_pipes(&mut watcher);
+    std::thread::sleep(Duration::from_millis(300));
+    let id = c.new_id();
+    c.run(
+        &id,
+        &["-d"],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 3' USR1; while :; do sleep 0.05; done",
+        ],
+    )
+    .assert_success("ctr run -d");
+    // An exec that would outlive the init; the kernel kills it with the
+    // init (the container has its own pid namespace).
+    let mut exec = c.ctr_cmd(&["task", "exec", "--exec-id", "long", &id, "sleep", "1000"]);
+    exec.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut exec = exec.spawn().expect("spawn ctr task exec");
+    let running = wait_until(Duration::from_secs(20), || {
+        let ps = c.ctr(&["task", "ps", &id]);
+        ps.stdout_str().contains("long")
+    });
+    assert!(running, "the exec did not start");
+    c.ctr(&["task", "kill", "-s", "USR1", &id])
+        .assert_success("ctr task kill -s USR1");
+    assert!(wait_until(Duration::from_secs(20), || {
+        c.task_status(&id).is_some_and(|(s, _)| s == "STOPPED")
+    }));
+    let ended = wait_until(Duration::from_secs(10), || {
+        exec.try_wait().is_ok_and(|s| s.is_some())
+    });
+    if !ended {
+        let _ = exec.kill();
+    }
+    let _ = exec.wait();
+    assert!(ended, "ctr task exec did not end with the container");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let (stdout, _) = seen.join().expect("events");
+    let text = String::from_utf8_lossy(&stdout);
+    let exits: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("/tasks/exit") && l.contains(&id))
+        .collect();
+    assert_eq!(exits.len(), 2, "{text}");
+    assert!(exits[0].contains("\"id\":\"long\""), "{}", exits[0]);
+    assert!(
+        exits[1].contains(&format!("\"id\":\"{id}\"")),
+        "{}",
+        exits[1]
+    );
+    assert!(exits[1].contains("\"exit_status\":3"), "{}", exits[1]);
+    c.ctr(&["task", "delete", &id])
+        .assert_success("ctr task delete");
+    c.ctr(&["containers", "rm", &id])
+        .assert_success("ctr containers rm");
+    c.assert_clean(&id);
+}
