@@ -283,3 +283,109 @@ impl Container {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_shim::protos::protobuf::Message;
+
+    fn container(own_pid_ns: bool) -> Container {
+        let runtime = Runtime {
+            binary: "corten".into(),
+            root: "/nonexistent".into(),
+            systemd_cgroup: false,
+            no_pivot: false,
+            no_new_keyring: false,
+        };
+        Container::new(
+            "c",
+            "/nonexistent".into(),
+            runtime,
+            StdioPaths::default(),
+            false,
+            own_pid_ns,
+        )
+    }
+
+    /// (topic, process id, exit status) of each event sent so far.
+    fn drain(
+        rx: &std::sync::mpsc::Receiver<(
+            &'static str,
+            containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp,
+            containerd_shim::protos::protobuf::well_known_types::any::Any,
+        )>,
+    ) -> Vec<(&'static str, String, u32)> {
+        rx.try_iter()
+            .map(|(topic, _, any)| {
+                let exit = TaskExit::parse_from_bytes(&any.value).unwrap_or_default();
+                (topic, exit.id, exit.exit_status)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_exit_during_create_waits_for_the_release() {
+        let (events, rx) = Events::for_test();
+        let c = container(true);
+        // `new` holds: an exit now (the init died before create returned)...
+        assert_eq!(
+            c.on_exit("", Exit::for_test(10, 7), &events),
+            AfterExit::Nothing
+        );
+        assert!(drain(&rx).is_empty());
+        assert_eq!(c.lock().init.status, Status::CREATED);
+        // ...is applied when create released its hold.
+        let mut state = c.lock();
+        c.release(&mut state, &events);
+        drop(state);
+        assert_eq!(drain(&rx), [(TASK_EXIT_EVENT_TOPIC, "c".to_owned(), 7)]);
+        assert_eq!(c.wait(""), Some((0, 7, c.lock().init.exited_at())));
+    }
+
+    #[test]
+    fn the_init_exit_waits_for_running_execs() {
+        let (events, rx) = Events::for_test();
+        let c = container(true);
+        c.release(&mut c.lock(), &events);
+        {
+            let mut state = c.lock();
+            state.init.status = Status::RUNNING;
+            let mut exec = Process::new("e1", StdioPaths::default());
+            exec.status = Status::RUNNING;
+            state.execs.insert("e1".into(), exec);
+        }
+        c.on_exit("", Exit::for_test(10, 0), &events);
+        assert!(
+            drain(&rx).is_empty(),
+            "init exit published before the exec's"
+        );
+        assert!(!c.wait_timeout("", Duration::from_millis(10)));
+        c.on_exit("e1", Exit::for_test(11, 137), &events);
+        assert_eq!(
+            drain(&rx),
+            [
+                (TASK_EXIT_EVENT_TOPIC, "e1".to_owned(), 137),
+                (TASK_EXIT_EVENT_TOPIC, "c".to_owned(), 0)
+            ]
+        );
+        assert!(c.wait_timeout("", Duration::ZERO));
+    }
+
+    #[test]
+    fn without_a_pid_namespace_the_init_exit_kills_the_rest() {
+        let (events, _rx) = Events::for_test();
+        let c = container(false);
+        c.release(&mut c.lock(), &events);
+        c.lock().init.status = Status::RUNNING;
+        assert_eq!(
+            c.on_exit("", Exit::for_test(10, 0), &events),
+            AfterExit::KillAll
+        );
+        let own = container(true);
+        own.release(&mut own.lock(), &events);
+        assert_eq!(
+            own.on_exit("", Exit::for_test(10, 0), &events),
+            AfterExit::Nothing
+        );
+    }
+}

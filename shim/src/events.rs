@@ -81,6 +81,13 @@ impl Events {
         Ok(Events { tx })
     }
 
+    /// Events that go to the returned receiver instead of containerd.
+    #[cfg(test)]
+    pub(crate) fn for_test() -> (Events, mpsc::Receiver<(&'static str, Timestamp, Any)>) {
+        let (tx, rx) = mpsc::channel();
+        (Events { tx }, rx)
+    }
+
     /// Queues `event` on `topic`.
     pub(crate) fn send<E: Event>(&self, topic: &'static str, event: E) {
         let any = match event.write_to_bytes() {

@@ -43,6 +43,19 @@ pub(crate) struct Exit {
     seq: u64,
 }
 
+impl Exit {
+    /// An exit made up by a test.
+    #[cfg(test)]
+    pub(crate) fn for_test(pid: i32, status: u32) -> Exit {
+        Exit {
+            pid,
+            status,
+            at: SystemTime::now(),
+            seq: 0,
+        }
+    }
+}
+
 /// The owner of a container process: container id and exec id ("" for init).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ProcessKey {
