@@ -1,6 +1,9 @@
 //! `Stats`: runc's stats event (`events --stats`) translated into
-//! containerd's cgroup metrics message (`io.containerd.cgroups.v1.Metrics`),
-//! field by field as runc's shim fills it.
+//! containerd's cgroup metrics message, field by field as runc's shim fills
+//! it: `io.containerd.cgroups.v1.Metrics` on cgroup v1 and hybrid hosts,
+//! `io.containerd.cgroups.v2.Metrics` on a unified (v2) host. The v2 message
+//! (containerd/cgroups `cgroup2/stats/metrics.proto`) is not among the
+//! crate's generated types; it is encoded here with a small writer.
 
 use containerd_shim::protos::cgroups::metrics::{
     BlkIOEntry, BlkIOStat, CPUStat, CPUUsage, HugetlbStat, MemoryEntry, MemoryStat, Metrics,
@@ -148,14 +151,182 @@ pub(crate) fn metrics(event: &Value) -> Metrics {
     m
 }
 
+/// Whether the host runs the unified cgroup v2 hierarchy only.
+pub(crate) fn unified_host() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
 /// The metrics as the `Any` containerd expects in a `StatsResponse`.
-pub(crate) fn to_any(event: &Value) -> Result<Any, containerd_shim::protos::protobuf::Error> {
+pub(crate) fn to_any(
+    event: &Value,
+    unified: bool,
+) -> Result<Any, containerd_shim::protos::protobuf::Error> {
+    if unified {
+        return Ok(Any {
+            type_url: "io.containerd.cgroups.v2.Metrics".into(),
+            value: metrics_v2(event),
+            ..Default::default()
+        });
+    }
     let m = metrics(event);
     Ok(Any {
         type_url: "io.containerd.cgroups.v1.Metrics".into(),
         value: m.write_to_bytes()?,
         ..Default::default()
     })
+}
+
+/// A protobuf message being written: varint and nested-message fields.
+#[derive(Debug, Default)]
+struct Proto(Vec<u8>);
+
+impl Proto {
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+
+    /// A `uint64` field (omitted when zero, as proto3 does).
+    fn uint(&mut self, field: u64, v: u64) -> &mut Self {
+        if v != 0 {
+            self.varint(field << 3);
+            self.varint(v);
+        }
+        self
+    }
+
+    /// A length-delimited field: a string or a nested message.
+    fn bytes(&mut self, field: u64, data: &[u8]) -> &mut Self {
+        self.varint((field << 3) | 2);
+        self.varint(data.len() as u64);
+        self.0.extend_from_slice(data);
+        self
+    }
+}
+
+/// The fields of `MemoryStat` (v2) that come from `memory.stat` by name.
+const MEMORY_STAT_V2: [&str; 31] = [
+    "anon",
+    "file",
+    "kernel_stack",
+    "slab",
+    "sock",
+    "shmem",
+    "file_mapped",
+    "file_dirty",
+    "file_writeback",
+    "anon_thp",
+    "inactive_anon",
+    "active_anon",
+    "inactive_file",
+    "active_file",
+    "unevictable",
+    "slab_reclaimable",
+    "slab_unreclaimable",
+    "pgfault",
+    "pgmajfault",
+    "workingset_refault",
+    "workingset_activate",
+    "workingset_nodereclaim",
+    "pgrefill",
+    "pgscan",
+    "pgsteal",
+    "pgactivate",
+    "pgdeactivate",
+    "pglazyfree",
+    "pglazyfreed",
+    "thp_fault_alloc",
+    "thp_collapse_alloc",
+];
+
+/// `io.containerd.cgroups.v2.Metrics`, encoded, from runc's stats event.
+pub(crate) fn metrics_v2(event: &Value) -> Vec<u8> {
+    let d = event.get("data").unwrap_or(event);
+    let mut m = Proto::default();
+    if let Some(pids) = d.get("pids") {
+        let mut p = Proto::default();
+        p.uint(1, num(pids, "/current"))
+            .uint(2, num(pids, "/limit"));
+        m.bytes(1, &p.0);
+    }
+    if let Some(cpu) = d.get("cpu") {
+        let mut c = Proto::default();
+        c.uint(1, num(cpu, "/usage/total") / 1000)
+            .uint(2, num(cpu, "/usage/user") / 1000)
+            .uint(3, num(cpu, "/usage/kernel") / 1000)
+            .uint(4, num(cpu, "/throttling/periods"))
+            .uint(5, num(cpu, "/throttling/throttled_periods"))
+            .uint(6, num(cpu, "/throttling/throttled_time") / 1000);
+        m.bytes(2, &c.0);
+    }
+    if let Some(mem) = d.get("memory") {
+        let mut s = Proto::default();
+        for (field, name) in (1..).zip(MEMORY_STAT_V2) {
+            s.uint(field, num(mem, &format!("/raw/{name}")));
+        }
+        s.uint(32, num(mem, "/usage/usage"))
+            .uint(33, num(mem, "/usage/limit"))
+            .uint(34, num(mem, "/swap/usage"))
+            .uint(35, num(mem, "/swap/limit"))
+            .uint(36, num(mem, "/usage/max"))
+            .uint(37, num(mem, "/swap/max"));
+        m.bytes(4, &s.0);
+    }
+    if let Some(blkio) = d.get("blkio") {
+        let mut io = Proto::default();
+        for entry in io_entries_v2(blkio) {
+            io.bytes(1, &entry.0);
+        }
+        m.bytes(6, &io.0);
+    }
+    if let Some(pages) = d.get("hugetlb").and_then(Value::as_object) {
+        for (size, e) in pages {
+            let mut h = Proto::default();
+            h.uint(1, num(e, "/usage"))
+                .uint(2, num(e, "/max"))
+                .bytes(3, size.as_bytes());
+            m.bytes(7, &h.0);
+        }
+    }
+    m.0
+}
+
+/// One `IOEntry` per device, from runc's per-operation blkio lists.
+fn io_entries_v2(blkio: &Value) -> Vec<Proto> {
+    // (major, minor) -> [rbytes, wbytes, rios, wios]
+    let mut devices: std::collections::BTreeMap<(u64, u64), [u64; 4]> = Default::default();
+    for (key, offset) in [("ioServiceBytesRecursive", 0), ("ioServicedRecursive", 2)] {
+        for e in blkio
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let slot = match e.get("op").and_then(Value::as_str) {
+                Some(op) if op.eq_ignore_ascii_case("read") => offset,
+                Some(op) if op.eq_ignore_ascii_case("write") => offset + 1,
+                _ => continue,
+            };
+            let dev = (num(e, "/major"), num(e, "/minor"));
+            devices.entry(dev).or_default()[slot] += num(e, "/value");
+        }
+    }
+    devices
+        .into_iter()
+        .map(|((major, minor), v)| {
+            let mut p = Proto::default();
+            p.uint(1, major)
+                .uint(2, minor)
+                .uint(3, v[0])
+                .uint(4, v[1])
+                .uint(5, v[2])
+                .uint(6, v[3]);
+            p
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -191,8 +362,37 @@ mod tests {
         assert!(m.memory.swap.is_none());
         assert_eq!(m.blkio.io_service_bytes_recursive[0].value, 9);
         assert_eq!(m.hugetlb[0].pagesize, "2MB");
-        let any = to_any(&event).unwrap();
+        let any = to_any(&event, false).unwrap();
         assert_eq!(any.type_url, "io.containerd.cgroups.v1.Metrics");
         assert_eq!(Metrics::parse_from_bytes(&any.value).unwrap(), m);
+    }
+
+    #[test]
+    fn v2_metrics_wire_format() {
+        let event = serde_json::json!({"data": {
+            "pids": {"current": 3, "limit": 10},
+            "cpu": {"usage": {"total": 5000, "user": 2000, "kernel": 3000}},
+            "memory": {"usage": {"usage": 300, "limit": 1000}, "raw": {"anon": 7}},
+            "blkio": {"ioServiceBytesRecursive": [
+                {"major": 8, "minor": 0, "op": "Read", "value": 9},
+                {"major": 8, "minor": 0, "op": "Write", "value": 4}]},
+        }});
+        let bytes = metrics_v2(&event);
+        let expected: Vec<u8> = [
+            // pids (1): current 3, limit 10
+            &[0x0a, 4, 0x08, 3, 0x10, 10][..],
+            // cpu (2): usage_usec 5, user_usec 2, system_usec 3
+            &[0x12, 6, 0x08, 5, 0x10, 2, 0x18, 3],
+            // memory (4): anon 7, usage (32) 300, usage_limit (33) 1000
+            &[
+                0x22, 10, 0x08, 7, 0x80, 0x02, 0xac, 0x02, 0x88, 0x02, 0xe8, 0x07,
+            ],
+            // io (6): usage (1) { major 8, rbytes 9, wbytes 4 }
+            &[0x32, 8, 0x0a, 6, 0x08, 8, 0x18, 9, 0x20, 4],
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+        let any = to_any(&event, true).unwrap();
+        assert_eq!(any.type_url, "io.containerd.cgroups.v2.Metrics");
     }
 }

@@ -276,7 +276,8 @@ impl Task for TaskService {
     fn stats(&self, _ctx: &TtrpcContext, req: StatsRequest) -> TtrpcResult<StatsResponse> {
         let result = self.tasks.get(&req.id).and_then(|c| {
             let raw = c.runtime.stats(&self.tasks.reaper, &c.id, &c.bundle)?;
-            stats::to_any(&raw).map_err(|e| RpcError::internal(format!("encode the stats: {e}")))
+            stats::to_any(&raw, stats::unified_host())
+                .map_err(|e| RpcError::internal(format!("encode the stats: {e}")))
         });
         let any = reply("stats", result)?;
         Ok(StatsResponse {
