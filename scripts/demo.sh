@@ -120,6 +120,7 @@ if [ -x /usr/bin/containerd ] && [ -x /usr/bin/ctr ] && [ -x "$SHIM" ]; then
     for _ in $(seq 100); do /usr/bin/ctr -a "$C/c.sock" version >/dev/null 2>&1 && break; sleep 0.2; done
     set +e
     step /usr/bin/ctr -a "$C/c.sock" run --rm --runtime io.containerd.corten.v2 --cgroup /corten-demo-ctr/c1 \
+        --env PATH=/usr/sbin:/usr/bin:/sbin:/bin \
         --rootfs "$WORK/bundle/rootfs" demo-ctr sh -c 'echo "hello from ctr through containerd-shim-corten-v2"; exit 5'
     code=$?
     set -e

@@ -255,6 +255,10 @@ impl Containerd {
         args.push(self.dir.join("fifo").display().to_string());
         args.push("--cgroup".into());
         args.push(Self::cgroup(id));
+        // `ctr run --rootfs` sets no PATH; like runc, corten then finds
+        // only commands given with a slash.
+        args.push("--env".into());
+        args.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
         args.extend(flags.iter().map(|s| (*s).to_owned()));
         args.push("--rootfs".into());
         args.push(self.rootfs().display().to_string());

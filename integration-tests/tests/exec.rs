@@ -90,7 +90,7 @@ fn exec_with_a_process_file() {
     let (rt, b) = running("exec-process-file");
     let id = b.name();
     let process = json!({
-        "args": ["sh", "-c", "echo $ONLY; ulimit -n; exit 4"],
+        "args": ["/bin/sh", "-c", "echo $ONLY; ulimit -n; exit 4"],
         "env": ["ONLY=this"],
         "cwd": "/",
         "user": { "uid": 0, "gid": 0 },

@@ -225,6 +225,16 @@ impl Container {
         let Some(process) = state.process_mut(exec_id) else {
             return;
         };
+        // Everything the process wrote must reach containerd's fifos before
+        // its exit is published: a client such as `ctr run --rm` closes its
+        // readers once it sees TaskExit. Bounded, because a child that
+        // inherited stdout may keep the pipe open.
+        if let Some(io) = process.io.as_ref() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !io.outputs_done() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
         process.status = Status::STOPPED;
         process.exit = Some((exit.status, exit.at));
         let id = if exec_id.is_empty() {

@@ -383,11 +383,11 @@ fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
             Err(e) => Err(step(format!("exec: {arg0:?}: stat {arg0}"))(e)),
         };
     }
-    let path = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    // Without PATH in the process's environment only paths with a slash
+    // work, as with runc (Go's LookPath over an empty PATH).
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("");
     path.split(':')
+        .filter(|_| !path.is_empty())
         .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(arg0))
         .find(|p| is_exec(p))
         .ok_or_else(|| InitError::NotFound(arg0.to_string()))
