@@ -311,9 +311,10 @@ pub enum Check {
     },
     /// Every line of `/proc/self/cgroup` has the path `/` (cgroup namespace root).
     CgroupNsRoot,
-    /// `/proc/self/uid_map` (or `gid_map`) lines, whitespace-normalised.
-    IdMap {
-        /// `uid_map` or `gid_map`.
+    /// The lines of `/proc/self/<file>` (`uid_map`, `timens_offsets`, …),
+    /// whitespace-normalised, in order.
+    ProcLines {
+        /// File name below `/proc/self`.
         file: String,
         /// Expected lines such as `0 100000 65536`.
         lines: Vec<String>,

@@ -110,7 +110,7 @@ pub fn run(check: &Check) -> Outcome {
         Check::Syscall { nr, args, outcome } => syscall(*nr, args, outcome),
         Check::CgroupFile { v1, v2, value } => cgroup_file(v1.as_deref(), v2.as_deref(), value),
         Check::CgroupNsRoot => cgroup_ns_root(),
-        Check::IdMap { file, lines } => {
+        Check::ProcLines { file, lines } => {
             let text = read(&format!("/proc/self/{file}"))?;
             let got: Vec<String> = text
                 .lines()
