@@ -468,7 +468,10 @@ fn rootfs_private_isolated(cx: &mut Ctx) -> Result<()> {
 
 fn masked_file(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
-    b.set("/linux/maskedPaths", json!(["/proc/timer_list", "/proc/keys"]));
+    b.set(
+        "/linux/maskedPaths",
+        json!(["/proc/timer_list", "/proc/keys"]),
+    );
     b.expect(
         "/proc/timer_list masked",
         Check::Masked {
