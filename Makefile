@@ -2,6 +2,7 @@
 #
 #   make demo    install what is needed, build, run a busybox container through corten
 #   make test    install what is needed, build, fmt + clippy + unit + integration tests
+#   make conformance   the OCI runtime-spec suite, corten and runc side by side
 #   make build   release build: target/release/corten
 #   make install PREFIX=/usr/local DESTDIR=
 #   make test-cgroupv2   the integration tests in a qemu VM with a pure cgroup v2 hierarchy
@@ -90,6 +91,35 @@ integration: deps build $(DOCKER_PROFILE)
 	  $(CARGO) test --locked -p corten-integration-tests -- --test-threads=$(TEST_THREADS)
 	@n=$$(cat target/it-skips.log 2>/dev/null | wc -l); echo "integration: $$n skipped checks"; \
 	  cat target/it-skips.log 2>/dev/null || true
+
+## conformance: the OCI runtime-spec suite (conformance/) against corten and
+## runc side by side: one line per case and runtime, the table
+## `case | runc | corten`, then `conformance corten: …` and `conformance runc: …`.
+## Failures are reported, not fatal (the suite itself failing is).
+## conformance-corten: the suite against corten alone; fails on any failed case.
+## Root; runs in /tmp/corten-conformance-<pid>/, removed afterwards.
+CONF_TARGET := x86_64-unknown-linux-gnu
+CONF_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+CONF_CHECKER := $(CONF_DIR)/$(CONF_TARGET)/release/corten-conformance-checker
+CONF_HARNESS := $(CONF_DIR)/release/corten-conformance
+CONF_CORTEN ?= $(CONF_DIR)/release/corten
+CONF_RUNC ?= /usr/sbin/runc
+
+.PHONY: conformance conformance-corten conformance-build
+
+conformance-build: toolchain
+	@[ -x $(CONF_CORTEN) ] || $(CARGO) build --release --locked -p corten
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked \
+	  -p corten-conformance --bin corten-conformance-checker --target $(CONF_TARGET)
+	$(CARGO) build --release --locked -p corten-conformance --bin corten-conformance
+
+conformance: deps conformance-build
+	@rc=0; $(CONF_HARNESS) --checker $(CONF_CHECKER) --runtime $(CONF_CORTEN) \
+	  --reference $(CONF_RUNC) $(if $(CONF_FILTER),--filter $(CONF_FILTER)) || rc=$$?; [ $$rc -le 1 ]
+
+conformance-corten: deps conformance-build
+	@$(CONF_HARNESS) --checker $(CONF_CHECKER) --runtime $(CONF_CORTEN) \
+	  $(if $(CONF_FILTER),--filter $(CONF_FILTER))
 
 ## test-cgroupv2: integration tests in a qemu VM (TCG, no network) booted with
 ## Debian's kernel and a pure cgroup v2 /sys/fs/cgroup, all controllers enabled.

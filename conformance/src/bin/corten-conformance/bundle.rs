@@ -70,11 +70,6 @@ impl Bundle {
         self
     }
 
-    /// The value at a JSON pointer.
-    pub fn get(&self, pointer: &str) -> Option<&Value> {
-        self.config.pointer(pointer)
-    }
-
     /// Remove the value at a JSON pointer (object key or array index).
     pub fn remove(&mut self, pointer: &str) -> &mut Self {
         if let Some((parent, key)) = pointer.rsplit_once('/') {

@@ -15,6 +15,7 @@ mod namespaces;
 mod operations;
 mod process;
 mod seccomp;
+mod terminal;
 
 /// One conformance case.
 #[derive(Debug, Clone)]
@@ -74,6 +75,7 @@ pub fn all() -> Vec<Case> {
     all.extend(operations::cases());
     all.extend(hooks::cases());
     all.extend(process::cases());
+    all.extend(terminal::cases());
     all.extend(namespaces::cases());
     all.extend(mounts::cases());
     all.extend(devices::cases());

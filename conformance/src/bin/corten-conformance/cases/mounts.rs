@@ -15,54 +15,202 @@ use crate::ctx::{wait_file, Ctx};
 
 pub fn cases() -> Vec<Case> {
     vec![
-        case("config-linux.default-filesystems.proc", "config-linux.md#default-filesystems", |cx| default_fs(cx, "/proc", "proc")),
-        case("config-linux.default-filesystems.sysfs", "config-linux.md#default-filesystems", |cx| default_fs(cx, "/sys", "sysfs")),
-        case("config-linux.default-filesystems.devpts", "config-linux.md#default-filesystems", |cx| default_fs(cx, "/dev/pts", "devpts")),
-        case("config-linux.default-filesystems.shm", "config-linux.md#default-filesystems", |cx| default_fs(cx, "/dev/shm", "tmpfs")),
-        case("config.mounts.mqueue", "config.md#mounts", |cx| default_fs(cx, "/dev/mqueue", "mqueue")),
-        case("config.mounts.sysfs-read-only", "config.md#mounts (options)", sysfs_ro),
-        case("config.mounts.cgroup-read-only", "config.md#mounts (options)", cgroup_ro),
-        case("config.mounts.tmpfs-options", "config.md#mounts (options)", tmpfs_options),
-        case("config.mounts.read-only", "config.md#mounts (options)", tmpfs_ro),
-        case("config.mounts.atime-options", "config.md#mounts (options)", atime_options),
-        case("config.mounts.order", "config.md#mounts (listed order)", order),
-        case("config.mounts.bind-directory", "config.md#mounts (bind)", bind_dir),
-        case("config.mounts.bind-file", "config.md#mounts (bind)", bind_file),
-        case("config.mounts.bind-relative-source", "config.md#mounts (source relative to the bundle)", bind_relative),
-        case("config.mounts.bind-read-only", "config.md#mounts (bind, ro)", bind_ro),
-        case("config.mounts.bind-read-write", "config.md#mounts (bind, rw)", bind_rw),
-        case("config.mounts.bind-excludes-submounts", "config.md#mounts (bind)", bind_no_submounts),
-        case("config.mounts.rbind-includes-submounts", "config.md#mounts (rbind)", rbind_submounts),
-        case("config.mounts.rro-recursive", "config.md#linux-mount-options (rro)", rro),
-        case("config.mounts.propagation-shared", "config.md#mounts (options: shared)", |cx| mount_propagation(cx, "shared", "shared")),
-        case("config.mounts.propagation-private", "config.md#mounts (options: private)", |cx| mount_propagation(cx, "private", "private")),
-        case("config.mounts.propagation-unbindable", "config.md#mounts (options: unbindable)", |cx| mount_propagation(cx, "unbindable", "unbindable")),
-        case("config.mounts.propagation-slave", "config.md#mounts (options: rslave)", mount_slave),
-        case("config.mounts.relative-destination", "config.md#mounts (destination)", relative_destination),
-        case("config.root.readonly", "config.md#root (readonly)", root_readonly),
-        case("config.root.writable", "config.md#root (readonly: false)", root_writable),
-        case("config.root.absolute-path", "config.md#root (path)", root_absolute),
-        case("config-linux.rootfs-propagation.private", "config-linux.md#rootfs-mount-propagation", |cx| rootfs_propagation(cx, "private", "private")),
-        case("config-linux.rootfs-propagation.slave", "config-linux.md#rootfs-mount-propagation", |cx| rootfs_propagation(cx, "slave", "slave"))
-            .runc(RUNC_ROOT_PRIVATE),
-        case("config-linux.rootfs-propagation.slave-receives-host-mounts", "config-linux.md#rootfs-mount-propagation (slave)", rootfs_slave_receives)
-            .runc(RUNC_ROOT_PRIVATE),
-        case("config-linux.rootfs-propagation.private-isolated", "config-linux.md#rootfs-mount-propagation (private)", rootfs_private_isolated),
-        case("config-linux.rootfs-propagation.shared", "config-linux.md#rootfs-mount-propagation", |cx| rootfs_propagation(cx, "shared", "shared"))
-            .runc("runc 1.1 leaves the root mount private after pivot_root despite rootfsPropagation shared"),
-        case("config-linux.rootfs-propagation.unbindable", "config-linux.md#rootfs-mount-propagation", |cx| rootfs_propagation(cx, "unbindable", "unbindable"))
-            .runc("runc 1.1 does not apply rootfsPropagation unbindable to the root mount after pivot_root"),
-        case("config-linux.masked-paths.file", "config-linux.md#masked-paths", masked_file),
-        case("config-linux.masked-paths.directory", "config-linux.md#masked-paths", masked_dir),
-        case("config-linux.readonly-paths.proc-sys", "config-linux.md#readonly-paths", readonly_proc_sys),
-        case("config-linux.readonly-paths.directory", "config-linux.md#readonly-paths", readonly_dir),
+        case(
+            "config-linux.default-filesystems.proc",
+            "config-linux.md#default-filesystems",
+            |cx| default_fs(cx, "/proc", "proc"),
+        ),
+        case(
+            "config-linux.default-filesystems.sysfs",
+            "config-linux.md#default-filesystems",
+            |cx| default_fs(cx, "/sys", "sysfs"),
+        ),
+        case(
+            "config-linux.default-filesystems.devpts",
+            "config-linux.md#default-filesystems",
+            |cx| default_fs(cx, "/dev/pts", "devpts"),
+        ),
+        case(
+            "config-linux.default-filesystems.shm",
+            "config-linux.md#default-filesystems",
+            |cx| default_fs(cx, "/dev/shm", "tmpfs"),
+        ),
+        case("config.mounts.mqueue", "config.md#mounts", |cx| {
+            default_fs(cx, "/dev/mqueue", "mqueue")
+        }),
+        case(
+            "config.mounts.sysfs-read-only",
+            "config.md#mounts (options)",
+            sysfs_ro,
+        ),
+        case(
+            "config.mounts.cgroup-read-only",
+            "config.md#mounts (options)",
+            cgroup_ro,
+        ),
+        case(
+            "config.mounts.tmpfs-options",
+            "config.md#mounts (options)",
+            tmpfs_options,
+        ),
+        case(
+            "config.mounts.read-only",
+            "config.md#mounts (options)",
+            tmpfs_ro,
+        ),
+        case(
+            "config.mounts.atime-options",
+            "config.md#mounts (options)",
+            atime_options,
+        ),
+        case(
+            "config.mounts.order",
+            "config.md#mounts (listed order)",
+            order,
+        ),
+        case(
+            "config.mounts.bind-directory",
+            "config.md#mounts (bind)",
+            bind_dir,
+        ),
+        case(
+            "config.mounts.bind-file",
+            "config.md#mounts (bind)",
+            bind_file,
+        ),
+        case(
+            "config.mounts.bind-relative-source",
+            "config.md#mounts (source relative to the bundle)",
+            bind_relative,
+        ),
+        case(
+            "config.mounts.bind-read-only",
+            "config.md#mounts (bind, ro)",
+            bind_ro,
+        ),
+        case(
+            "config.mounts.bind-read-write",
+            "config.md#mounts (bind, rw)",
+            bind_rw,
+        ),
+        case(
+            "config.mounts.bind-excludes-submounts",
+            "config.md#mounts (bind)",
+            bind_no_submounts,
+        ),
+        case(
+            "config.mounts.rbind-includes-submounts",
+            "config.md#mounts (rbind)",
+            rbind_submounts,
+        ),
+        case(
+            "config.mounts.rro-recursive",
+            "config.md#linux-mount-options (rro)",
+            rro,
+        ),
+        case(
+            "config.mounts.propagation-shared",
+            "config.md#mounts (options: shared)",
+            |cx| mount_propagation(cx, "shared", "shared"),
+        ),
+        case(
+            "config.mounts.propagation-private",
+            "config.md#mounts (options: private)",
+            |cx| mount_propagation(cx, "private", "private"),
+        ),
+        case(
+            "config.mounts.propagation-unbindable",
+            "config.md#mounts (options: unbindable)",
+            |cx| mount_propagation(cx, "unbindable", "unbindable"),
+        ),
+        case(
+            "config.mounts.propagation-slave",
+            "config.md#mounts (options: rslave)",
+            mount_slave,
+        ),
+        case(
+            "config.mounts.relative-destination",
+            "config.md#mounts (destination)",
+            relative_destination,
+        ),
+        case(
+            "config.root.readonly",
+            "config.md#root (readonly)",
+            root_readonly,
+        ),
+        case(
+            "config.root.writable",
+            "config.md#root (readonly: false)",
+            root_writable,
+        ),
+        case(
+            "config.root.absolute-path",
+            "config.md#root (path)",
+            root_absolute,
+        ),
+        case(
+            "config-linux.rootfs-propagation.private",
+            "config-linux.md#rootfs-mount-propagation",
+            |cx| rootfs_propagation(cx, "private", "private"),
+        ),
+        case(
+            "config-linux.rootfs-propagation.slave",
+            "config-linux.md#rootfs-mount-propagation",
+            |cx| rootfs_propagation(cx, "slave", "slave"),
+        )
+        .runc(RUNC_ROOT_PRIVATE),
+        case(
+            "config-linux.rootfs-propagation.slave-receives-host-mounts",
+            "config-linux.md#rootfs-mount-propagation (slave)",
+            rootfs_slave_receives,
+        )
+        .runc(RUNC_ROOT_PRIVATE),
+        case(
+            "config-linux.rootfs-propagation.private-isolated",
+            "config-linux.md#rootfs-mount-propagation (private)",
+            rootfs_private_isolated,
+        ),
+        case(
+            "config-linux.rootfs-propagation.shared",
+            "config-linux.md#rootfs-mount-propagation",
+            |cx| rootfs_propagation(cx, "shared", "shared"),
+        )
+        .runc("with rootfsPropagation shared, runc 1.1's root mount is private (no peer group)"),
+        case(
+            "config-linux.rootfs-propagation.unbindable",
+            "config-linux.md#rootfs-mount-propagation",
+            |cx| rootfs_propagation(cx, "unbindable", "unbindable"),
+        )
+        .runc(
+            "with rootfsPropagation unbindable, runc 1.1's root mount is private, not unbindable",
+        ),
+        case(
+            "config-linux.masked-paths.file",
+            "config-linux.md#masked-paths",
+            masked_file,
+        ),
+        case(
+            "config-linux.masked-paths.directory",
+            "config-linux.md#masked-paths",
+            masked_dir,
+        ),
+        case(
+            "config-linux.readonly-paths.proc-sys",
+            "config-linux.md#readonly-paths",
+            readonly_proc_sys,
+        ),
+        case(
+            "config-linux.readonly-paths.directory",
+            "config-linux.md#readonly-paths",
+            readonly_dir,
+        ),
     ]
 }
 
 /// Why runc 1.1 fails the slave cases.
 const RUNC_ROOT_PRIVATE: &str =
-    "runc 1.1 makes the rootfs's parent mount private before binding the rootfs, \
-     so the root mount has no master and host mounts below the rootfs never reach the container";
+    "with rootfsPropagation slave, runc 1.1's root mount has no master: \
+     mounts made on the host below the rootfs never reach the container";
 
 fn mounted(path: &str, fstype: Option<&str>, options: &[&str]) -> Check {
     Check::Mount {
