@@ -285,6 +285,7 @@ fn populate_rootfs(host: &Host, rootfs: &Path) -> Result<()> {
         "home/user",
         "mnt",
         "conformance",
+        "out",
     ] {
         make_dir(&rootfs.join(dir), 0o755)?;
     }

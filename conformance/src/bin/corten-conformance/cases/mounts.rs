@@ -204,6 +204,11 @@ pub fn cases() -> Vec<Case> {
             "config-linux.md#readonly-paths",
             readonly_dir,
         ),
+        case(
+            "config.mounts.bind-flags",
+            "config.md#mounts (bind, nosuid/nodev/noexec)",
+            bind_flags,
+        ),
     ]
 }
 
@@ -673,5 +678,22 @@ fn readonly_dir(cx: &mut Ctx) -> Result<()> {
     b.set("/linux/readonlyPaths", json!(["/rodir"]));
     b.expect("/rodir read-only", ro("/rodir"));
     b.expect("/ still writable", Check::Writable { path: "/".into() });
+    cx.run_checks(&b)
+}
+
+fn bind_flags(cx: &mut Ctx) -> Result<()> {
+    let mut b = cx.bundle()?;
+    b.write("data/hello", "hello")?;
+    let src = host_path(&b.dir.join("data"));
+    b.mount(
+        "/mnt/data",
+        "bind",
+        &src,
+        &["bind", "nosuid", "nodev", "noexec"],
+    );
+    b.expect(
+        "flags",
+        mounted("/mnt/data", None, &["nosuid", "nodev", "noexec"]),
+    );
     cx.run_checks(&b)
 }

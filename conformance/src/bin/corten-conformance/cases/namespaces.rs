@@ -153,6 +153,16 @@ pub fn cases() -> Vec<Case> {
             "config-linux.md#sysctl",
             sysctl_ipc,
         ),
+        case(
+            "config-linux.sysctl.uts",
+            "config-linux.md#sysctl",
+            sysctl_uts,
+        ),
+        case(
+            "config-linux.namespaces.user-joined",
+            "config-linux.md#namespaces (path)",
+            user_joined,
+        ),
     ]
 }
 
@@ -407,4 +417,49 @@ fn sysctl_ipc(cx: &mut Ctx) -> Result<()> {
         "the runtime's own kernel.msgmax changed"
     );
     Ok(())
+}
+
+fn sysctl_uts(cx: &mut Ctx) -> Result<()> {
+    let mut b = cx.bundle()?;
+    b.set(
+        "/linux/sysctl",
+        json!({ "kernel.domainname": "sysctl.example" }),
+    );
+    b.expect(
+        "kernel.domainname",
+        Check::Sysctl {
+            key: "kernel.domainname".into(),
+            value: "sysctl.example".into(),
+        },
+    );
+    cx.run_checks(&b)
+}
+
+fn user_joined(cx: &mut Ctx) -> Result<()> {
+    let pid = holder(cx, |b| {
+        b.namespace("user", None);
+        map_ids(b, 200_000, 65536);
+    })?;
+    let path = format!("/proc/{pid}/ns/user");
+    let inode = fs::metadata(&path)?.ino();
+    let mut b = cx.bundle()?;
+    b.namespace("user", Some(&path));
+    // runc requires the mappings to be repeated; they match the namespace's.
+    map_ids(&mut b, 200_000, 65536);
+    b.expect(
+        "user namespace is the holder's",
+        Check::Namespace {
+            ns: "user".into(),
+            inode,
+            same: true,
+        },
+    );
+    b.expect(
+        "uid_map",
+        Check::ProcLines {
+            file: "uid_map".into(),
+            lines: vec!["0 200000 65536".into()],
+        },
+    );
+    cx.run_checks(&b)
 }

@@ -98,6 +98,12 @@ pub fn cases() -> Vec<Case> {
             "config.md#process",
             args_required,
         ),
+        case(
+            "config-linux.intel-rdt.without-resctrl",
+            "config-linux.md#intelrdt",
+            intel_rdt_without_resctrl,
+        )
+        .runc("runc 1.1 accepts intelRdt on a host without a resctrl filesystem and creates the container"),
     ]
 }
 
@@ -359,6 +365,10 @@ fn unknown_properties(cx: &mut Ctx) -> Result<()> {
         .set("/process/org.example.unknown", json!(true))
         .set("/linux/org.example.unknown", json!("x"))
         .set(
+            "/hooks/org.example.unknown",
+            json!([{ "path": "/nonexistent" }]),
+        )
+        .set(
             "/annotations",
             json!({ "org.example.unknown-key": "value" }),
         );
@@ -389,4 +399,19 @@ fn args_required(cx: &mut Ctx) -> Result<()> {
         ensure_err(&cx.rt(&["start", &id])?, "start with empty process.args")?;
     }
     Ok(())
+}
+
+fn intel_rdt_without_resctrl(cx: &mut Ctx) -> Result<()> {
+    let mounts = fs::read_to_string("/proc/self/mountinfo")?;
+    if mounts.lines().any(|l| l.contains(" - resctrl ")) {
+        crate::skip!("the host has a resctrl filesystem mounted");
+    }
+    let mut b = waiter(cx)?;
+    b.set("/linux/intelRdt", json!({ "closID": "conformance" }));
+    let id = cx.new_id();
+    ensure_err(
+        &cx.create(&b, &id)?,
+        "create with intelRdt and no resctrl mounted",
+    )?;
+    nothing_left(cx, &b, &id)
 }

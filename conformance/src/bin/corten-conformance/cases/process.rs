@@ -23,6 +23,7 @@ pub fn cases() -> Vec<Case> {
         case("config.process.terminal-false", "config.md#process (terminal)", terminal_false),
         case("config.process.console-size-ignored", "config.md#process (consoleSize)", console_size_ignored),
         case("config.process.user.uid-gid", "config.md#posix-platform-user", user_ids),
+        case("config.process.user.uid-without-passwd-entry", "config.md#posix-platform-user", uid_without_entry),
         case("config.process.user.additional-gids", "config.md#posix-platform-user", additional_gids),
         case("config.process.user.umask", "config.md#posix-platform-user (umask)", umask),
         case("config.process.user.umask-unset", "config.md#posix-platform-user (umask)", umask_unset).runc(
@@ -566,5 +567,18 @@ fn personality(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
     b.set("/linux/personality", json!({ "domain": "LINUX32" }));
     b.expect("persona", Check::Personality { persona: 0x0008 });
+    cx.run_checks(&b)
+}
+
+fn uid_without_entry(cx: &mut Ctx) -> Result<()> {
+    let mut b = cx.bundle()?;
+    b.set("/process/user", json!({ "uid": 4242, "gid": 4343 }));
+    b.expect(
+        "ids",
+        Check::Ids {
+            uid: 4242,
+            gid: 4343,
+        },
+    );
     cx.run_checks(&b)
 }
