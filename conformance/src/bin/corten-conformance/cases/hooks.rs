@@ -40,6 +40,7 @@ pub fn cases() -> Vec<Case> {
             .runc("runc 1.1 stops at the first failing poststop hook: the remaining poststop hooks never run"),
         case("hooks.timeout", "config.md#posix-platform-hooks (timeout)", timeout),
         case("hooks.relative-path-refused", "config.md#posix-platform-hooks (path MUST be absolute)", relative_path),
+        case("hooks.failed-create-runs-poststop", "runtime.md#lifecycle (steps 4, 12, 13)", failed_create_runs_poststop),
     ]
 }
 
@@ -480,6 +481,25 @@ fn relative_path(cx: &mut Ctx) -> Result<()> {
     ensure!(
         !order(&b).iter().any(|o| o == "process"),
         "the user program ran"
+    );
+    Ok(())
+}
+
+/// A failing createRuntime hook continues the lifecycle at step 12: the
+/// container is destroyed and the poststop hooks run (step 13).
+fn failed_create_runs_poststop(cx: &mut Ctx) -> Result<()> {
+    let mut b = hooked(cx)?;
+    add(cx, &mut b, "createRuntime", &["--exit", "3"]);
+    add(cx, &mut b, "poststop", &[]);
+    let id = cx.new_id();
+    ensure_err(
+        &cx.create(&b, &id)?,
+        "create with a failing createRuntime hook",
+    )?;
+    let got = order(&b);
+    ensure!(
+        got == ["createRuntime", "poststop"],
+        "hooks ran as {got:?}, want [createRuntime, poststop]"
     );
     Ok(())
 }
