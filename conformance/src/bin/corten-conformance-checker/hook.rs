@@ -127,7 +127,10 @@ pub fn wait_signal(args: &[String]) -> ExitCode {
     loop {
         let sig = RECEIVED.load(Ordering::SeqCst);
         if sig != 0 {
-            let _ = fs::write(file, format!("{sig}\n"));
+            // Written aside and renamed, so a reader never sees it half-written.
+            let tmp = format!("{file}.tmp");
+            let _ = fs::write(&tmp, format!("{sig}\n"));
+            let _ = fs::rename(&tmp, file);
             return ExitCode::SUCCESS;
         }
         // A signal interrupts the sleep; polling also covers one that

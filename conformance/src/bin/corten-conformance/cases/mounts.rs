@@ -589,16 +589,19 @@ fn host_mount_event(cx: &mut Ctx, value: &str, must_appear: bool) -> Result<()> 
     host_shared(&b, "rootfs")?;
     fs::create_dir_all(b.rootfs().join("mnt/late"))?;
     b.set("/linux/rootfsPropagation", json!(value));
+    // The host mounts, then says so; propagation happens at mount time,
+    // so the container then looks once.
     b.with_out().sh(
-        "touch /out/ready; for i in $(seq 100); do \
-         if [ -e /mnt/late/inner-file ]; then echo seen > /out/result; exit 0; fi; sleep 0.05; done; \
-         echo unseen > /out/result",
+        "touch /out/ready; while [ ! -e /out/mounted ]; do sleep 0.02; done; \
+         if [ -e /mnt/late/inner-file ]; then echo seen; else echo unseen; fi > /out/result.tmp; \
+         mv /out/result.tmp /out/result",
     );
     let id = cx.new_id();
     cx.create_ok(&b, &id)?;
     cx.start_ok(&id)?;
     wait_file(&b.out().join("ready"))?;
     host_tmpfs(&b, "rootfs/mnt/late")?;
+    fs::write(b.out().join("mounted"), "")?;
     let result = b.out().join("result");
     wait_file(&result)?;
     let seen = fs::read_to_string(&result)?.trim() == "seen";
