@@ -163,6 +163,12 @@ pub fn cases() -> Vec<Case> {
             "config-linux.md#namespaces (path)",
             user_joined,
         ),
+        case(
+            "config-linux.namespaces.time-joined",
+            "config-linux.md#namespaces (path)",
+            |cx| join(cx, "time"),
+        )
+        .runc("runc 1.1 does not support the time namespace (added in runc 1.2)"),
     ]
 }
 
@@ -254,10 +260,16 @@ fn holder(cx: &mut Ctx, extra: impl FnOnce(&mut Bundle)) -> Result<i32> {
 }
 
 fn join(cx: &mut Ctx, kind: &str) -> Result<()> {
-    runtime_inode(cx, kind)?;
-    let pid = holder(cx, |_| {})?;
+    let runtime = runtime_inode(cx, kind)?;
+    let pid = holder(cx, |b| {
+        b.namespace(kind, None);
+    })?;
     let path = format!("/proc/{pid}/ns/{}", proc_name(kind));
     let inode = fs::metadata(&path)?.ino();
+    ensure!(
+        inode != runtime,
+        "the holder container did not get a new {kind} namespace"
+    );
     let mut b = cx.bundle()?;
     b.namespace(kind, Some(&path));
     b.expect(
