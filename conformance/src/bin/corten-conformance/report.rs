@@ -106,3 +106,63 @@ pub fn table(cases: &[Case], columns: &[&RuntimeResults]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cases::case;
+
+    fn results(name: &str, outcomes: Vec<(&'static str, Outcome)>) -> RuntimeResults {
+        RuntimeResults {
+            name: name.to_owned(),
+            outcomes,
+        }
+    }
+
+    #[test]
+    fn summary_has_the_exact_format() {
+        let r = results(
+            "corten",
+            vec![
+                ("a", Outcome::Pass),
+                ("b", Outcome::Fail("x".into())),
+                ("c", Outcome::Skip("y".into())),
+            ],
+        );
+        assert_eq!(
+            r.summary(),
+            "conformance corten: 1 passed, 1 failed, 1 skipped"
+        );
+        assert_eq!(r.failed(), 1);
+    }
+
+    #[test]
+    fn runc_failures_carry_the_divergence() {
+        let c = case("x.y", "runtime.md#kill", |_| Ok(())).runc("because");
+        let fail = Outcome::Fail("boom".into());
+        assert_eq!(
+            line(&c, "corten", &fail),
+            "FAIL x.y: boom (runtime.md#kill)"
+        );
+        assert_eq!(
+            line(&c, "runc", &fail),
+            "FAIL x.y: boom (runtime.md#kill) [runc divergence: because]"
+        );
+        assert_eq!(
+            line(&c, "runc", &Outcome::Pass),
+            "PASS x.y: runtime.md#kill"
+        );
+    }
+
+    #[test]
+    fn table_lists_reference_first_and_footnotes() {
+        let c = vec![case("x.y", "s", |_| Ok(())).runc("because")];
+        let runc = results("runc", vec![("x.y", Outcome::Fail("f".into()))]);
+        let corten = results("corten", vec![("x.y", Outcome::Pass)]);
+        let t = table(&c, &[&runc, &corten]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("case | runc") && lines[0].contains("| corten"));
+        assert!(lines[1].contains("FAIL*") && lines[1].trim_end().ends_with("PASS"));
+        assert_eq!(lines[2], "* x.y: because");
+    }
+}
