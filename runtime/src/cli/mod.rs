@@ -161,7 +161,10 @@ pub fn main() -> ExitCode {
         logging::error(&format!("unable to run from a sealed copy of corten: {e}"));
         return ExitCode::FAILURE;
     }
-    if !matches!(cli.cgroup_manager.as_str(), "cgroupfs" | "systemd" | "disabled") {
+    if !matches!(
+        cli.cgroup_manager.as_str(),
+        "cgroupfs" | "systemd" | "disabled"
+    ) {
         logging::error(&format!(
             "invalid cgroup manager {:?}: use cgroupfs, systemd or disabled",
             cli.cgroup_manager

@@ -385,7 +385,10 @@ fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
     }
     // Without PATH in the process's environment only paths with a slash
     // work, as with runc (Go's LookPath over an empty PATH).
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("");
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("");
     path.split(':')
         .filter(|_| !path.is_empty())
         .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(arg0))
