@@ -204,6 +204,20 @@ pub fn create(
         Err(e) => {
             let _ = cgroups::remove(&cg);
             let _ = dir.remove();
+            // runtime.md lifecycle: a failed create still ends with the
+            // poststop hooks (failures only warned about).
+            if let Some(h) = spec.hooks.as_ref().filter(|h| !h.poststop.is_empty()) {
+                let state = serde_json::json!({
+                    "ociVersion": spec.oci_version,
+                    "id": id,
+                    "status": "stopped",
+                    "pid": 0,
+                    "bundle": bundle,
+                    "annotations": spec.annotations,
+                })
+                .to_string();
+                crate::hooks::run_all_warn("poststop", &h.poststop, &state);
+            }
             Err(e)
         }
     }

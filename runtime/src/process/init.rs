@@ -168,7 +168,9 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         spec.linux().memory_policy.as_ref(),
     );
     attrs.apply_initial()?;
-    let userns = a.ns.creates(NsKind::User);
+    // In a user namespace, created or joined by path, the init becomes its
+    // root before setting anything up.
+    let userns = a.ns.creates(NsKind::User) || a.ns.join.iter().any(|(k, _, _)| *k == NsKind::User);
     if userns {
         let root = nix::unistd::Uid::from_raw(0);
         nix::unistd::setresuid(root, root, root)
