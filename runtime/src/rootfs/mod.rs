@@ -207,16 +207,11 @@ impl<'a> Rootfs<'a> {
             nix::unistd::chroot(".").map_err(pivot_err("chroot"))?;
         } else {
             nix::unistd::pivot_root(".", ".").map_err(pivot_err("pivot_root"))?;
-            // The old root is stacked under the new one: detach it without
-            // propagating the unmount anywhere.
-            mount(
-                None::<&str>,
-                ".",
-                None::<&str>,
-                MsFlags::MS_SLAVE | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .map_err(pivot_err("make old root rslave"))?;
+            // The old root is stacked on the new one: detach it. Its mounts
+            // are already slaves (`Rootfs::new` made the whole namespace
+            // rslave before any container mount), so the unmount cannot
+            // propagate to the host. Making "." rslave again here would also
+            // turn the container's own `shared` mounts private.
             umount2(".", MntFlags::MNT_DETACH).map_err(pivot_err("unmount old root"))?;
         }
         nix::unistd::chdir("/").map_err(pivot_err("chdir /"))?;
