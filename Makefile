@@ -6,6 +6,7 @@
 #   make build   release build: target/release/corten
 #   make install PREFIX=/usr/local DESTDIR=
 #   make test-cgroupv2   the integration tests in a qemu VM with a pure cgroup v2 hierarchy
+#   make bench   corten vs runc, crun and the runc shim: markdown table + target/bench/results.json
 #
 # Everything the targets need is installed here, idempotently, from Debian's
 # packages. When no `cargo` is on PATH, Debian's cargo-web/rustc-web are used.
@@ -26,7 +27,7 @@ DEB_TOOLCHAIN := cargo-web rustc-web rust-web-clippy rustfmt gcc libc6-dev
 CARGO ?= $(shell command -v cargo 2>/dev/null || echo /usr/bin/cargo)
 TEST_THREADS ?= 2
 
-.PHONY: build deps toolchain demo test fmt-check clippy unit integration test-cgroupv2 install uninstall clean
+.PHONY: build deps toolchain demo test fmt-check clippy unit integration test-cgroupv2 install uninstall clean bench
 
 ## deps: install the Debian packages the demo and tests need (idempotent).
 deps:
@@ -130,6 +131,30 @@ test-cgroupv2: toolchain
 ## test: everything CI runs.
 test: deps build fmt-check clippy unit integration test-cgroupv2
 	@echo "make test: all checks passed"
+
+## bench: corten side by side with runc, crun and containerd-shim-runc-v2
+## (bench/bench.py, Python 3 standard library only): prints a markdown table,
+## writes target/bench/results.json. Root; a few minutes. Installs its Debian
+## packages when missing (containerd's service is not started).
+BENCH_PACKAGES := busybox-static runc crun containerd time python3 util-linux
+BENCH_ARGS ?=
+
+bench: build
+	@[ "$$(id -u)" = 0 ] || { echo "make bench: run as root" >&2; exit 1; }
+	@missing=""; for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq || true; \
+	  guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; guard=1; \
+	  fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; rc=$$?; \
+	  [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; \
+	  exit $$rc; \
+	fi
+	/usr/bin/python3 bench/bench.py --repo $(CURDIR) --out $(CURDIR)/target/bench $(BENCH_ARGS)
 
 install: build
 	install -d $(BINDIR)
