@@ -369,6 +369,25 @@ fn populate_rootfs(rootfs: &Path) {
     fs::write(rootfs.join("etc/group"), GROUP).expect("write group");
 }
 
+/// The bundles' busybox root filesystem, built in `dir/rootfs` and packed
+/// as `dir/busybox.tar` (for `docker import` / `podman import`); returns
+/// the tarball.
+pub fn busybox_tarball(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    populate_rootfs(&rootfs);
+    let tar = dir.join("busybox.tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(ok.success(), "tar {}", rootfs.display());
+    tar
+}
+
 fn generate_spec(dir: &Path, spec_args: &[&str]) -> Value {
     let bin = crate::runtime_bin();
     assert!(

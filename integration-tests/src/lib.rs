@@ -47,7 +47,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-pub use bundle::Bundle;
+pub use bundle::{busybox_tarball, Bundle};
 pub use cleanup::{cgroup_dirs, cgroup_parent};
 pub use console::{read_pty, ConsoleSocket};
 pub use inspect::{

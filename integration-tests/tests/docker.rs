@@ -96,39 +96,7 @@ impl Daemon {
     }
 
     fn import_busybox(&self) {
-        let rootfs = self.dir.join("rootfs");
-        for d in ["bin", "etc", "tmp", "root"] {
-            fs::create_dir_all(rootfs.join(d)).expect("rootfs dir");
-        }
-        fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy busybox");
-        let list = Command::new("/bin/busybox")
-            .arg("--list")
-            .output()
-            .expect("busybox --list");
-        for applet in String::from_utf8_lossy(&list.stdout)
-            .lines()
-            .filter(|a| *a != "busybox")
-        {
-            let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
-        }
-        fs::write(
-            rootfs.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n",
-        )
-        .expect("passwd");
-        fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("group");
-        let tar = self.dir.join("busybox.tar");
-        let ok = Command::new("tar")
-            .args([
-                "-C",
-                &rootfs.to_string_lossy(),
-                "-cf",
-                &tar.to_string_lossy(),
-                ".",
-            ])
-            .status()
-            .expect("tar");
-        assert!(ok.success());
+        let tar = corten_integration_tests::busybox_tarball(&self.dir);
         self.docker(&["import", &tar.to_string_lossy(), "busybox:corten"])
             .assert_success("docker import");
     }
