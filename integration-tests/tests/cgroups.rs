@@ -649,6 +649,16 @@ fn update_changes_live_limits() {
     assert_eq!(read(&controller_dir(&b, "pids").join("pids.max")), "9");
     rt.cmd(&["update", "--memory", "lots", id])
         .assert_failure("update with a bad size");
+    // A wrong type in --resources is refused by name, and nothing changes.
+    let out = update_from_stdin(&rt, id, r#"{"pids": {"limit": "7"}}"#);
+    assert!(!out.status.success(), "a string pids.limit was accepted");
+    assert!(
+        out.stderr_str()
+            .contains("linux.resources.pids.limit: expected an int64"),
+        "{}",
+        out.stderr_str()
+    );
+    assert_eq!(read(&controller_dir(&b, "pids").join("pids.max")), "9");
 }
 
 #[test]

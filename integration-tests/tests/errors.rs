@@ -107,6 +107,18 @@ fn schema_invalid_config() {
 }
 
 #[test]
+fn wrongly_typed_resources() {
+    require_root!();
+    let mut b = Bundle::new("err-res-type");
+    b.set("/linux/resources/memory", json!({ "limit": "64m" }));
+    let msg = assert_create_refused("err-res-type", &b);
+    assert!(
+        msg.contains("linux.resources.memory.limit: expected an int64"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn empty_args() {
     require_root!();
     let mut b = Bundle::new("err-empty-args");

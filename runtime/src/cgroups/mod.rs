@@ -7,6 +7,7 @@
 
 pub mod bpf_devices;
 pub mod resources;
+pub mod schema;
 pub mod stats;
 pub mod v1;
 pub mod v2;

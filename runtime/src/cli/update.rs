@@ -175,6 +175,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
         bail!("container {} is not running", a.id);
     }
     let res = requested(&a)?;
+    cgroups::schema::check(&res).map_err(|e| anyhow::anyhow!("decode resources: {e}"))?;
     let memory = &res["memory"];
     if memory["checkBeforeUpdate"].as_bool() == Some(true) {
         if let Some(limit) = memory["limit"].as_i64().filter(|l| *l > 0) {

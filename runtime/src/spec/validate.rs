@@ -138,6 +138,9 @@ pub fn validate_process(process: &super::Process) -> Result<(), SpecError> {
 
 fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
     let linux = spec.linux();
+    if let Some(r) = &linux.resources {
+        crate::cgroups::schema::check(r).map_err(invalid)?;
+    }
     let mut seen = HashSet::new();
     for ns in &linux.namespaces {
         let kind = NsKind::from_spec(&ns.typ)
