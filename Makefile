@@ -1,7 +1,8 @@
 # corten: build, demo, test and install.
 #
 #   make demo    install what is needed, build, run a busybox container through corten
-#   make test    install what is needed, build, fmt + clippy + unit + integration tests
+#   make test    install what is needed, build, fmt + clippy + unit + integration tests,
+#                the conformance suite against corten, the tests in a cgroup v2 VM
 #   make conformance   the OCI runtime-spec suite, corten and runc side by side
 #   make build   release build: target/release/corten
 #   make install PREFIX=/usr/local DESTDIR=
@@ -124,8 +125,7 @@ CONF_RUNC ?= /usr/sbin/runc
 
 .PHONY: conformance conformance-corten conformance-build
 
-conformance-build: toolchain
-	@[ -x $(CONF_CORTEN) ] || $(CARGO) build --release --locked -p corten
+conformance-build: build
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked \
 	  -p corten-conformance --bin corten-conformance-checker --target $(CONF_TARGET)
 	$(CARGO) build --release --locked -p corten-conformance --bin corten-conformance
@@ -145,7 +145,7 @@ test-cgroupv2: toolchain
 	CARGO=$(CARGO) ./scripts/cgroupv2-vm.sh
 
 ## test: everything CI runs.
-test: deps build fmt-check clippy unit integration test-cgroupv2
+test: deps build fmt-check clippy unit integration conformance-corten test-cgroupv2
 	@echo "make test: all checks passed"
 
 ## bench: corten side by side with runc, crun and containerd-shim-runc-v2

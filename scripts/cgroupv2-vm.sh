@@ -13,14 +13,18 @@
 # Environment:
 #   CGROUPV2_TESTS         test binaries to run (integration-tests/tests/<name>.rs),
 #                          default: every file in integration-tests/tests but
-#                          the daemon tests (docker, podman, containerd)
+#                          the docker and podman tests. The containerd tests run
+#                          with the host's containerd and ctr (Debian's package)
+#                          copied in, and the static shim: the shim's cgroup v2
+#                          metrics and memory.events OOM path under a real containerd
 #   CGROUPV2_TEST_THREADS  --test-threads inside the VM (default 2)
 #   CGROUPV2_TIMEOUT       seconds before qemu is stopped (default 1200)
 #   CGROUPV2_TEST_TIMEOUT  seconds per test binary inside the VM (default 600)
 #   CGROUPV2_MEM, CGROUPV2_CPUS   VM memory in MiB (default 2048) and CPUs (default 2)
-#   CGROUPV2_MODULES       kernel modules to load in the VM, default "fuse virtio_pci virtio_blk"
-#                          (for the /dev/fuse device tests, and a small scratch
-#                          disk the blkio/io tests throttle; everything else used,
+#   CGROUPV2_MODULES       kernel modules to load in the VM, default "fuse virtio_pci virtio_blk overlay"
+#                          (for the /dev/fuse device tests, a small scratch disk
+#                          the blkio/io tests throttle, and containerd's overlay
+#                          snapshots of the imported test image; everything else used,
 #                          cgroups, namespaces, tmpfs, devpts, mqueue, the serial
 #                          console, is built into Debian's kernel)
 #   CGROUPV2_KERNEL_PKG    a linux-image-<version>-amd64 package instead of the
@@ -43,14 +47,14 @@ case $TARGET_DIR in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
 CARGO=${CARGO:-$(command -v cargo 2>/dev/null || echo /usr/bin/cargo)}
 
 # Every integration test file by default: the whole runtime on cgroup v2.
-# (Not the daemon tests: the VM has no dockerd, podman or containerd.)
-TESTS=${CGROUPV2_TESTS:-$(cd integration-tests/tests && ls -- *.rs | sed 's/\.rs$//' | grep -vxE 'docker|podman|containerd' | tr '\n' ' ')}
+# (Not the docker and podman tests: the VM has no dockerd or podman.)
+TESTS=${CGROUPV2_TESTS:-$(cd integration-tests/tests && ls -- *.rs | sed 's/\.rs$//' | grep -vxE 'docker|podman' | tr '\n' ' ')}
 TEST_THREADS=${CGROUPV2_TEST_THREADS:-2}
 VM_TIMEOUT=${CGROUPV2_TIMEOUT:-1200}
 TEST_TIMEOUT=${CGROUPV2_TEST_TIMEOUT:-600}
 VM_MEM=${CGROUPV2_MEM:-2048}
 VM_CPUS=${CGROUPV2_CPUS:-2}
-MODULES=${CGROUPV2_MODULES-fuse virtio_pci virtio_blk}
+MODULES=${CGROUPV2_MODULES-fuse virtio_pci virtio_blk overlay}
 EXTRA_APPEND=${CGROUPV2_APPEND:-}
 BUSYBOX=/bin/busybox
 
@@ -144,10 +148,19 @@ fi
 # ---------------------------------------------------------------------------
 # 2. Build: the release runtime and the chosen integration test binaries.
 # ---------------------------------------------------------------------------
-log "building corten (release) into $TARGET_DIR"
-CARGO_TARGET_DIR=$TARGET_DIR "$CARGO" build --release --locked -p corten
+log "building corten and the shim (make build) into $TARGET_DIR"
+CARGO_TARGET_DIR=$TARGET_DIR make --no-print-directory -C "$REPO" build CARGO="$CARGO"
 CORTEN=$TARGET_DIR/release/corten
+SHIM=$TARGET_DIR/release/containerd-shim-corten-v2
 [ -x "$CORTEN" ] || die "$CORTEN not built"
+WITH_CONTAINERD=
+case " $TESTS " in *" containerd "*)
+    WITH_CONTAINERD=1
+    for tool in containerd ctr; do
+        command -v "$tool" >/dev/null || die "the containerd tests need the host's $tool (Debian's containerd package; make deps)"
+    done
+    [ -x "$SHIM" ] || die "$SHIM not built" ;;
+esac
 
 test_args=()
 for t in $TESTS; do
@@ -188,6 +201,10 @@ done
 
 # The runtime and the tests (debug info stripped: smaller, faster to unpack).
 cp "$CORTEN" "$STAGE/usr/bin/corten"
+if [ -n "$WITH_CONTAINERD" ]; then
+    cp "$SHIM" "$STAGE/usr/bin/containerd-shim-corten-v2"
+    cp "$(command -v containerd)" "$(command -v ctr)" "$STAGE/usr/bin/"
+fi
 for t in $TESTS; do
     cp "${TEST_EXE[$t]}" "$STAGE/tests/$t"
     if command -v strip >/dev/null; then strip --strip-debug "$STAGE/tests/$t"; fi
@@ -202,7 +219,7 @@ copy_libs() {
         cp -L "$lib" "$STAGE$lib"
     done
 }
-copy_libs "$STAGE/usr/bin/corten"
+for b in "$STAGE"/usr/bin/*; do copy_libs "$b"; done
 for t in $TESTS; do copy_libs "$STAGE/tests/$t"; done
 
 # Kernel modules (with their dependencies), in load order.
@@ -289,7 +306,7 @@ for t in $CGV2_TESTS; do
     echo "cgroupv2: ===== $t (--test-threads=$CGV2_THREADS) ====="
     start=$(cut -d' ' -f1 /proc/uptime)
     # PID 1 (this shell) reaps orphaned container processes while it waits here.
-    { CORTEN_BIN=/usr/bin/corten RUST_BACKTRACE=0 timeout "$CGV2_TEST_TIMEOUT" \
+    { CORTEN_BIN=/usr/bin/corten CORTEN_SHIM_BIN=/usr/bin/containerd-shim-corten-v2 RUST_BACKTRACE=0 timeout "$CGV2_TEST_TIMEOUT" \
         "/tests/$t" --test-threads="$CGV2_THREADS" 2>&1; echo $? >"/tmp/$t.rc"; } | tee "/tmp/$t.log"
     rc=$(cat "/tmp/$t.rc")
     end=$(cut -d' ' -f1 /proc/uptime)

@@ -613,6 +613,23 @@ fn detached_task_ls_ps_exec_pause_resume_metrics_update_kill_delete() {
         "{}",
         metrics.stdout_str()
     );
+    // The decoded metrics: containerd's cgroups v1 or v2 Metrics type,
+    // matching the host's hierarchy.
+    let json = c
+        .ctr(&["task", "metrics", "--format", "json", &id])
+        .assert_success("ctr task metrics --format json");
+    let m: serde_json::Value = serde_json::from_slice(&json.stdout).expect("metrics JSON");
+    assert!(m["pids"]["current"].as_u64() >= Some(1), "{m}");
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        // v2: io.containerd.cgroups.v2.Metrics
+        assert!(m["memory"]["usage"].as_u64() > Some(0), "{m}");
+        assert!(m["cpu"]["usage_usec"].as_u64() > Some(0), "{m}");
+        assert!(m["memory"].get("usage_limit").is_some(), "{m}");
+    } else {
+        // v1: io.containerd.cgroups.v1.Metrics
+        assert!(m["memory"]["usage"]["usage"].as_u64() > Some(0), "{m}");
+        assert!(m["cpu"]["usage"]["total"].as_u64() > Some(0), "{m}");
+    }
 
     // Update: ctr 1.6 has no `task update`, so the request containerd's
     // Tasks.Update forwards (the OCI LinuxResources as JSON in an Any) is
