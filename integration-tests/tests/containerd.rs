@@ -1041,7 +1041,7 @@ fn runtime_options_file_names_the_binary_and_root() {
     fs::write(
         &options,
         format!(
-            "# corten runtime options\nBinaryName = \"{}\"\nRoot = \"{}\"\n",
+            "# corten runtime options\nBinaryName = \"{}\"\nRoot = \"{}\"\nNoPivotRoot = true\n",
             wrapper.display(),
             root.display()
         ),
@@ -1058,13 +1058,26 @@ fn runtime_options_file_names_the_binary_and_root() {
     assert_eq!(out.stdout_str(), "wrapped\n");
     let log = fs::read_to_string(&calls).expect("the wrapper ran");
     let root_flag = format!("--root {}/default ", root.display());
-    for verb in ["create --bundle", "start", "delete --force"] {
+    for verb in ["create --bundle", "--no-pivot", "start", "delete --force"] {
         assert!(
             log.lines()
                 .any(|l| l.starts_with(&root_flag) && l.contains(verb)),
             "no `{verb}` with {root_flag}in:\n{log}"
         );
     }
+    c.assert_clean(&id);
+
+    // SystemdCgroup reaches the runtime as --systemd-cgroup; corten has no
+    // systemd cgroup driver and says so, and the task is not created.
+    let options = c.dir.join("systemd.toml");
+    fs::write(&options, "SystemdCgroup = true\n").expect("write the options");
+    let id = c.new_id();
+    let options = options.display().to_string();
+    let out = c.run(&id, &["--rm", "--runtime-config-path", &options], &["true"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(out.stderr_str().contains("systemd"), "{out:?}");
+    assert!(c.task_status(&id).is_none());
+    c.ctr(&["containers", "rm", &id]);
     c.assert_clean(&id);
 }
 
