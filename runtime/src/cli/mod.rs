@@ -150,15 +150,17 @@ pub fn main() -> ExitCode {
         logging::error(&format!("invalid log-format: {}", cli.log_format));
         return ExitCode::FAILURE;
     }
-    // The commands whose processes enter a container run from a sealed copy
-    // of the binary (see `sys::reexec_sealed`).
+    // The commands whose processes enter a container run from a copy of the
+    // binary that nothing can write (see `sys::reexec_protected`).
     if matches!(
         command,
         Command::Create(_) | Command::Run(_) | Command::Exec(_)
-    ) && !crate::sys::self_exe_is_sealed()
+    ) && !crate::sys::self_exe_is_protected()
     {
-        let e = crate::sys::reexec_sealed();
-        logging::error(&format!("unable to run from a sealed copy of corten: {e}"));
+        let e = crate::sys::reexec_protected();
+        logging::error(&format!(
+            "unable to re-execute from a protected copy of corten: {e}"
+        ));
         return ExitCode::FAILURE;
     }
     if !matches!(
