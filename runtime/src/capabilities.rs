@@ -35,13 +35,20 @@ pub fn parse(name: &str) -> Result<Capability, CapError> {
     Capability::from_str(&full).map_err(|_| CapError::Unknown(name.to_string()))
 }
 
+/// The capabilities this kernel knows (`/proc/sys/kernel/cap_last_cap`),
+/// read once per process rather than once per name.
+fn supported() -> &'static CapsHashSet {
+    static SUPPORTED: std::sync::OnceLock<CapsHashSet> = std::sync::OnceLock::new();
+    SUPPORTED.get_or_init(|| caps::runtime::procfs_all_supported(None).unwrap_or_default())
+}
+
 fn set_of(names: &Option<Vec<String>>) -> Result<CapsHashSet, CapError> {
     let mut out = HashSet::new();
     for n in names.iter().flatten() {
         // Capabilities this kernel does not know cannot be granted; runc
         // skips them with a warning, and so do we.
         let cap = parse(n)?;
-        if caps::runtime::procfs_all_supported(None).is_ok_and(|all| all.contains(&cap)) {
+        if supported().contains(&cap) {
             out.insert(cap);
         }
     }
