@@ -40,3 +40,5 @@ pub mod signal;
 pub mod spec;
 pub mod state;
 pub mod sys;
+#[cfg(test)]
+mod test_support;

@@ -127,8 +127,19 @@ mod tests {
         std::fs::create_dir_all(&root).unwrap();
         std::os::unix::fs::symlink("../../../../", root.join("evil")).unwrap();
         let rootfd = std::fs::File::open(&root).unwrap();
-        let fd = mkdir_all(std::os::fd::AsFd::as_fd(&rootfd), Path::new("/evil/inside")).unwrap();
-        drop(fd);
+        match mkdir_all(std::os::fd::AsFd::as_fd(&rootfd), Path::new("/evil/inside")) {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOSYS)
+                    && crate::test_support::skip_under_emulation(
+                        "rootfs::resolve::tests::symlink_cannot_escape_root",
+                        "the emulator has no openat2(2) (ENOSYS); covered by the arm64 VM",
+                    ) =>
+            {
+                std::fs::remove_dir_all(&base).unwrap();
+                return;
+            }
+            r => drop(r.unwrap()),
+        }
         assert!(root.join("inside").is_dir(), "created inside the root");
         std::fs::remove_dir_all(&base).unwrap();
     }
