@@ -2,13 +2,14 @@
 #
 #   make demo    install what is needed, build, run a busybox container through corten
 #   make test    install what is needed, build, fmt + clippy + unit + integration tests,
-#                the conformance suite against corten, the tests in a cgroup v2 VM
+#                the conformance suite against corten, the tests in a cgroup v2 VM, test-arm64
 #   make conformance   the OCI runtime-spec suite, corten and runc side by side
 #   make build   release build: target/release/corten
 #   make install PREFIX=/usr/local DESTDIR=
 #   make test-cgroupv2   the integration tests in a qemu VM with a pure cgroup v2 hierarchy
 #   make cross-arm64     cross-build target/aarch64-unknown-linux-gnu/release/{corten,containerd-shim-corten-v2}
 #   make test-arm64-unit the runtime's unit tests for aarch64 under qemu-aarch64-static
+#   make test-arm64      arm64: cross build, unit tests under qemu-user, container checks in an arm64 qemu VM
 #   make bench   corten vs runc, crun and the runc shim: markdown table + target/bench/results.json
 #
 # Everything the targets need is installed here, idempotently, from Debian's
@@ -164,7 +165,7 @@ ARM64_ENV := RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc CARGO_TARGET_DIR=$(AR
   CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
   CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="env CORTEN_TEST_EMULATOR=qemu-user qemu-aarch64-static"
 
-.PHONY: arm64-toolchain cross-arm64 test-arm64-unit
+.PHONY: arm64-toolchain cross-arm64 test-arm64-unit test-arm64
 
 arm64-toolchain:
 	./scripts/arm64-toolchain.sh
@@ -182,8 +183,11 @@ test-arm64-unit: toolchain arm64-toolchain
 	  echo "arm64 unit tests under qemu-user: $$n skipped (they run in the arm64 VM)"; \
 	  cat $(ARM64_DIR)/unit-skips.log 2>/dev/null || true
 
+test-arm64: cross-arm64 test-arm64-unit
+	$(ARM64_ENV) CARGO=$(CARGO) ./scripts/arm64-vm.sh
+
 ## test: everything CI runs.
-test: deps build fmt-check clippy unit integration conformance-corten test-cgroupv2
+test: deps build fmt-check clippy unit integration conformance-corten test-cgroupv2 test-arm64
 	@echo "make test: all checks passed"
 
 ## bench: corten side by side with runc, crun and containerd-shim-runc-v2
