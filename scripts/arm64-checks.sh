@@ -1,3 +1,4 @@
+# shellcheck shell=dash disable=SC2016 # busybox ash; the single-quoted scripts run in the container
 # The checks of the arm64 VM (scripts/arm64-vm.sh): sourced by its /init
 # (busybox sh, PID 1) after the mounts, with /etc/arm64/expect.conf read.
 # corten runs containers on a busybox rootfs at /tmp/rootfs, with the configs

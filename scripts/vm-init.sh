@@ -1,3 +1,4 @@
+# shellcheck shell=dash # busybox ash
 # The part of a test VM's /init (PID 1, busybox sh) shared by
 # scripts/cgroupv2-vm.sh and scripts/arm64-vm.sh; copied into the initramfs
 # as /lib/vm-init.sh and sourced by /init, which sets VM_NAME first.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell functions shared by the qemu test VMs (scripts/cgroupv2-vm.sh,
 # scripts/arm64-vm.sh), run on the host. Sourced, not executed; the caller
 # sets VM_NAME first: log lines start with "$VM_NAME-vm:", the VM's summary
