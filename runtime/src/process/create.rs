@@ -237,6 +237,8 @@ fn spawn(
     opts: &CreateOpts,
 ) -> Result<Created, CreateError> {
     let (parent_end, child_end) = Channel::pair().map_err(step("create sync socket"))?;
+    // v1: the init moves itself into its cgroups (see SelfMove).
+    let self_move = cgroups::SelfMove::open(cg)?;
     let fifo = fs::OpenOptions::new()
         .read(true)
         .write(true) // std opens with O_CLOEXEC
@@ -256,14 +258,16 @@ fn spawn(
         parent_pid: nix::unistd::getpid().as_raw(),
         state_lock: std::os::fd::AsRawFd::as_raw_fd(lock),
         seccomp,
+        cgroup_move: &self_move,
     };
     let fast = ns.single_clone();
     let flags = if fast { ns.clone_flags() } else { 0 };
     // On cgroup v2 the first child is born in the container's cgroup
     // (CLONE_INTO_CGROUP, Linux 5.7+), so it never runs in the caller's and
     // the init (or the intermediate's child) inherits it; older kernels
-    // refuse the flag and the parent moves the init afterwards as on v1.
+    // refuse the flag and the parent moves the init afterwards.
     let cgroup_dir = cg.get("").and_then(|d| fs::File::open(d).ok());
+    let mut into_cgroup = false;
     let cloned = match &cgroup_dir {
         Some(d) => match sys::clone3(flags, Some(std::os::fd::AsFd::as_fd(d))) {
             Err(e)
@@ -279,6 +283,7 @@ fn spawn(
             }
             Ok(Forked::Parent(pid)) => {
                 crate::logging::debug(&format!("cloned pid {pid} with CLONE_INTO_CGROUP"));
+                into_cgroup = true;
                 Ok(Forked::Parent(pid))
             }
             r => r,
@@ -300,6 +305,14 @@ fn spawn(
         Forked::Parent(pid) => pid,
     };
     drop(child_end);
+    drop(self_move);
+    // What the init does not do itself: the v2 cgroup when the kernel
+    // refused CLONE_INTO_CGROUP.
+    let parent_moves: BTreeMap<String, PathBuf> = cg
+        .iter()
+        .filter(|(k, _)| k.is_empty() && !into_cgroup)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let pid = if fast {
         first
     } else {
@@ -317,6 +330,7 @@ fn spawn(
         spec,
         ns,
         cg,
+        &parent_moves,
         dir,
         bundle,
         rootfs,
@@ -377,6 +391,7 @@ fn finish(
     spec: &Spec,
     ns: &NsPlan,
     cg: &BTreeMap<String, PathBuf>,
+    parent_moves: &BTreeMap<String, PathBuf>,
     dir: &StateDir,
     bundle: &Path,
     rootfs: &Path,
@@ -389,7 +404,7 @@ fn finish(
         write_id_map(pid, "uid_map", &spec.linux().uid_mappings)?;
         write_id_map(pid, "gid_map", &spec.linux().gid_mappings)?;
     }
-    cgroups::add_pid(cg, pid)?;
+    cgroups::add_pid(parent_moves, pid)?;
     if let Some(adj) = spec.process().oom_score_adj {
         let p = format!("/proc/{pid}/oom_score_adj");
         fs::write(&p, adj.to_string()).map_err(step(format!(

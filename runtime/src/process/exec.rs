@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! corten exec ──clone3 (v2: CLONE_INTO_CGROUP)──► intermediate
-//!   v1: moves it into the cgroup; Go ──────────►  setns into each of the init's
+//!                                                 v1: moves itself into the
+//!                                                 cgroups (`0` to `tasks`)
+//!   Go ────────────────────────────────────────►  setns into each of the init's
 //!                                                 namespaces (user first)
 //!                                                 clone3(CLONE_PARENT) ──► process
 //!   ◄── Pid(process) ───────────────────────────  exits                   (in the pid ns)
@@ -11,7 +13,7 @@
 //!   ◄── Error, or EOF when the exec succeeded ──────────────────────────── caps, cwd, exec
 //! ```
 //!
-//! Like `create`, `exec` runs from a sealed copy of corten and the new
+//! Like `create`, `exec` runs from a read-only view of corten and the new
 //! process is non-dumpable until it execs (CVE-2019-5736).
 
 use std::collections::BTreeMap;
@@ -111,6 +113,8 @@ struct Child<'a> {
     preserve_fds: u32,
     keyring: String,
     parent_pid: i32,
+    /// The v1 cgroups the intermediate moves itself into.
+    cgroup_move: &'a cgroups::SelfMove,
 }
 
 /// Runs `process` in container `id`; returns the new process's pid once it
@@ -161,6 +165,8 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         .map(crate::seccomp::compile)
         .transpose()
         .map_err(|e| ExecError::Refused(format!("linux.seccomp: {e}")))?;
+    let cg = &c.record.cgroup_paths;
+    let self_move = cgroups::SelfMove::open(cg)?;
     let child = Child {
         process,
         seccomp: filter.as_ref(),
@@ -170,9 +176,10 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         preserve_fds: opts.preserve_fds,
         keyring: format!("_ses.{id}"),
         parent_pid: nix::unistd::getpid().as_raw(),
+        cgroup_move: &self_move,
     };
-    let cg = &c.record.cgroup_paths;
     let cgroup_dir = cg.get("").and_then(|d| File::open(d).ok());
+    let mut into_cgroup = false;
     let cloned = match &cgroup_dir {
         Some(d) => match sys::clone3(0, Some(d.as_fd())) {
             Err(e)
@@ -183,7 +190,10 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
             {
                 sys::clone3(0, None)
             }
-            r => r,
+            r => {
+                into_cgroup = r.is_ok();
+                r
+            }
         },
         None => sys::clone3(0, None),
     };
@@ -195,20 +205,35 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         Forked::Parent(pid) => pid,
     };
     drop(child_end);
-    let res = finish(cg, intermediate, &parent_end, process, filter.as_ref(), &c);
+    drop(self_move);
+    // What the intermediate does not do itself: the v2 cgroup when the
+    // kernel refused CLONE_INTO_CGROUP.
+    let parent_moves: BTreeMap<String, PathBuf> = cg
+        .iter()
+        .filter(|(k, _)| k.is_empty() && !into_cgroup)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let res = finish(
+        &parent_moves,
+        intermediate,
+        &parent_end,
+        process,
+        filter.as_ref(),
+        &c,
+    );
     let _ = waitpid(Pid::from_raw(intermediate), None);
     res
 }
 
 fn finish(
-    cg: &BTreeMap<String, PathBuf>,
+    parent_moves: &BTreeMap<String, PathBuf>,
     intermediate: i32,
     chan: &Channel,
     process: &Process,
     seccomp: Option<&crate::seccomp::Filter>,
     container: &Container,
 ) -> Result<i32, ExecError> {
-    let go = cgroups::add_pid(cg, intermediate)
+    let go = cgroups::add_pid(parent_moves, intermediate)
         .map_err(ExecError::from)
         .and_then(|()| chan.send(&Msg::Go).map_err(step("release exec process")));
     if let Err(e) = go {
@@ -283,6 +308,7 @@ fn intermediate(c: &Child<'_>, chan: &Channel) -> ! {
     let res = (|| -> Result<i32, String> {
         prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| e.to_string())?;
         prctl::set_dumpable(false).map_err(|e| e.to_string())?;
+        c.cgroup_move.move_self().map_err(|e| e.to_string())?;
         match chan.recv() {
             Ok(Some(Msg::Go)) => {}
             _ => return Err("corten exec went away".into()),

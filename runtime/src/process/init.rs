@@ -46,6 +46,9 @@ pub enum InitError {
     /// User switch.
     #[error(transparent)]
     User(#[from] UserError),
+    /// Moving into the container's cgroups.
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
     /// Any other step, named.
     #[error("{op}: {source}")]
     Step {
@@ -121,6 +124,8 @@ pub struct InitArgs<'a> {
     pub state_lock: std::os::fd::RawFd,
     /// The compiled `linux.seccomp`, if any.
     pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// The v1 cgroups the init moves itself into before anything else.
+    pub cgroup_move: &'a crate::cgroups::SelfMove,
 }
 
 /// Runs the init after the fork; never returns.
@@ -158,6 +163,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         return Err(InitError::Orphaned);
     }
     prctl::set_dumpable(false).map_err(nstep("make non-dumpable"))?;
+    a.cgroup_move.move_self()?;
     match chan.recv() {
         Ok(Some(Msg::Go)) => {}
         _ => return Err(InitError::Orphaned),
