@@ -120,6 +120,20 @@ fn exec_process_joins_the_container_cgroup() {
         "exec'd process in {pids}, not {}",
         b.cgroup_path()
     );
+    // Every controller hierarchy (v1: the intermediate moved itself into
+    // each; named ones such as name=systemd, and a hybrid host's unified
+    // one, are not the runtime's).
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        let v1_controller = !ctrls.is_empty() && !ctrls.starts_with("name=");
+        if v1_controller || unified_only() {
+            assert!(
+                path.ends_with(b.cgroup_path()),
+                "exec'd process not in the container's cgroup: {line}\n{text}"
+            );
+        }
+    }
 }
 
 #[test]
