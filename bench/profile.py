@@ -9,7 +9,8 @@
 2. warm vs cold: `run` back to back and with 150 ms idle before each run,
    corten vs runc, and the latency of the first cgroup v1 `cgroup.procs`
    write of a fresh process (the migration that waits for an RCU grace
-   period when the kernel's rcu_sync state is cold);
+   period when the kernel's rcu_sync state is cold), against the child
+   writing `0` to `tasks` itself, as corten's init does;
 3. `strace -f -c` (syscall counts) and `strace -f -T` (syscalls slower than
    0.5 ms) of one cold corten `run`, and `perf stat` when perf is installed.
 
@@ -80,9 +81,12 @@ def inner_reexec(cfg_path):
         json.dump({k: statistics.median(v) for k, v in s.items()}, f)
 
 
-def first_migration_ms(b, gap, rounds=20):
+def first_migration_ms(b, gap, rounds=20, self_move=False):
     """Latency of writing a fresh child's pid to cgroup.procs of the first
-    and of the other v1 hierarchies, `gap` seconds after the previous one."""
+    and of the other v1 hierarchies, `gap` seconds after the previous one
+    (runc's way, and corten's before it moved the init itself). With
+    `self_move` the child writes `0` to each `tasks` file the parent opened
+    (corten's way: a thread moving itself skips the threadgroup write lock)."""
     hier = [h for h in sorted(os.listdir(bench.CGROUP_ROOT))
             if h not in ("unified", "systemd") and not os.path.islink(os.path.join(bench.CGROUP_ROOT, h))
             and os.path.exists(os.path.join(bench.CGROUP_ROOT, h, "cgroup.procs"))]
@@ -90,10 +94,6 @@ def first_migration_ms(b, gap, rounds=20):
         return None
     first, rest = [], []
     for i in range(rounds):
-        pid = os.fork()
-        if pid == 0:
-            time.sleep(30)
-            os._exit(0)
         dirs = []
         for h in hier:
             d = os.path.join(bench.CGROUP_ROOT, h, b.cg_parent, f"mig{i}")
@@ -106,12 +106,36 @@ def first_migration_ms(b, gap, rounds=20):
                         with open(os.path.join(lvl, f), "w") as dst:
                             dst.write(v)
             dirs.append(d)
+        go_r, go_w = os.pipe()
+        res_r, res_w = os.pipe()
+        tasks = [os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC) for d in dirs] if self_move else []
+        pid = os.fork()
+        if pid == 0:
+            os.read(go_r, 1)
+            times = []
+            for fd in tasks:
+                t0 = time.perf_counter_ns()
+                os.write(fd, b"0")
+                times.append((time.perf_counter_ns() - t0) / 1e6)
+            os.write(res_w, json.dumps(times).encode())
+            time.sleep(30)
+            os._exit(0)
+        os.close(res_w)
         time.sleep(gap)
-        for n, d in enumerate(dirs):
-            t0 = time.perf_counter_ns()
-            with open(os.path.join(d, "cgroup.procs"), "w") as f:
-                f.write(str(pid))
-            (first if n == 0 else rest).append((time.perf_counter_ns() - t0) / 1e6)
+        if self_move:
+            os.write(go_w, b"g")
+            times = json.loads(os.read(res_r, 65536))
+        else:
+            times = []
+            for d in dirs:
+                t0 = time.perf_counter_ns()
+                with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+                times.append((time.perf_counter_ns() - t0) / 1e6)
+        for n, ms in enumerate(times):
+            (first if n == 0 else rest).append(ms)
+        for fd in tasks + [go_r, go_w, res_r]:
+            os.close(fd)
         os.kill(pid, 9)
         os.waitpid(pid, 0)
         for d in dirs:
@@ -156,7 +180,12 @@ def main():
             "warm (5 ms after the previous)": first_migration_ms(b, 0.005),
             "cold (150 ms after the previous)": first_migration_ms(b, 0.15),
         }
-        print("cgroup.procs write latency:", out["cgroup_procs_write"], flush=True)
+        print("parent writes the pid to cgroup.procs (runc):", out["cgroup_procs_write"], flush=True)
+        out["tasks_self_write"] = {
+            "warm (5 ms after the previous)": first_migration_ms(b, 0.005, self_move=True),
+            "cold (150 ms after the previous)": first_migration_ms(b, 0.15, self_move=True),
+        }
+        print("child writes 0 to tasks (corten):", out["tasks_self_write"], flush=True)
         res = {}
         for gap in [0, 0.15]:
             s = {"corten": [], "runc": []}
