@@ -192,6 +192,21 @@ impl SelfMove {
     }
 }
 
+/// The directories a new process does not enter by itself, for the parent
+/// to move it into with [`add_pid`]: none on v1 (the process writes its
+/// [`SelfMove`] files), the v2 directory when the kernel refused
+/// `CLONE_INTO_CGROUP` (`cloned_into` false).
+pub fn left_to_parent(
+    paths: &BTreeMap<String, PathBuf>,
+    cloned_into: bool,
+) -> BTreeMap<String, PathBuf> {
+    paths
+        .iter()
+        .filter(|(k, _)| k.is_empty() && !cloned_into)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Moves `pid` into every directory.
 pub fn add_pid(paths: &BTreeMap<String, PathBuf>, pid: i32) -> Result<(), CgroupError> {
     for dir in paths.values() {
@@ -354,6 +369,18 @@ mod tests {
         assert_eq!(normalise(Some("a/./b"), "x").unwrap(), PathBuf::from("a/b"));
         assert!(normalise(Some("/a/../../etc"), "x").is_err());
         assert!(normalise(Some("/"), "x").is_err());
+    }
+
+    #[test]
+    fn only_v2_is_left_to_the_parent_and_only_without_clone_into_cgroup() {
+        let v1: BTreeMap<String, PathBuf> = [("pids", "/p"), ("cpu,cpuacct", "/c")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), PathBuf::from(v)))
+            .collect();
+        assert!(left_to_parent(&v1, false).is_empty());
+        let v2: BTreeMap<String, PathBuf> = [(String::new(), PathBuf::from("/u"))].into();
+        assert!(left_to_parent(&v2, true).is_empty());
+        assert_eq!(left_to_parent(&v2, false), v2);
     }
 
     #[test]

@@ -306,13 +306,7 @@ fn spawn(
     };
     drop(child_end);
     drop(self_move);
-    // What the init does not do itself: the v2 cgroup when the kernel
-    // refused CLONE_INTO_CGROUP.
-    let parent_moves: BTreeMap<String, PathBuf> = cg
-        .iter()
-        .filter(|(k, _)| k.is_empty() && !into_cgroup)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let parent_moves = cgroups::left_to_parent(cg, into_cgroup);
     let pid = if fast {
         first
     } else {

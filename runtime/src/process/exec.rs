@@ -206,13 +206,7 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
     };
     drop(child_end);
     drop(self_move);
-    // What the intermediate does not do itself: the v2 cgroup when the
-    // kernel refused CLONE_INTO_CGROUP.
-    let parent_moves: BTreeMap<String, PathBuf> = cg
-        .iter()
-        .filter(|(k, _)| k.is_empty() && !into_cgroup)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let parent_moves = cgroups::left_to_parent(cg, into_cgroup);
     let res = finish(
         &parent_moves,
         intermediate,
