@@ -1207,6 +1207,10 @@ fn task_events_come_in_order() {
         .assert_success("ctr run -d");
     let exec = c.ctr(&["task", "exec", "--exec-id", "ev1", &slow, "true"]);
     assert!(exec.status.success(), "{exec:?}");
+    c.ctr(&["task", "pause", &slow])
+        .assert_success("ctr task pause");
+    c.ctr(&["task", "resume", &slow])
+        .assert_success("ctr task resume");
     let before_kill = unix_now();
     c.ctr(&["task", "kill", "-s", "KILL", &slow])
         .assert_success("ctr task kill");
@@ -1239,6 +1243,8 @@ fn task_events_come_in_order() {
             "/tasks/exec-added",
             "/tasks/exec-started",
             "/tasks/exit",
+            "/tasks/paused",
+            "/tasks/resumed",
             "/tasks/exit",
             "/tasks/delete"
         ],
