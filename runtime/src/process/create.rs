@@ -262,35 +262,10 @@ fn spawn(
     };
     let fast = ns.single_clone();
     let flags = if fast { ns.clone_flags() } else { 0 };
-    // On cgroup v2 the first child is born in the container's cgroup
-    // (CLONE_INTO_CGROUP, Linux 5.7+), so it never runs in the caller's and
-    // the init (or the intermediate's child) inherits it; older kernels
-    // refuse the flag and the parent moves the init afterwards.
-    let cgroup_dir = cg.get("").and_then(|d| fs::File::open(d).ok());
-    let mut into_cgroup = false;
-    let cloned = match &cgroup_dir {
-        Some(d) => match sys::clone3(flags, Some(std::os::fd::AsFd::as_fd(d))) {
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINVAL | libc::E2BIG | libc::ENOSYS)
-                ) =>
-            {
-                crate::logging::debug(&format!(
-                    "CLONE_INTO_CGROUP refused ({e}); moving the init afterwards"
-                ));
-                sys::clone3(flags, None)
-            }
-            Ok(Forked::Parent(pid)) => {
-                crate::logging::debug(&format!("cloned pid {pid} with CLONE_INTO_CGROUP"));
-                into_cgroup = true;
-                Ok(Forked::Parent(pid))
-            }
-            r => r,
-        },
-        None => sys::clone3(flags, None),
-    };
-    let first = match cloned.map_err(step("clone init"))? {
+    // On cgroup v2 the first child is born in the container's cgroup, and
+    // the init (or the intermediate's child) inherits it.
+    let (cloned, parent_moves) = super::clone_in_cgroup(flags, cg).map_err(step("clone init"))?;
+    let first = match cloned {
         Forked::Child => {
             drop(parent_end);
             // SAFETY: closes the child's copy of the lock descriptor, which
@@ -306,7 +281,6 @@ fn spawn(
     };
     drop(child_end);
     drop(self_move);
-    let parent_moves = cgroups::left_to_parent(cg, into_cgroup);
     let pid = if fast {
         first
     } else {

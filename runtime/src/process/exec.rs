@@ -178,26 +178,8 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         parent_pid: nix::unistd::getpid().as_raw(),
         cgroup_move: &self_move,
     };
-    let cgroup_dir = cg.get("").and_then(|d| File::open(d).ok());
-    let mut into_cgroup = false;
-    let cloned = match &cgroup_dir {
-        Some(d) => match sys::clone3(0, Some(d.as_fd())) {
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINVAL | libc::E2BIG | libc::ENOSYS)
-                ) =>
-            {
-                sys::clone3(0, None)
-            }
-            r => {
-                into_cgroup = r.is_ok();
-                r
-            }
-        },
-        None => sys::clone3(0, None),
-    };
-    let intermediate = match cloned.map_err(step("clone"))? {
+    let (cloned, parent_moves) = super::clone_in_cgroup(0, cg).map_err(step("clone"))?;
+    let intermediate = match cloned {
         Forked::Child => {
             drop(parent_end);
             intermediate(&child, &child_end)
@@ -206,7 +188,6 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
     };
     drop(child_end);
     drop(self_move);
-    let parent_moves = cgroups::left_to_parent(cg, into_cgroup);
     let res = finish(
         &parent_moves,
         intermediate,
