@@ -122,10 +122,9 @@ pub(crate) fn pipes(paths: &StdioPaths) -> io::Result<(ProcessStdio, Pipes)> {
 /// The running copies of one process's IO.
 #[derive(Debug)]
 pub(crate) struct ProcessIo {
-    paths: StdioPaths,
     /// Where stdin data goes (the pipe, or the pty master); `None` once closed.
     stdin: Arc<Mutex<Option<File>>>,
-    stdin_thread: Option<JoinHandle<()>>,
+    stdin_thread: Option<StdinCopy>,
     /// The pty master, for resizing.
     console: Option<Arc<File>>,
     /// The output copies and where each writes.
@@ -144,7 +143,6 @@ impl ProcessIo {
     ) -> io::Result<ProcessIo> {
         let stdin = Arc::new(Mutex::new(pipes.stdin.map(File::from)));
         let mut io = ProcessIo {
-            paths: paths.clone(),
             stdin: Arc::clone(&stdin),
             stdin_thread: None,
             console: None,
@@ -152,7 +150,7 @@ impl ProcessIo {
             logger: None,
         };
         if io.stdin.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
-            io.stdin_thread = Some(spawn_stdin(PathBuf::from(&paths.stdin), stdin)?);
+            io.stdin_thread = spawn_stdin(Path::new(&paths.stdin), stdin)?;
         }
         if let Target::Binary(spec) = Target::parse(&paths.stdout) {
             io.logger = Some(crate::logger::Logger::start(
@@ -180,7 +178,6 @@ impl ProcessIo {
         let writer = master.try_clone()?;
         let stdin = Arc::new(Mutex::new(Some(writer)));
         let mut io = ProcessIo {
-            paths: paths.clone(),
             stdin: Arc::clone(&stdin),
             stdin_thread: None,
             console: Some(Arc::new(master)),
@@ -188,7 +185,7 @@ impl ProcessIo {
             logger: None,
         };
         if !paths.stdin.is_empty() {
-            io.stdin_thread = Some(spawn_stdin(PathBuf::from(&paths.stdin), stdin)?);
+            io.stdin_thread = spawn_stdin(Path::new(&paths.stdin), stdin)?;
         }
         if !paths.stdout.is_empty() {
             let target = Target::parse(&paths.stdout);
@@ -199,15 +196,14 @@ impl ProcessIo {
     }
 
     /// Closes the process's stdin (`CloseIO`): the pipe's end of file, or an
-    /// end-of-transmission character on a terminal.
+    /// end-of-transmission character on a terminal. What the client wrote
+    /// into the fifo before is delivered first: the copy thread drains the
+    /// fifo, then closes (a client such as `ctr` sends CloseIO as soon as
+    /// its own input ends, often before the copy has read all of it).
     pub(crate) fn close_stdin(&self) {
-        let mut stdin = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
-        if self.console.is_some() {
-            if let Some(master) = stdin.as_mut() {
-                let _ = master.write_all(&[4]);
-            }
-        } else {
-            stdin.take();
+        match &self.stdin_thread {
+            Some(copy) => copy.stop(),
+            None => end_stdin(&self.stdin),
         }
     }
 
@@ -241,53 +237,122 @@ impl ProcessIo {
             logger.finish(deadline.saturating_duration_since(Instant::now()));
         }
         self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(thread) = &self.stdin_thread {
-            if !thread.is_finished() {
-                unblock_reader_open(Path::new(&self.paths.stdin));
+        if let Some(copy) = &self.stdin_thread {
+            if !copy.thread.is_finished() {
+                copy.stop();
             }
         }
     }
 }
 
-/// stdin fifo → process: a blocking open (waits for containerd's writer),
-/// then copy until end of file or until `CloseIO` took the destination.
-fn spawn_stdin(path: PathBuf, dest: Arc<Mutex<Option<File>>>) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
+/// The stdin copy thread and the pipe that tells it to stop.
+#[derive(Debug)]
+struct StdinCopy {
+    thread: JoinHandle<()>,
+    stop: File,
+}
+
+impl StdinCopy {
+    /// Asks the thread to drain the fifo, end the process's stdin and return.
+    fn stop(&self) {
+        let _ = (&self.stop).write_all(&[1]);
+    }
+}
+
+/// The end of the process's input: end of file on a pipe (the shim's end is
+/// closed), an end-of-transmission character on a terminal.
+fn end_stdin(dest: &Mutex<Option<File>>) {
+    let mut dest = dest.lock().unwrap_or_else(|e| e.into_inner());
+    match dest.as_mut() {
+        Some(f) if is_tty(f) => {
+            let _ = f.write_all(&[4]);
+        }
+        _ => {
+            dest.take();
+        }
+    }
+}
+
+/// Writes `data` to the process's stdin; false once that is closed or fails.
+fn forward(dest: &Mutex<Option<File>>, data: &[u8]) -> bool {
+    let mut dest = dest.lock().unwrap_or_else(|e| e.into_inner());
+    dest.as_mut().is_some_and(|out| out.write_all(data).is_ok())
+}
+
+/// stdin fifo → process: copy until end of file, or until
+/// [`StdinCopy::stop`]: then what is left in the fifo is copied and the
+/// process's stdin ended. The fifo is opened without blocking: Linux
+/// reports no hang-up on a reader opened before any writer until a writer
+/// has come and gone, so `poll` waits for containerd's writer.
+fn spawn_stdin(path: &Path, dest: Arc<Mutex<Option<File>>>) -> io::Result<Option<StdinCopy>> {
+    let mut fifo = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            crate::warn!("open stdin {}: {e}", path.display());
+            return Ok(None);
+        }
+    };
+    let (stop_r, stop_w) = pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    let thread = std::thread::Builder::new()
         .name("stdin".into())
         .stack_size(crate::SMALL_STACK)
-        .spawn(move || {
-            let mut fifo = match OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_CLOEXEC)
-                .open(&path)
+        .spawn(move || copy_stdin(&mut fifo, &stop_r, &dest))?;
+    Ok(Some(StdinCopy {
+        thread,
+        stop: File::from(stop_w),
+    }))
+}
+
+fn copy_stdin(fifo: &mut File, stop: &OwnedFd, dest: &Mutex<Option<File>>) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut buf = vec![0u8; COPY_BUFFER];
+    loop {
+        let mut fds = [
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+            PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+            Ok(_) => {}
+        }
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            // Stop: drain what the client already wrote, then end stdin.
+            while let Ok(n @ 1..) = fifo.read(&mut buf) {
+                if !forward(dest, &buf[..n]) {
+                    return;
+                }
+            }
+            end_stdin(dest);
+            return;
+        }
+        let n = match fifo.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) =>
             {
-                Ok(f) => f,
-                Err(e) => {
-                    crate::warn!("open stdin {}: {e}", path.display());
-                    return;
-                }
-            };
-            let mut buf = vec![0u8; COPY_BUFFER];
-            loop {
-                let n = match fifo.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                };
-                let mut dest = dest.lock().unwrap_or_else(|e| e.into_inner());
-                let Some(out) = dest.as_mut() else { return };
-                if out.write_all(&buf[..n]).is_err() {
-                    return;
-                }
+                continue
             }
-            // End of file from the client: the process sees it too (pipes
-            // only; a terminal gets no end of file from a closed fifo).
-            let mut dest = dest.lock().unwrap_or_else(|e| e.into_inner());
-            if dest.as_ref().is_some_and(|f| !is_tty(f)) {
-                dest.take();
-            }
-        })
+            Err(_) => break,
+        };
+        if !forward(dest, &buf[..n]) {
+            return;
+        }
+    }
+    // End of file from the client: the process sees it too (pipes only; a
+    // terminal gets no end of file from a closed fifo).
+    let mut dest = dest.lock().unwrap_or_else(|e| e.into_inner());
+    if dest.as_ref().is_some_and(|f| !is_tty(f)) {
+        dest.take();
+    }
 }
 
 /// process → stdout/stderr fifo (or file): read the pipe (or pty master)
@@ -330,14 +395,6 @@ fn is_tty(f: &File) -> bool {
 fn unblock_writer_open(path: &Path) {
     let _ = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path);
-}
-
-/// Lets a thread blocked opening `path` for reading proceed and see end of file.
-fn unblock_reader_open(path: &Path) {
-    let _ = OpenOptions::new()
-        .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path);
 }
@@ -405,6 +462,54 @@ mod tests {
         r.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty());
         drop(client);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn close_io_right_after_the_input_still_delivers_it() {
+        for round in 0..20 {
+            let dir = tmpdir(&format!("in-close-{round}"));
+            let fifo = dir.join("stdin");
+            mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+            let paths = StdioPaths {
+                stdin: fifo.to_string_lossy().into_owned(),
+                ..Default::default()
+            };
+            let (child, pipes) = pipes(&paths).unwrap();
+            let io = ProcessIo::from_pipes(&paths, pipes, &crate::logger::LogContext::default())
+                .unwrap();
+            // As ctr does: write everything, close the fifo, send CloseIO.
+            let mut client = OpenOptions::new().write(true).open(&fifo).unwrap();
+            client.write_all(b"line one\nline two\n").unwrap();
+            drop(client);
+            io.close_stdin();
+            let mut got = Vec::new();
+            File::from(child.stdin.unwrap())
+                .read_to_end(&mut got)
+                .unwrap();
+            assert_eq!(got, b"line one\nline two\n", "round {round}");
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn close_io_before_any_client_ends_stdin() {
+        let dir = tmpdir("in-noclient");
+        let fifo = dir.join("stdin");
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let paths = StdioPaths {
+            stdin: fifo.to_string_lossy().into_owned(),
+            ..Default::default()
+        };
+        let (child, pipes) = pipes(&paths).unwrap();
+        let io =
+            ProcessIo::from_pipes(&paths, pipes, &crate::logger::LogContext::default()).unwrap();
+        io.close_stdin();
+        let mut got = Vec::new();
+        File::from(child.stdin.unwrap())
+            .read_to_end(&mut got)
+            .unwrap();
+        assert!(got.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
