@@ -103,6 +103,66 @@ fn read_pipes(child: &mut Child) -> Pipes {
     })
 }
 
+/// `ctr events` of one containerd, read line by line in the background.
+struct EventWatcher {
+    child: Child,
+    text: std::sync::Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EventWatcher {
+    /// Starts `ctr events` and gives it time to subscribe.
+    fn start(c: &Containerd) -> Self {
+        use std::io::BufRead;
+        let mut cmd = c.ctr_cmd(&["events"]);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn ctr events");
+        let stdout = child.stdout.take().expect("ctr events stdout");
+        let text = std::sync::Arc::new(Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&text);
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let mut t = sink.lock().unwrap_or_else(|e| e.into_inner());
+                t.push_str(&line);
+                t.push('\n');
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        EventWatcher {
+            child,
+            text,
+            reader: Some(reader),
+        }
+    }
+
+    /// Stops watching once `done` holds for the events seen so far (or
+    /// after 20 s) and returns them all.
+    fn stop_when(mut self, done: impl Fn(&str) -> bool) -> String {
+        wait_until(Duration::from_secs(20), || {
+            done(&self.text.lock().unwrap_or_else(|e| e.into_inner()))
+        });
+        self.stop()
+    }
+
+    fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.text.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for EventWatcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// A private containerd, stopped (and everything it left killed, unmounted
 /// and removed) on drop.
 struct Containerd {
@@ -1085,14 +1145,7 @@ fn runtime_options_file_names_the_binary_and_root() {
 fn oom_kill_is_published_as_a_task_oom_event() {
     require_root!();
     let c = Containerd::start();
-    let mut events = c.ctr_cmd(&["events"]);
-    events
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut watcher = events.spawn().expect("spawn ctr events");
-    let seen = read_pipes(&mut watcher);
-    std::thread::sleep(Duration::from_millis(300));
+    let watcher = EventWatcher::start(&c);
     let id = c.new_id();
     let out = c.run(
         &id,
@@ -1105,12 +1158,8 @@ fn oom_kill_is_published_as_a_task_oom_event() {
     );
     assert!(out.status.success(), "{out:?}");
     assert_eq!(out.stdout_str(), "dd=137\n", "dd was not OOM-killed");
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = watcher.kill();
-    let _ = watcher.wait();
-    let (stdout, _) = seen.join().expect("events");
-    let text = String::from_utf8_lossy(&stdout);
     let oom = format!("/tasks/oom {{\"container_id\":\"{id}\"}}");
+    let text = watcher.stop_when(|t| t.contains(&oom));
     assert!(text.contains(&oom), "no {oom} in:\n{text}");
     c.assert_clean(&id);
 }
@@ -1190,14 +1239,7 @@ fn topics_for(events: &str, id: &str) -> Vec<String> {
 fn task_events_come_in_order() {
     require_root!();
     let c = Containerd::start();
-    let mut events = c.ctr_cmd(&["events"]);
-    events
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut watcher = events.spawn().expect("spawn ctr events");
-    let seen = read_pipes(&mut watcher);
-    std::thread::sleep(Duration::from_millis(300));
+    let watcher = EventWatcher::start(&c);
     // A process that exits at once: its exit must still follow its start.
     let fast = c.new_id();
     let out = c.run(&fast, &["--rm"], &["true"]);
@@ -1220,11 +1262,8 @@ fn task_events_come_in_order() {
     let after_exit = unix_now();
     c.ctr(&["task", "delete", &slow])
         .assert_success("ctr task delete");
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = watcher.kill();
-    let _ = watcher.wait();
-    let (stdout, _) = seen.join().expect("events");
-    let text = String::from_utf8_lossy(&stdout);
+    let text = watcher
+        .stop_when(|t| topics_for(t, &slow).last().map(String::as_str) == Some("/tasks/delete"));
     assert_eq!(
         topics_for(&text, &fast),
         [
@@ -1368,14 +1407,7 @@ fn tasks_survive_a_containerd_restart() {
 fn the_init_exit_is_published_after_the_exits_of_its_execs() {
     require_root!();
     let c = Containerd::start();
-    let mut events = c.ctr_cmd(&["events"]);
-    events
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut watcher = events.spawn().expect("spawn ctr events");
-    let seen = read_pipes(&mut watcher);
-    std::thread::sleep(Duration::from_millis(300));
+    let watcher = EventWatcher::start(&c);
     let id = c.new_id();
     c.run(
         &id,
@@ -1412,11 +1444,12 @@ fn the_init_exit_is_published_after_the_exits_of_its_execs() {
     }
     let _ = exec.wait();
     assert!(ended, "ctr task exec did not end with the container");
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = watcher.kill();
-    let _ = watcher.wait();
-    let (stdout, _) = seen.join().expect("events");
-    let text = String::from_utf8_lossy(&stdout);
+    let exit_lines = |t: &str| {
+        t.lines()
+            .filter(|l| l.contains("/tasks/exit") && l.contains(&id))
+            .count()
+    };
+    let text = watcher.stop_when(|t| exit_lines(t) >= 2);
     let exits: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("/tasks/exit") && l.contains(&id))
