@@ -6,7 +6,9 @@
 //! through protobuf reflection, which builds descriptor tables on first use
 //! and keeps them (a few hundred KiB in every shim).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use containerd_shim::protos::events::task::{
@@ -49,6 +51,16 @@ events!(
 #[derive(Debug, Clone)]
 pub(crate) struct Events {
     tx: Sender<(&'static str, Timestamp, Any)>,
+    progress: Arc<Progress>,
+}
+
+/// How many events were queued and how many the thread has forwarded, so
+/// that [`Events::flush`] can wait for the queue to empty.
+#[derive(Debug, Default)]
+struct Progress {
+    queued: AtomicU64,
+    forwarded: Mutex<u64>,
+    changed: Condvar,
 }
 
 impl Events {
@@ -60,6 +72,8 @@ impl Events {
             .with_context(|| format!("connect to {ttrpc_address}"))?;
         let client = EventsClient::new(Client::new(fd).context("ttrpc client")?);
         let (tx, rx) = mpsc::channel::<(&'static str, Timestamp, Any)>();
+        let progress = Arc::new(Progress::default());
+        let done = Arc::clone(&progress);
         std::thread::Builder::new()
             .name("events".into())
             .stack_size(crate::SMALL_STACK)
@@ -76,16 +90,35 @@ impl Events {
                         ..Default::default()
                     };
                     forward(&client, topic, &request);
+                    *done.forwarded.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                    done.changed.notify_all();
                 }
             })?;
-        Ok(Events { tx })
+        Ok(Events { tx, progress })
     }
 
     /// Events that go to the returned receiver instead of containerd.
     #[cfg(test)]
     pub(crate) fn for_test() -> (Events, mpsc::Receiver<(&'static str, Timestamp, Any)>) {
         let (tx, rx) = mpsc::channel();
-        (Events { tx }, rx)
+        let progress = Arc::new(Progress::default());
+        (Events { tx, progress }, rx)
+    }
+
+    /// Waits (at most `timeout`) until every event queued so far reached
+    /// containerd: the shim exits right after `Shutdown`, and the
+    /// `TaskDelete` that came just before must not be lost with it.
+    pub(crate) fn flush(&self, timeout: Duration) {
+        let target = self.progress.queued.load(Ordering::SeqCst);
+        let forwarded = self
+            .progress
+            .forwarded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .progress
+            .changed
+            .wait_timeout_while(forwarded, timeout, |n| *n < target);
     }
 
     /// Queues `event` on `topic`.
@@ -101,6 +134,7 @@ impl Events {
                 return;
             }
         };
+        self.progress.queued.fetch_add(1, Ordering::SeqCst);
         let _ = self.tx.send((topic, timestamp(SystemTime::now()), any));
     }
 }

@@ -303,6 +303,7 @@ impl Task for TaskService {
     fn shutdown(&self, _ctx: &TtrpcContext, req: ShutdownRequest) -> TtrpcResult<Empty> {
         if req.now || self.tasks.is_empty() {
             crate::info!("shutting down");
+            self.tasks.events.flush(std::time::Duration::from_secs(2));
             self.tasks.exit.signal();
         }
         Ok(Empty::new())
