@@ -438,9 +438,10 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn stdin_reaches_the_process_and_close_gives_eof() {
-        let dir = tmpdir("in");
+    /// A process's stdin fed from a new fifo: the directory, the fifo, the
+    /// copies, and the process's end of the pipe.
+    fn stdin_io(name: &str) -> (PathBuf, PathBuf, ProcessIo, File) {
+        let dir = tmpdir(name);
         let fifo = dir.join("stdin");
         mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
         let paths = StdioPaths {
@@ -450,9 +451,14 @@ mod tests {
         let (child, pipes) = pipes(&paths).unwrap();
         let io =
             ProcessIo::from_pipes(&paths, pipes, &crate::logger::LogContext::default()).unwrap();
+        (dir, fifo, io, File::from(child.stdin.unwrap()))
+    }
+
+    #[test]
+    fn stdin_reaches_the_process_and_close_gives_eof() {
+        let (dir, fifo, io, mut r) = stdin_io("in");
         let mut client = OpenOptions::new().write(true).open(&fifo).unwrap();
         client.write_all(b"abc").unwrap();
-        let mut r = File::from(child.stdin.unwrap());
         let mut buf = [0u8; 3];
         r.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"abc");
@@ -468,25 +474,14 @@ mod tests {
     #[test]
     fn close_io_right_after_the_input_still_delivers_it() {
         for round in 0..20 {
-            let dir = tmpdir(&format!("in-close-{round}"));
-            let fifo = dir.join("stdin");
-            mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
-            let paths = StdioPaths {
-                stdin: fifo.to_string_lossy().into_owned(),
-                ..Default::default()
-            };
-            let (child, pipes) = pipes(&paths).unwrap();
-            let io = ProcessIo::from_pipes(&paths, pipes, &crate::logger::LogContext::default())
-                .unwrap();
+            let (dir, fifo, io, mut r) = stdin_io(&format!("in-close-{round}"));
             // As ctr does: write everything, close the fifo, send CloseIO.
             let mut client = OpenOptions::new().write(true).open(&fifo).unwrap();
             client.write_all(b"line one\nline two\n").unwrap();
             drop(client);
             io.close_stdin();
             let mut got = Vec::new();
-            File::from(child.stdin.unwrap())
-                .read_to_end(&mut got)
-                .unwrap();
+            r.read_to_end(&mut got).unwrap();
             assert_eq!(got, b"line one\nline two\n", "round {round}");
             std::fs::remove_dir_all(&dir).unwrap();
         }
@@ -494,21 +489,10 @@ mod tests {
 
     #[test]
     fn close_io_before_any_client_ends_stdin() {
-        let dir = tmpdir("in-noclient");
-        let fifo = dir.join("stdin");
-        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
-        let paths = StdioPaths {
-            stdin: fifo.to_string_lossy().into_owned(),
-            ..Default::default()
-        };
-        let (child, pipes) = pipes(&paths).unwrap();
-        let io =
-            ProcessIo::from_pipes(&paths, pipes, &crate::logger::LogContext::default()).unwrap();
+        let (dir, _fifo, io, mut r) = stdin_io("in-noclient");
         io.close_stdin();
         let mut got = Vec::new();
-        File::from(child.stdin.unwrap())
-            .read_to_end(&mut got)
-            .unwrap();
+        r.read_to_end(&mut got).unwrap();
         assert!(got.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
