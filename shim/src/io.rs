@@ -245,11 +245,14 @@ impl ProcessIo {
     }
 }
 
-/// The stdin copy thread and the pipe that tells it to stop.
+/// The stdin copy thread and the pipe that tells it to stop. The read end
+/// stays open here too, so a stop after the thread ended never meets a pipe
+/// without readers (`EPIPE`, `SIGPIPE`); both ends are non-blocking.
 #[derive(Debug)]
 struct StdinCopy {
     thread: JoinHandle<()>,
     stop: File,
+    _stop_reader: Arc<OwnedFd>,
 }
 
 impl StdinCopy {
@@ -296,14 +299,17 @@ fn spawn_stdin(path: &Path, dest: Arc<Mutex<Option<File>>>) -> io::Result<Option
             return Ok(None);
         }
     };
-    let (stop_r, stop_w) = pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    let (stop_r, stop_w) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(io::Error::from)?;
+    let stop_r = Arc::new(stop_r);
+    let reader = Arc::clone(&stop_r);
     let thread = std::thread::Builder::new()
         .name("stdin".into())
         .stack_size(crate::SMALL_STACK)
-        .spawn(move || copy_stdin(&mut fifo, &stop_r, &dest))?;
+        .spawn(move || copy_stdin(&mut fifo, &reader, &dest))?;
     Ok(Some(StdinCopy {
         thread,
         stop: File::from(stop_w),
+        _stop_reader: stop_r,
     }))
 }
 
@@ -468,6 +474,9 @@ mod tests {
         r.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty());
         drop(client);
+        // A second CloseIO, after the copy thread ended, is harmless.
+        std::thread::sleep(Duration::from_millis(20));
+        io.close_stdin();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
