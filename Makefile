@@ -103,7 +103,7 @@ clippy: toolchain
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 unit: toolchain
-	$(CARGO) test --locked -p corten
+	$(CARGO) test --locked -p corten -p containerd-shim-corten-v2 -p corten-conformance
 
 integration: deps build $(DOCKER_PROFILE)
 	@rm -f target/it-skips.log
