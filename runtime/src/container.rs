@@ -24,8 +24,8 @@ pub enum ContainerError {
     /// An operation that needs another status.
     #[error("{0}")]
     Status(String),
-    /// A signal could not be sent.
-    #[error("send signal {sig} to pid {pid}: {source}")]
+    /// A signal could not be sent to the init (runc's words).
+    #[error("unable to signal init: {source}")]
     Kill {
         /// Signal.
         sig: i32,
@@ -68,9 +68,9 @@ impl Container {
         })
     }
 
-    /// The OCI state JSON.
+    /// The OCI state JSON as `corten state` prints it (owner `""`, as runc).
     pub fn oci_state(&self) -> serde_json::Value {
-        self.record.oci_state(self.status)
+        self.record.oci_state(self.status, "")
     }
 }
 
@@ -110,11 +110,12 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
         op: "remove",
         source,
     })?;
+    crate::logging::step(|| format!("container {id} released through the exec fifo"));
     if let Some(h) = c.record.hooks.as_ref().filter(|h| !h.poststart.is_empty()) {
         // poststart runs after the user process is executed (runtime spec):
         // wait until the init no longer runs corten.
         wait_exec(&c.record, Duration::from_secs(10));
-        let state = c.record.oci_state(Status::Running).to_string();
+        let state = c.record.hook_state(Status::Running).to_string();
         crate::hooks::run_all_warn("poststart", &h.poststart, &state);
     }
     Ok(())
@@ -139,30 +140,33 @@ pub fn set_paused(root: &Path, id: &str, pause: bool) -> Result<(), ContainerErr
     Ok(())
 }
 
-/// Sends `sig` to the init, or with `all` to every process of the cgroup.
+/// Sends `sig` to the init, or with `all` to every process of the cgroup,
+/// as runc does: the init only while it exists (`container not running`
+/// otherwise); SIGKILL to a paused container thaws it so the signal takes
+/// effect; `--all` on a stopped container whose cgroup is gone does nothing.
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerError> {
     let c = Container::load(root, id)?;
-    if c.status == Status::Stopped && !all {
-        return Err(ContainerError::Status("container not running".into()));
-    }
-    let signal = Signal::try_from(sig).ok();
-    let send = |pid: i32| {
-        // SAFETY-free path: nix's kill with an Option<Signal>; real-time
-        // signals (not in nix's enum) go through libc.
-        let r = match signal {
-            Some(s) => send_signal(Pid::from_raw(pid), s),
-            None => nix::errno::Errno::result(
-                // SAFETY: kill takes two integers and touches no memory.
-                unsafe { libc::kill(pid, sig) },
-            )
-            .map(drop),
-        };
-        r.map_err(|source| ContainerError::Kill { sig, pid, source })
-    };
     if all {
+        if c.status == Status::Stopped && !c.record.cgroup_paths.values().any(|d| d.exists()) {
+            return Ok(());
+        }
         return Ok(cgroups::signal_all(&c.record.cgroup_paths, sig)?);
     }
-    send(c.record.pid)
+    if c.status == Status::Stopped {
+        return Err(ContainerError::Status("container not running".into()));
+    }
+    let pid = c.record.pid;
+    let sent = match Signal::try_from(sig) {
+        Ok(s) => send_signal(Pid::from_raw(pid), s),
+        // 0 and real-time signals are not in nix's enum.
+        // SAFETY: kill takes two integers and touches no memory.
+        Err(_) => nix::errno::Errno::result(unsafe { libc::kill(pid, sig) }).map(drop),
+    };
+    sent.map_err(|source| ContainerError::Kill { sig, pid, source })?;
+    if c.status == Status::Paused && sig == libc::SIGKILL {
+        let _ = cgroups::set_frozen(&c.record.cgroup_paths, false);
+    }
+    Ok(())
 }
 
 /// Waits until the init has called execve (its executable is no longer
@@ -233,10 +237,12 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
         }
     }
     wait_cgroup_empty(&c);
+    crate::logging::step(|| format!("container {id}: no process left"));
     cgroups::remove(&c.record.cgroup_paths)?;
     c.dir.remove()?;
+    crate::logging::step(|| format!("container {id}: cgroup and state directory removed"));
     if let Some(h) = c.record.hooks.as_ref().filter(|h| !h.poststop.is_empty()) {
-        let state = c.record.oci_state(Status::Stopped).to_string();
+        let state = c.record.hook_state(Status::Stopped).to_string();
         crate::hooks::run_all_warn("poststop", &h.poststop, &state);
     }
     Ok(())

@@ -31,6 +31,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod console;
 pub mod container;
+pub mod gotext;
 pub mod hooks;
 pub mod logging;
 pub mod process;

@@ -1,13 +1,24 @@
 //! runc-compatible logging: `--log FILE`, `--log-format text|json`, `--debug`.
 //!
 //! Without `--log`, messages go to stderr in the chosen format. With `--log`,
-//! they go to the file, and a fatal error is also printed to stderr as a bare
-//! line, exactly as runc does (containerd reads the last `error` line of the
-//! JSON log file).
+//! the file is opened (created, appended to) when corten starts, as runc
+//! opens it, and gets every record; a fatal error is also printed to stderr
+//! as a bare line, exactly as runc does (containerd reads the last `error`
+//! line of the JSON log file).
+//!
+//! `--debug` adds one `debug` record per step of the container's set-up
+//! ([`step`]), with the microseconds the step took, from corten and from the
+//! container's init before it executes the user's program. The init writes
+//! to the same destination: the log file, or a close-on-exec copy of the
+//! caller's stderr taken at start-up (the init's own stderr may by then be
+//! the container's terminal). With `--debug` off, [`step`] costs one load.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Log format.
@@ -22,20 +33,79 @@ pub enum Format {
 
 #[derive(Debug)]
 struct Config {
-    file: Option<PathBuf>,
+    /// The `--log` file, opened at start-up.
+    file: Option<File>,
+    /// With `--debug` and no `--log`: a close-on-exec copy of stderr.
+    debug_out: Option<OwnedFd>,
     format: Format,
     debug: bool,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
-/// Sets up logging once, from the global flags.
-pub fn init(file: Option<PathBuf>, format: Format, debug: bool) {
+/// Monotonic nanoseconds of the last [`step`] (0: none yet).
+static LAST_STEP: AtomicU64 = AtomicU64::new(0);
+
+/// Sets up logging once, from the global flags: opens the `--log` file
+/// (created if missing, appended to, mode 0644), as runc does before any
+/// command runs. Fails when the file cannot be opened.
+pub fn init(file: Option<PathBuf>, format: Format, debug: bool) -> std::io::Result<()> {
+    let file = match file {
+        Some(path) => Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o644)
+                .open(&path)
+                .map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("open {}: {e}", path.display()))
+                })?,
+        ),
+        None => None,
+    };
+    let debug_out = if debug && file.is_none() {
+        // F_DUPFD_CLOEXEC: the copy never reaches the container's program.
+        nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+            .ok()
+            // SAFETY: fcntl just returned this new descriptor, owned by nothing else.
+            .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    } else {
+        None
+    };
     let _ = CONFIG.set(Config {
         file,
+        debug_out,
         format,
         debug,
     });
+    if debug {
+        LAST_STEP.store(now_ns(), Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+fn now_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(1, |t| {
+        u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(t.tv_nsec()).unwrap_or(0)
+    })
+}
+
+/// Whether `--debug` is on.
+pub fn debug_enabled() -> bool {
+    CONFIG.get().is_some_and(|c| c.debug)
+}
+
+/// Logs one step of the set-up with the time since the previous step (or
+/// since start-up) when `--debug` is on: `msg="<what> (<n>µs)"`.
+pub fn step(what: impl FnOnce() -> String) {
+    if !debug_enabled() {
+        return;
+    }
+    let now = now_ns();
+    let before = LAST_STEP.swap(now, Ordering::Relaxed);
+    let us = now.saturating_sub(before) / 1000;
+    write("debug", &format!("{} ({us}µs)", what()));
 }
 
 /// RFC 3339 UTC time with nanoseconds, e.g. `2024-01-02T03:04:05.123456789Z`.
@@ -92,13 +162,21 @@ fn write(level: &str, msg: &str) {
         return;
     };
     let text = line(cfg.format, level, msg);
-    match &cfg.file {
-        Some(path) => {
-            if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
-                let _ = f.write_all(text.as_bytes());
+    match (&cfg.file, &cfg.debug_out) {
+        (Some(f), _) => {
+            let _ = (&*f).write_all(text.as_bytes());
+        }
+        (None, Some(fd)) => {
+            let mut rest = text.as_bytes();
+            while !rest.is_empty() {
+                match nix::unistd::write(fd, rest) {
+                    Ok(n) if n > 0 => rest = &rest[n..],
+                    Err(nix::Error::EINTR) => {}
+                    _ => break,
+                }
             }
         }
-        None => {
+        (None, None) => {
             let _ = std::io::stderr().write_all(text.as_bytes());
         }
     }

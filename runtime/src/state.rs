@@ -19,8 +19,8 @@ pub enum StateError {
     /// Invalid container id.
     #[error("invalid container ID format: {0:?}")]
     InvalidId(String),
-    /// No such container.
-    #[error("container {0} does not exist")]
+    /// No such container (runc's exact words, which clients match).
+    #[error("container does not exist")]
     NotExist(String),
     /// The id is taken.
     #[error("container with id exists: {0}")]
@@ -103,9 +103,6 @@ pub struct Record {
     /// Annotations of the config.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    /// Owner (user name of the creator, empty for root as in runc).
-    #[serde(default)]
-    pub owner: String,
     /// Cgroup paths per controller (or `""` for v2) that corten created.
     #[serde(default)]
     pub cgroup_paths: BTreeMap<String, PathBuf>,
@@ -280,14 +277,17 @@ impl Record {
         Status::Running
     }
 
-    /// The OCI state JSON (runc's field set and order).
-    pub fn oci_state(&self, status: Status) -> serde_json::Value {
+    /// The state `corten state` and `list --format json` print: runc's
+    /// `containerState`, its fields in runc's order, `annotations` left out
+    /// when empty (`omitempty`), `pid` 0 once stopped. `owner` is given by
+    /// the caller: runc's `state` prints `""`, its `list` the owner's name.
+    pub fn oci_state(&self, status: Status, owner: &str) -> serde_json::Value {
         let pid = if status == Status::Stopped {
             0
         } else {
             self.pid
         };
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "ociVersion": self.oci_version,
             "id": self.id,
             "pid": pid,
@@ -295,10 +295,57 @@ impl Record {
             "bundle": self.bundle,
             "rootfs": self.rootfs,
             "created": self.created,
-            "annotations": self.annotations,
-            "owner": self.owner,
-        })
+        });
+        if !self.annotations.is_empty() {
+            v["annotations"] = serde_json::json!(self.annotations);
+        }
+        v["owner"] = serde_json::Value::from(owner);
+        v
     }
+
+    /// The state given to hooks and to a seccomp agent (the runtime spec's
+    /// `State`, as runc encodes it: `pid` and `annotations` left out when
+    /// zero or empty).
+    pub fn hook_state(&self, status: Status) -> serde_json::Value {
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
+        hook_state(
+            &self.oci_version,
+            &self.id,
+            status,
+            pid,
+            &self.bundle,
+            &self.annotations,
+        )
+    }
+}
+
+/// The runtime spec's `State` (`ociVersion`, `id`, `status`, `pid`,
+/// `bundle`, `annotations`), in runc's order and with its `omitempty`s.
+pub fn hook_state(
+    oci_version: &str,
+    id: &str,
+    status: Status,
+    pid: i32,
+    bundle: &Path,
+    annotations: &BTreeMap<String, String>,
+) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "ociVersion": oci_version,
+        "id": id,
+        "status": status,
+    });
+    if pid != 0 {
+        v["pid"] = pid.into();
+    }
+    v["bundle"] = serde_json::json!(bundle);
+    if !annotations.is_empty() {
+        v["annotations"] = serde_json::json!(annotations);
+    }
+    v
 }
 
 #[cfg(test)]

@@ -75,8 +75,8 @@ pub(crate) fn metrics(event: &Value) -> Metrics {
             }),
             throttling: MessageField::some(Throttle {
                 periods: num(cpu, "/throttling/periods"),
-                throttled_periods: num(cpu, "/throttling/throttled_periods"),
-                throttled_time: num(cpu, "/throttling/throttled_time"),
+                throttled_periods: num(cpu, "/throttling/throttledPeriods"),
+                throttled_time: num(cpu, "/throttling/throttledTime"),
                 ..Default::default()
             }),
             ..Default::default()
@@ -258,8 +258,8 @@ pub(crate) fn metrics_v2(event: &Value) -> Vec<u8> {
             .uint(2, num(cpu, "/usage/user") / 1000)
             .uint(3, num(cpu, "/usage/kernel") / 1000)
             .uint(4, num(cpu, "/throttling/periods"))
-            .uint(5, num(cpu, "/throttling/throttled_periods"))
-            .uint(6, num(cpu, "/throttling/throttled_time") / 1000);
+            .uint(5, num(cpu, "/throttling/throttledPeriods"))
+            .uint(6, num(cpu, "/throttling/throttledTime") / 1000);
         m.bytes(2, &c.0);
     }
     if let Some(mem) = d.get("memory") {
@@ -267,10 +267,17 @@ pub(crate) fn metrics_v2(event: &Value) -> Vec<u8> {
         for (field, name) in (1..).zip(MEMORY_STAT_V2) {
             s.uint(field, num(mem, &format!("/raw/{name}")));
         }
-        s.uint(32, num(mem, "/usage/usage"))
-            .uint(33, num(mem, "/usage/limit"))
-            .uint(34, num(mem, "/swap/usage"))
-            .uint(35, num(mem, "/swap/limit"))
+        // runc reports v2 swap as memory+swap (v1's meaning); containerd's
+        // v2 metrics want swap alone.
+        let (usage, limit) = (num(mem, "/usage/usage"), num(mem, "/usage/limit"));
+        let swap_limit = match num(mem, "/swap/limit") {
+            u64::MAX => u64::MAX,
+            l => l.saturating_sub(limit),
+        };
+        s.uint(32, usage)
+            .uint(33, limit)
+            .uint(34, num(mem, "/swap/usage").saturating_sub(usage))
+            .uint(35, swap_limit)
             .uint(36, num(mem, "/usage/max"))
             .uint(37, num(mem, "/swap/max"));
         m.bytes(4, &s.0);

@@ -74,131 +74,227 @@ pub fn hugepage_sizes() -> Vec<String> {
 const USER_HZ: u64 = 100;
 const NS_PER_TICK: u64 = 1_000_000_000 / USER_HZ;
 
-fn cpu_v1(paths: &BTreeMap<String, PathBuf>) -> Value {
+/// Whitespace-separated numbers of a file (`cpuacct.usage_percpu`).
+fn numbers(dir: &Path, file: &str) -> Vec<u64> {
+    read(dir, file)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect()
+}
+
+/// runc's `CpuUsage`: `total`, `percpu`, `percpu_kernel`, `percpu_user`
+/// (each left out when zero or empty), `kernel`, `user`.
+fn cpu_usage(total: Option<u64>, percpu: [Vec<u64>; 3], kernel: u64, user: u64) -> Value {
     let mut usage = Map::new();
-    if let Some(d) = dir_for(paths, "cpuacct") {
-        put(&mut usage, "total", num(d, "cpuacct.usage"));
-        let percpu: Vec<u64> = read(d, "cpuacct.usage_percpu")
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        if !percpu.is_empty() {
-            usage.insert("percpu".into(), json!(percpu));
+    put(&mut usage, "total", total);
+    for (key, list) in ["percpu", "percpu_kernel", "percpu_user"]
+        .into_iter()
+        .zip(percpu)
+    {
+        if !list.is_empty() {
+            usage.insert(key.into(), json!(list));
         }
-        let stat = flat_keyed(d, "cpuacct.stat");
-        usage.insert(
-            "kernel".into(),
-            json!(stat.get("system").copied().unwrap_or(0) * NS_PER_TICK),
-        );
-        usage.insert(
-            "user".into(),
-            json!(stat.get("user").copied().unwrap_or(0) * NS_PER_TICK),
-        );
     }
-    let mut throttling = Map::new();
-    if let Some(d) = dir_for(paths, "cpu") {
-        let stat = flat_keyed(d, "cpu.stat");
-        put(&mut throttling, "periods", stat.get("nr_periods").copied());
-        put(
-            &mut throttling,
-            "throttled_periods",
+    usage.insert("kernel".into(), json!(kernel));
+    usage.insert("user".into(), json!(user));
+    Value::Object(usage)
+}
+
+/// runc's `Throttling` (camelCase keys, zeros left out).
+fn throttling(periods: Option<u64>, throttled: Option<u64>, time_ns: Option<u64>) -> Value {
+    let mut t = Map::new();
+    put(&mut t, "periods", periods);
+    put(&mut t, "throttledPeriods", throttled);
+    put(&mut t, "throttledTime", time_ns);
+    Value::Object(t)
+}
+
+fn cpu_v1(paths: &BTreeMap<String, PathBuf>) -> Value {
+    let usage = match dir_for(paths, "cpuacct") {
+        Some(d) => {
+            // `cpuacct.usage_all`: a header, then `cpu user system` per CPU.
+            let (mut user, mut system) = (Vec::new(), Vec::new());
+            for l in read(d, "cpuacct.usage_all")
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+            {
+                let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                if let [_, u, s] = f[..] {
+                    user.push(u);
+                    system.push(s);
+                }
+            }
+            let stat = flat_keyed(d, "cpuacct.stat");
+            cpu_usage(
+                num(d, "cpuacct.usage"),
+                [numbers(d, "cpuacct.usage_percpu"), system, user],
+                stat.get("system").copied().unwrap_or(0) * NS_PER_TICK,
+                stat.get("user").copied().unwrap_or(0) * NS_PER_TICK,
+            )
+        }
+        None => cpu_usage(None, Default::default(), 0, 0),
+    };
+    let stat = dir_for(paths, "cpu")
+        .map(|d| flat_keyed(d, "cpu.stat"))
+        .unwrap_or_default();
+    json!({
+        "usage": usage,
+        "throttling": throttling(
+            stat.get("nr_periods").copied(),
             stat.get("nr_throttled").copied(),
-        );
-        put(
-            &mut throttling,
-            "throttled_time",
             stat.get("throttled_time").copied(),
-        );
-    }
-    json!({ "usage": usage, "throttling": throttling })
+        ),
+    })
 }
 
 fn cpu_v2(d: &Path) -> Value {
     let stat = flat_keyed(d, "cpu.stat");
     let ns = |k: &str| stat.get(k).map(|v| v * 1000);
-    let mut usage = Map::new();
-    put(&mut usage, "total", ns("usage_usec"));
-    usage.insert("kernel".into(), json!(ns("system_usec").unwrap_or(0)));
-    usage.insert("user".into(), json!(ns("user_usec").unwrap_or(0)));
-    let mut throttling = Map::new();
-    put(&mut throttling, "periods", stat.get("nr_periods").copied());
-    put(
-        &mut throttling,
-        "throttled_periods",
-        stat.get("nr_throttled").copied(),
-    );
-    put(&mut throttling, "throttled_time", ns("throttled_usec"));
-    json!({ "usage": usage, "throttling": throttling })
+    json!({
+        "usage": cpu_usage(
+            ns("usage_usec"),
+            Default::default(),
+            ns("system_usec").unwrap_or(0),
+            ns("user_usec").unwrap_or(0),
+        ),
+        "throttling": throttling(
+            stat.get("nr_periods").copied(),
+            stat.get("nr_throttled").copied(),
+            ns("throttled_usec"),
+        ),
+    })
 }
 
-fn mem_entry(d: &Path, prefix: &str) -> Option<Value> {
-    let usage = num(d, &format!("{prefix}.usage_in_bytes"))?;
-    let mut m = Map::new();
-    m.insert(
-        "limit".into(),
-        json!(num(d, &format!("{prefix}.limit_in_bytes")).unwrap_or(0)),
-    );
-    put(&mut m, "usage", Some(usage));
-    put(
-        &mut m,
-        "max",
-        num(d, &format!("{prefix}.max_usage_in_bytes")),
-    );
-    m.insert(
-        "failcnt".into(),
-        json!(num(d, &format!("{prefix}.failcnt")).unwrap_or(0)),
-    );
-    Some(Value::Object(m))
-}
-
-fn memory_v1(d: &Path) -> Value {
-    let raw = flat_keyed(d, "memory.stat");
-    let mut m = Map::new();
-    put(&mut m, "cache", raw.get("cache").copied());
-    for (key, prefix) in [
-        ("usage", "memory"),
-        ("swap", "memory.memsw"),
-        ("kernel", "memory.kmem"),
-        ("kernelTCP", "memory.kmem.tcp"),
-    ] {
-        if let Some(e) = mem_entry(d, prefix) {
-            m.insert(key.into(), e);
+/// A cpuset list (`0-3,8`) expanded, as runc's `[]uint16`.
+fn cpu_list(s: &str) -> Vec<u16> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
+            out.extend(a..=b);
         }
     }
-    m.insert("raw".into(), json!(raw));
+    out
+}
+
+/// runc's `CPUSet`: read on v1; all zero on v2 (runc 1.1 reads no cpuset
+/// statistics there).
+fn cpuset(d: Option<&PathBuf>) -> Value {
+    let mut m = Map::new();
+    let list = |f: &str| d.map(|d| cpu_list(&read(d, f).unwrap_or_default())).unwrap_or_default();
+    let flag = |f: &str| json!(d.and_then(|d| num(d, f)).unwrap_or(0));
+    let (cpus, mems) = (list("cpuset.cpus"), list("cpuset.mems"));
+    if !cpus.is_empty() {
+        m.insert("cpus".into(), json!(cpus));
+    }
+    m.insert("cpu_exclusive".into(), flag("cpuset.cpu_exclusive"));
+    if !mems.is_empty() {
+        m.insert("mems".into(), json!(mems));
+    }
+    for (key, file) in [
+        ("mem_hardwall", "cpuset.mem_hardwall"),
+        ("mem_exclusive", "cpuset.mem_exclusive"),
+        ("memory_migrate", "cpuset.memory_migrate"),
+        ("memory_spread_page", "cpuset.memory_spread_page"),
+        ("memory_spread_slab", "cpuset.memory_spread_slab"),
+        ("memory_pressure", "cpuset.memory_pressure"),
+        ("sched_load_balance", "cpuset.sched_load_balance"),
+    ] {
+        m.insert(key.into(), flag(file));
+    }
+    let relax = d
+        .and_then(|d| read(d, "cpuset.sched_relax_domain_level"))
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    m.insert("sched_relax_domain_level".into(), json!(relax));
     Value::Object(m)
 }
 
+/// runc's `MemoryEntry`: `limit`, `usage` and `max` (left out when zero),
+/// `failcnt`.
+fn mem_entry(limit: u64, usage: u64, max: u64, failcnt: u64) -> Value {
+    let mut m = Map::new();
+    m.insert("limit".into(), json!(limit));
+    put(&mut m, "usage", Some(usage));
+    put(&mut m, "max", Some(max));
+    m.insert("failcnt".into(), json!(failcnt));
+    Value::Object(m)
+}
+
+/// runc's `Memory`: `cache` (left out when zero), the four entries (always
+/// there: Go structs are never "empty"), `raw` (`memory.stat`, sorted).
+fn memory(cache: Option<u64>, entries: [Value; 4], raw: BTreeMap<String, u64>) -> Value {
+    let mut m = Map::new();
+    put(&mut m, "cache", cache);
+    for (key, e) in ["usage", "swap", "kernel", "kernelTCP"].into_iter().zip(entries) {
+        m.insert(key.into(), e);
+    }
+    if !raw.is_empty() {
+        m.insert("raw".into(), json!(raw));
+    }
+    Value::Object(m)
+}
+
+fn memory_v1(d: Option<&PathBuf>) -> Value {
+    let Some(d) = d else {
+        let zero = || mem_entry(0, 0, 0, 0);
+        return memory(None, [zero(), zero(), zero(), zero()], BTreeMap::new());
+    };
+    let entry = |prefix: &str| {
+        let n = |f: &str| num(d, &format!("{prefix}.{f}")).unwrap_or(0);
+        mem_entry(
+            n("limit_in_bytes"),
+            n("usage_in_bytes"),
+            n("max_usage_in_bytes"),
+            n("failcnt"),
+        )
+    };
+    let raw = flat_keyed(d, "memory.stat");
+    memory(
+        raw.get("cache").copied(),
+        [
+            entry("memory"),
+            entry("memory.memsw"),
+            entry("memory.kmem"),
+            entry("memory.kmem.tcp"),
+        ],
+        raw,
+    )
+}
+
+/// v2 as runc 1.1 reports it: `usage` is `memory.current` against
+/// `memory.max`; `swap` is memory+swap (v1's meaning: `memory.swap.current`
+/// plus `memory.current`, limits added unless unlimited); no kernel entries.
 fn memory_v2(d: &Path) -> Value {
     let raw = flat_keyed(d, "memory.stat");
-    let events = flat_keyed(d, "memory.events");
-    let mut m = Map::new();
-    put(&mut m, "cache", raw.get("file").copied());
-    let mut usage = Map::new();
-    usage.insert(
-        "limit".into(),
-        json!(num(d, "memory.max").unwrap_or(u64::MAX)),
+    let (usage, limit) = (
+        num(d, "memory.current").unwrap_or(0),
+        num(d, "memory.max").unwrap_or(0),
     );
-    put(&mut usage, "usage", num(d, "memory.current"));
-    put(&mut usage, "max", num(d, "memory.peak"));
-    usage.insert(
-        "failcnt".into(),
-        json!(events.get("max").copied().unwrap_or(0)),
-    );
-    m.insert("usage".into(), Value::Object(usage));
-    if let Some(cur) = num(d, "memory.swap.current") {
-        let mut swap = Map::new();
-        swap.insert(
-            "limit".into(),
-            json!(num(d, "memory.swap.max").unwrap_or(u64::MAX)),
-        );
-        put(&mut swap, "usage", Some(cur));
-        swap.insert("failcnt".into(), json!(0));
-        m.insert("swap".into(), Value::Object(swap));
-    }
-    m.insert("raw".into(), json!(raw));
-    Value::Object(m)
+    let swap = match num(d, "memory.swap.current") {
+        Some(cur) => {
+            let max = num(d, "memory.swap.max").unwrap_or(0);
+            let max = if max == u64::MAX {
+                max
+            } else {
+                max.saturating_add(limit)
+            };
+            mem_entry(max, cur + usage, 0, 0)
+        }
+        None => mem_entry(0, 0, 0, 0),
+    };
+    memory(
+        raw.get("file").copied(),
+        [
+            mem_entry(limit, usage, 0, 0),
+            swap,
+            mem_entry(0, 0, 0, 0),
+            mem_entry(0, 0, 0, 0),
+        ],
+        raw,
+    )
 }
 
 fn pids(d: Option<&PathBuf>) -> Value {
@@ -214,6 +310,18 @@ fn pids(d: Option<&PathBuf>) -> Value {
     Value::Object(m)
 }
 
+/// runc's `BlkioEntry`: every field left out when zero.
+fn blkio_entry(major: u64, minor: u64, op: &str, value: u64) -> Value {
+    let mut m = Map::new();
+    put(&mut m, "major", Some(major));
+    put(&mut m, "minor", Some(minor));
+    if !op.is_empty() {
+        m.insert("op".into(), json!(op));
+    }
+    put(&mut m, "value", Some(value));
+    Value::Object(m)
+}
+
 fn blkio_entries(lines: &str) -> Vec<Value> {
     lines
         .lines()
@@ -221,29 +329,41 @@ fn blkio_entries(lines: &str) -> Vec<Value> {
             let mut it = l.split_whitespace();
             let (dev, op, v) = (it.next()?, it.next()?, it.next()?);
             let (major, minor) = dev.split_once(':')?;
-            Some(json!({
-                "major": major.parse::<u64>().ok()?,
-                "minor": minor.parse::<u64>().ok()?,
-                "op": op,
-                "value": v.parse::<u64>().ok()?,
-            }))
+            Some(blkio_entry(
+                major.parse().ok()?,
+                minor.parse().ok()?,
+                op,
+                v.parse().ok()?,
+            ))
         })
         .collect()
 }
 
-fn blkio_v1(d: &Path) -> Value {
+/// v1 blkio as runc 1.1 reads it: the first group of files that exists,
+/// among BFQ's, CFQ's and the throttle policy's (recursive, then not).
+fn blkio_v1(d: Option<&PathBuf>) -> Value {
     let mut m = Map::new();
-    for (key, file) in [
-        (
-            "ioServiceBytesRecursive",
-            "blkio.throttle.io_service_bytes_recursive",
-        ),
-        (
-            "ioServicedRecursive",
+    let Some(d) = d else { return Value::Object(m) };
+    const GROUPS: [[&str; 2]; 4] = [
+        ["blkio.bfq.io_serviced_recursive", "blkio.bfq.io_service_bytes_recursive"],
+        ["blkio.io_serviced_recursive", "blkio.io_service_bytes_recursive"],
+        [
             "blkio.throttle.io_serviced_recursive",
-        ),
+            "blkio.throttle.io_service_bytes_recursive",
+        ],
+        ["blkio.throttle.io_serviced", "blkio.throttle.io_service_bytes"],
+    ];
+    let Some([serviced, bytes]) = GROUPS
+        .iter()
+        .find_map(|[a, b]| Some([read(d, a)?, read(d, b)?]))
+    else {
+        return Value::Object(m);
+    };
+    for (key, text) in [
+        ("ioServiceBytesRecursive", bytes),
+        ("ioServicedRecursive", serviced),
     ] {
-        let e = blkio_entries(&read(d, file).unwrap_or_default());
+        let e = blkio_entries(&text);
         if !e.is_empty() {
             m.insert(key.into(), json!(e));
         }
@@ -269,12 +389,11 @@ fn blkio_v2(d: &Path) -> Value {
                 continue;
             };
             let Ok(v) = v.parse::<u64>() else { continue };
-            let entry = |op: &str| json!({ "major": major, "minor": minor, "op": op, "value": v });
             match k {
-                "rbytes" => bytes.push(entry("Read")),
-                "wbytes" => bytes.push(entry("Write")),
-                "rios" => ios.push(entry("Read")),
-                "wios" => ios.push(entry("Write")),
+                "rbytes" => bytes.push(blkio_entry(major, minor, "Read", v)),
+                "wbytes" => bytes.push(blkio_entry(major, minor, "Write", v)),
+                "rios" => ios.push(blkio_entry(major, minor, "Read", v)),
+                "wios" => ios.push(blkio_entry(major, minor, "Write", v)),
                 _ => {}
             }
         }
@@ -289,36 +408,45 @@ fn blkio_v2(d: &Path) -> Value {
     Value::Object(m)
 }
 
+/// runc's `Hugetlb` per page size: `usage`, `max` (left out when zero),
+/// `failcnt`.
 fn hugetlb(d: Option<&PathBuf>, v2: bool) -> Value {
     let mut m = Map::new();
     let Some(d) = d else { return Value::Object(m) };
     for size in hugepage_sizes() {
-        let entry = if v2 {
+        let (usage, max, failcnt) = if v2 {
             let events = flat_keyed(d, &format!("hugetlb.{size}.events"));
-            num(d, &format!("hugetlb.{size}.current")).map(|usage| {
-                json!({ "usage": usage, "failcnt": events.get("max").copied().unwrap_or(0) })
-            })
+            (
+                num(d, &format!("hugetlb.{size}.current")),
+                None,
+                events.get("max").copied(),
+            )
         } else {
-            num(d, &format!("hugetlb.{size}.usage_in_bytes")).map(|usage| {
-                json!({
-                    "usage": usage,
-                    "max": num(d, &format!("hugetlb.{size}.max_usage_in_bytes")).unwrap_or(0),
-                    "failcnt": num(d, &format!("hugetlb.{size}.failcnt")).unwrap_or(0),
-                })
-            })
+            (
+                num(d, &format!("hugetlb.{size}.usage_in_bytes")),
+                num(d, &format!("hugetlb.{size}.max_usage_in_bytes")),
+                num(d, &format!("hugetlb.{size}.failcnt")),
+            )
         };
-        if let Some(e) = entry {
-            m.insert(size, e);
+        if usage.is_none() {
+            continue;
         }
+        let mut e = Map::new();
+        put(&mut e, "usage", usage);
+        put(&mut e, "max", max);
+        e.insert("failcnt".into(), json!(failcnt.unwrap_or(0)));
+        m.insert(size, Value::Object(e));
     }
     Value::Object(m)
 }
 
-/// The `data` of a runc `stats` event for the container's cgroup.
+/// The `data` of a runc `stats` event for the container's cgroup: runc's
+/// `types.Stats`, its fields in runc's order.
 pub fn collect(paths: &BTreeMap<String, PathBuf>) -> Value {
     if let Some(d) = paths.get("") {
         json!({
             "cpu": cpu_v2(d),
+            "cpuset": cpuset(None),
             "memory": memory_v2(d),
             "pids": pids(Some(d)),
             "blkio": blkio_v2(d),
@@ -329,9 +457,10 @@ pub fn collect(paths: &BTreeMap<String, PathBuf>) -> Value {
     } else {
         json!({
             "cpu": cpu_v1(paths),
-            "memory": dir_for(paths, "memory").map_or(json!({}), |d| memory_v1(d)),
+            "cpuset": cpuset(dir_for(paths, "cpuset")),
+            "memory": memory_v1(dir_for(paths, "memory")),
             "pids": pids(dir_for(paths, "pids")),
-            "blkio": dir_for(paths, "blkio").map_or(json!({}), |d| blkio_v1(d)),
+            "blkio": blkio_v1(dir_for(paths, "blkio")),
             "hugetlb": hugetlb(dir_for(paths, "hugetlb"), false),
             "intel_rdt": {},
             "network_interfaces": null,
@@ -359,8 +488,10 @@ mod tests {
     fn parses_blkio_lines() {
         let e = blkio_entries("8:0 Read 4096\n8:0 Write 0\nTotal 4096\n");
         assert_eq!(e.len(), 2);
-        assert_eq!(e[0]["op"], "Read");
-        assert_eq!(e[0]["value"], 4096);
+        // Go's omitempty: minor 0 and value 0 are left out.
+        assert_eq!(e[0].to_string(), r#"{"major":8,"op":"Read","value":4096}"#);
+        assert_eq!(e[1].to_string(), r#"{"major":8,"op":"Write"}"#);
+        assert_eq!(cpu_list("0-2,5"), vec![0, 1, 2, 5]);
     }
 
     #[test]
@@ -368,7 +499,12 @@ mod tests {
         // Every host has /proc/self/cgroup; stats of a missing dir are empty.
         let paths = BTreeMap::from([("memory".to_string(), PathBuf::from("/nonexistent"))]);
         let s = collect(&paths);
-        assert!(s["memory"].get("usage").is_none());
+        assert_eq!(s["memory"]["usage"].to_string(), r#"{"limit":0,"failcnt":0}"#);
+        let keys: Vec<&String> = s.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"]
+        );
         assert!(s["pids"].as_object().is_some_and(Map::is_empty));
     }
 }

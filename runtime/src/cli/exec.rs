@@ -67,49 +67,33 @@ pub struct Args {
     command: Vec<String>,
 }
 
-/// The process to run: `--process FILE`, or the container's own process
-/// with the command and flags applied (as runc builds it).
-fn build_process(a: &Args, base: Option<Process>) -> anyhow::Result<Process> {
-    let mut p = match &a.process {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("open {}", path.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("parse process {}", path.display()))?
-        }
-        None => {
-            if a.command.is_empty() {
-                bail!("exec args cannot be empty");
-            }
-            let mut p = base.unwrap_or_default();
-            p.args.clone_from(&a.command);
-            p
-        }
-    };
-    p.env.extend(a.env.iter().cloned());
-    if let Some(cwd) = &a.cwd {
+/// The process to run, as runc builds it: a `--process` file as it is (the
+/// other process flags are ignored); otherwise the `process` of the
+/// bundle's `config.json` as it reads now, with the command and flags
+/// applied. A terminal only with `--tty`, whatever the config says.
+fn build_process(a: &Args, bundle: &std::path::Path) -> anyhow::Result<Process> {
+    if let Some(path) = &a.process {
+        let text = std::fs::read(path).with_context(|| format!("open {}", path.display()))?;
+        let p: Process = crate::spec::gojson::from_slice(&text)?;
+        crate::spec::validate_process(&p)?;
+        return Ok(p);
+    }
+    let mut p = crate::spec::Spec::read(bundle)?
+        .process
+        .context("process property must not be empty")?;
+    if a.command.is_empty() {
+        bail!("process args cannot be empty");
+    }
+    p.args.clone_from(&a.command);
+    if let Some(cwd) = a.cwd.as_ref().filter(|c| !c.is_empty()) {
         p.cwd.clone_from(cwd);
     }
-    if p.cwd.is_empty() {
-        p.cwd = "/".into();
+    if let Some(ap) = a.apparmor.as_ref().filter(|p| !p.is_empty()) {
+        p.apparmor_profile = Some(ap.clone());
     }
-    if a.tty {
-        p.terminal = true;
+    if let Some(l) = a.process_label.as_ref().filter(|l| !l.is_empty()) {
+        p.selinux_label = Some(l.clone());
     }
-    if a.no_new_privs {
-        p.no_new_privileges = true;
-    }
-    if let Some(u) = &a.user {
-        let (uid, gid) = u.split_once(':').unwrap_or((u, ""));
-        p.user.uid = uid.parse().with_context(|| format!("parse uid {uid:?}"))?;
-        if !gid.is_empty() {
-            p.user.gid = gid.parse().with_context(|| format!("parse gid {gid:?}"))?;
-        }
-        p.user.username = None;
-    }
-    p.user
-        .additional_gids
-        .extend(a.additional_gids.iter().copied());
     if !a.cap.is_empty() {
         let caps = p.capabilities.get_or_insert_with(Default::default);
         for set in [
@@ -118,27 +102,60 @@ fn build_process(a: &Args, base: Option<Process>) -> anyhow::Result<Process> {
             &mut caps.permitted,
             &mut caps.ambient,
         ] {
-            let set = set.get_or_insert_with(Vec::new);
-            for c in &a.cap {
-                if !set.contains(c) {
-                    set.push(c.clone());
-                }
-            }
+            set.get_or_insert_with(Vec::new).extend(a.cap.iter().cloned());
         }
     }
-    if a.process_label.is_some() {
-        p.selinux_label.clone_from(&a.process_label);
+    p.env.extend(a.env.iter().cloned());
+    p.terminal = a.tty;
+    if a.no_new_privs {
+        p.no_new_privileges = true;
     }
-    if a.apparmor.is_some() {
-        p.apparmor_profile.clone_from(&a.apparmor);
+    if let Some(u) = a.user.as_ref().filter(|u| !u.is_empty()) {
+        let (uid, gid) = match u.split_once(':') {
+            Some((uid, gid)) => (uid, Some(gid)),
+            None => (u.as_str(), None),
+        };
+        if let Some(gid) = gid {
+            p.user.gid = go_atoi(gid, "gid")?;
+        }
+        p.user.uid = go_atoi(uid, "uid")?;
+        p.user.username = None;
     }
+    p.user
+        .additional_gids
+        .extend(a.additional_gids.iter().copied());
+    crate::spec::validate_process(&p)?;
     Ok(p)
 }
 
-/// Runs `exec`; the exit code is the process's unless `--detach`.
+/// `--user`'s numbers, with runc's message when one is not a number.
+fn go_atoi(s: &str, what: &str) -> anyhow::Result<u32> {
+    s.parse().map_err(|e: std::num::ParseIntError| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "value out of range"
+            }
+            _ => "invalid syntax",
+        };
+        anyhow::anyhow!(
+            "parsing {s} as int for {what} failed: strconv.Atoi: parsing {s:?}: {why}"
+        )
+    })
+}
+
+/// Runs `exec`; the exit code is the process's unless `--detach`. Like
+/// runc, any failure to set the process up is reported as `exec failed: …`
+/// with exit code 255 (by the caller), and a process whose pid file cannot
+/// be written is killed.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     let c = Container::load(&g.root, &a.id)?;
-    let process = build_process(&a, c.record.process.clone())?;
+    let process = build_process(&a, &c.record.bundle)?;
+    if process.terminal && a.detach && a.console_socket.is_none() {
+        bail!("cannot allocate tty if runc will detach without setting console socket");
+    }
+    if !process.terminal && a.console_socket.is_some() {
+        bail!("cannot use console socket if runc will not detach or allocate tty");
+    }
     // --tty in the foreground without a console socket: corten takes the
     // pty master itself and relays it (as runc does).
     let own_console = if process.terminal && !a.detach && a.console_socket.is_none() {
@@ -154,9 +171,13 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
     };
-    let pid = exec(&g.root, &a.id, &process, &opts).context("exec failed")?;
+    let pid = exec(&g.root, &a.id, &process, &opts)?;
     if let Some(pf) = &a.pid_file {
-        write_pid_file(pf, pid)?;
+        if let Err(e) = write_pid_file(pf, pid) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            return Err(e.into());
+        }
     }
     if a.detach {
         return Ok(0);

@@ -19,6 +19,8 @@ pub struct Args {
 
 /// Runs `kill`.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
+    // runc looks the container up before it parses the signal.
+    container::Container::load(&g.root, &a.id)?;
     let sig = parse_signal(&a.signal)?;
     container::kill(&g.root, &a.id, sig, a.all)?;
     Ok(())

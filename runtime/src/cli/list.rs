@@ -1,5 +1,7 @@
 //! `corten list`.
 
+use std::os::unix::fs::MetadataExt;
+
 use super::Globals;
 use crate::container::Container;
 
@@ -14,27 +16,42 @@ pub struct Args {
     quiet: bool,
 }
 
+/// A container and the name of its state directory's owner.
+struct Entry {
+    c: Container,
+    owner: String,
+}
+
 /// Runs `list`.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let mut all = Vec::new();
     if let Ok(rd) = std::fs::read_dir(&g.root) {
         for e in rd.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = e.metadata() else { continue };
             if let Ok(c) = Container::load(&g.root, &id) {
-                all.push(c);
+                // runc names the owner of the state directory, `#uid`
+                // when the host's passwd does not know it.
+                let owner = crate::process::user::name_of(&passwd, meta.uid())
+                    .unwrap_or_else(|| format!("#{}", meta.uid()));
+                all.push(Entry { c, owner });
             }
         }
     }
-    all.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+    all.sort_by(|a, b| a.c.record.id.cmp(&b.c.record.id));
     if a.quiet {
-        for c in &all {
-            println!("{}", c.record.id);
+        for e in &all {
+            println!("{}", e.c.record.id);
         }
         return Ok(());
     }
     match a.format.as_str() {
         "json" => {
-            let v: Vec<_> = all.iter().map(Container::oci_state).collect();
+            let v: Vec<_> = all
+                .iter()
+                .map(|e| e.c.record.oci_state(e.c.status, &e.owner))
+                .collect();
             if v.is_empty() {
                 println!("null");
             } else {
@@ -48,11 +65,11 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
 }
 
 /// The table runc prints (tabwriter: minimum width 12, padding 3).
-fn table(all: &[Container]) -> String {
+fn table(all: &[Entry]) -> String {
     let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
         .map(String::from)
         .to_vec()];
-    for c in all {
+    for Entry { c, owner } in all {
         let st = c.oci_state();
         rows.push(vec![
             c.record.id.clone(),
@@ -60,7 +77,7 @@ fn table(all: &[Container]) -> String {
             st["status"].as_str().unwrap_or_default().to_string(),
             c.record.bundle.display().to_string(),
             c.record.created.clone(),
-            c.record.owner.clone(),
+            owner.clone(),
         ]);
     }
     let widths: Vec<usize> = (0..6)

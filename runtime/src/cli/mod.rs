@@ -1,5 +1,6 @@
 //! The runc-compatible command line: global flags, one file per command.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
@@ -15,11 +16,12 @@ mod start;
 mod state;
 mod tty;
 mod update;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::logging;
 
@@ -62,9 +64,9 @@ pub struct Cli {
     /// Ignore cgroup permission errors: true, false or auto.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
-    /// Path to criu (accepted for compatibility; checkpointing is not supported).
-    #[arg(long, global = true, hide = true)]
-    criu: Option<String>,
+    /// Path to the criu binary used for checkpoint and restore.
+    #[arg(long, global = true, default_value = "criu")]
+    criu: String,
     /// Print the version (runc's three lines: version, commit, spec).
     #[arg(short = 'v', long)]
     version: bool,
@@ -105,6 +107,10 @@ enum Command {
     Update(Box<update::Args>),
     /// Display container statistics and OOM notifications.
     Events(events::Args),
+    /// Checkpoint a running container (needs CRIU; not supported yet).
+    Checkpoint(Box<checkpoint::CheckpointArgs>),
+    /// Restore a container from a checkpoint (needs CRIU; not supported yet).
+    Restore(Box<checkpoint::RestoreArgs>),
 }
 
 /// Global options every command sees.
@@ -120,34 +126,34 @@ pub struct Globals {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(code) = usage::help_command(&args) {
+        return code;
+    }
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    ExitCode::SUCCESS
-                }
-                _ => ExitCode::FAILURE,
-            };
-        }
+        Err(e) => return usage::report(&e, &args),
     };
     let Some(command) = cli.command else {
         if cli.version {
             println!("{VERSION}");
-            return ExitCode::SUCCESS;
+        } else {
+            // Only global flags: runc shows its help.
+            let _ = Cli::command().print_help();
         }
-        eprintln!("corten: a command is required; try `corten --help`");
-        return ExitCode::FAILURE;
+        return ExitCode::SUCCESS;
     };
-    let format = if cli.log_format == "json" {
-        logging::Format::Json
-    } else {
-        logging::Format::Text
+    // runc checks the format, then opens the log file, before any command.
+    let format = match cli.log_format.as_str() {
+        "json" => logging::Format::Json,
+        "text" | "" => logging::Format::Text,
+        f => {
+            logging::error(&format!("invalid log-format: {f}"));
+            return ExitCode::FAILURE;
+        }
     };
-    logging::init(cli.log.clone(), format, cli.debug);
-    if cli.log_format != "json" && cli.log_format != "text" {
-        logging::error(&format!("invalid log-format: {}", cli.log_format));
+    if let Err(e) = logging::init(cli.log.clone(), format, cli.debug) {
+        logging::error(&crate::gotext::go_errors(&e.to_string()));
         return ExitCode::FAILURE;
     }
     // The commands whose processes enter a container run from a copy of the
@@ -188,12 +194,22 @@ pub fn main() -> ExitCode {
         Command::List(a) => list::run(&g, a).map(|()| 0),
         Command::Spec(a) => spec::run(a).map(|()| 0),
         Command::Ps(a) => ps::run(&g, a).map(|()| 0),
-        Command::Exec(a) => exec::run(&g, *a),
+        Command::Exec(a) => match exec::run(&g, *a) {
+            // runc: `exec failed: …`, exit code 255, for every failure to
+            // set the process up.
+            Err(e) => {
+                logging::error(&error_line(&e.context("exec failed")));
+                return ExitCode::from(255);
+            }
+            ok => ok,
+        },
         Command::Features(a) => features::run(a).map(|()| 0),
         Command::Pause(a) => pause::run(&g, a, true).map(|()| 0),
         Command::Resume(a) => pause::run(&g, a, false).map(|()| 0),
         Command::Update(a) => update::run(&g, *a).map(|()| 0),
         Command::Events(a) => events::run(&g, a).map(|()| 0),
+        Command::Checkpoint(a) => checkpoint::checkpoint(&g, &cli.criu, *a).map(|()| 0),
+        Command::Restore(a) => checkpoint::restore(&g, &cli.criu, *a).map(|()| 0),
     };
     match res {
         Ok(code) => ExitCode::from(code),
@@ -205,7 +221,8 @@ pub fn main() -> ExitCode {
 }
 
 /// One line for an error chain: each cause appended unless its text is
-/// already part of the message, and Rust's ` (os error N)` suffixes dropped.
+/// already part of the message, system errors in Go's words (runc's:
+/// `no such file or directory`, without Rust's ` (os error N)`).
 pub fn error_line(e: &anyhow::Error) -> String {
     let mut msg = String::new();
     for cause in e.chain() {
@@ -217,23 +234,7 @@ pub fn error_line(e: &anyhow::Error) -> String {
             msg.push_str(&c);
         }
     }
-    strip_os_error(&msg)
-}
-
-fn strip_os_error(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find(" (os error ") {
-        out.push_str(&rest[..i]);
-        match rest[i..].find(')') {
-            Some(j) => rest = &rest[i + j + 1..],
-            None => {
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::gotext::go_errors(&msg)
 }
 
 #[cfg(test)]
@@ -250,7 +251,7 @@ mod tests {
         .context("corten create failed");
         assert_eq!(
             error_line(&e),
-            "corten create failed: open /x/config.json: No such file or directory"
+            "corten create failed: open /x/config.json: no such file or directory"
         );
     }
 }

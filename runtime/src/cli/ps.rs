@@ -7,7 +7,6 @@ use anyhow::{bail, Context};
 use super::Globals;
 use crate::cgroups;
 use crate::container::Container;
-use crate::state::Status;
 
 /// `ps [--format table|json] ID [PS_OPTIONS…]`
 #[derive(Debug, clap::Args)]
@@ -22,36 +21,47 @@ pub struct Args {
     ps_args: Vec<String>,
 }
 
-/// Runs `ps`.
+/// Runs `ps`, as runc does: the pids of the container's cgroup (none once
+/// it has stopped: an empty table, or `null`), then the host's `ps`
+/// filtered to them.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
     let c = Container::load(&g.root, &a.id)?;
-    if c.status == Status::Stopped {
-        bail!("container {} is not running", a.id);
-    }
     let pids = cgroups::pids(&c.record.cgroup_paths);
     match a.format.as_str() {
+        "table" => {}
         "json" => {
-            println!("{}", serde_json::to_string(&pids)?);
-            Ok(())
-        }
-        "table" => {
-            let args = if a.ps_args.is_empty() {
-                vec!["-ef".to_string()]
+            // Go encodes an empty (nil) slice as null.
+            if pids.is_empty() {
+                println!("null");
             } else {
-                a.ps_args
-            };
-            let out = Command::new("ps").args(&args).output().context("exec ps")?;
-            if !out.status.success() {
-                bail!("ps: {}", String::from_utf8_lossy(&out.stderr).trim());
+                println!("{}", serde_json::to_string(&pids)?);
             }
-            print!(
-                "{}",
-                filter_table(&String::from_utf8_lossy(&out.stdout), &pids)?
-            );
-            Ok(())
+            return Ok(());
         }
-        f => bail!("invalid format option: {f}"),
+        _ => bail!("invalid format option"),
     }
+    let args = if a.ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        a.ps_args
+    };
+    let out = Command::new("ps")
+        .args(&args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("exec: \"ps\"")?;
+    if !out.status.success() {
+        bail!(
+            "{}: {}",
+            crate::gotext::exit_status(out.status),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    print!(
+        "{}",
+        filter_table(&String::from_utf8_lossy(&out.stdout), &pids)?
+    );
+    Ok(())
 }
 
 /// Keeps the header and the lines whose PID column is one of `pids`.

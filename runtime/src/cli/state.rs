@@ -1,5 +1,7 @@
 //! `corten state`.
 
+use std::io::Write;
+
 use super::Globals;
 use crate::container;
 
@@ -10,9 +12,12 @@ pub struct Args {
     id: String,
 }
 
-/// Runs `state`: the OCI state as indented JSON.
+/// Runs `state`: the OCI state as JSON indented by two spaces, without a
+/// final newline (runc writes exactly `json.MarshalIndent`'s bytes).
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
     let c = container::Container::load(&g.root, &a.id)?;
-    println!("{}", serde_json::to_string_pretty(&c.oci_state())?);
+    let mut out = std::io::stdout().lock();
+    out.write_all(serde_json::to_string_pretty(&c.oci_state())?.as_bytes())?;
+    out.flush()?;
     Ok(())
 }

@@ -134,6 +134,7 @@ pub fn create(
     let dir = StateDir::new(root, id)?;
     let bundle = fs::canonicalize(bundle).map_err(step(format!("bundle {}", bundle.display())))?;
     let spec = Spec::load(&bundle)?;
+    crate::logging::step(|| format!("config {} loaded and validated", bundle.join("config.json").display()));
     let rootfs = rootfs_path(&spec, &bundle)?;
     let process = spec.process();
     if process.terminal && opts.console_socket.is_none() {
@@ -167,6 +168,7 @@ pub fn create(
         .map_err(|e| CreateError::Init(format!("linux.seccomp: {e}")))?;
     dir.create(root)?;
     let lock = dir.lock()?;
+    crate::logging::step(|| format!("state directory {} created", dir.path.display()));
     let mut cg = BTreeMap::new();
     let res = (|| {
         if opts.cgroups_disabled {
@@ -183,6 +185,7 @@ pub fn create(
             if let Some(res) = &spec.linux().resources {
                 cgroups::resources::apply(&cg, res)?;
             }
+            crate::logging::step(|| format!("cgroup created and limited: {:?}", cg.values().collect::<Vec<_>>()));
         }
         nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| step("mkfifo exec.fifo")(e.into()))?;
@@ -207,14 +210,14 @@ pub fn create(
             // runtime.md lifecycle: a failed create still ends with the
             // poststop hooks (failures only warned about).
             if let Some(h) = spec.hooks.as_ref().filter(|h| !h.poststop.is_empty()) {
-                let state = serde_json::json!({
-                    "ociVersion": spec.oci_version,
-                    "id": id,
-                    "status": "stopped",
-                    "pid": 0,
-                    "bundle": bundle,
-                    "annotations": spec.annotations,
-                })
+                let state = crate::state::hook_state(
+                    &spec.oci_version,
+                    id,
+                    crate::state::Status::Stopped,
+                    0,
+                    &bundle,
+                    &spec.annotations,
+                )
                 .to_string();
                 crate::hooks::run_all_warn("poststop", &h.poststop, &state);
             }
@@ -281,6 +284,7 @@ fn spawn(
     };
     drop(child_end);
     drop(self_move);
+    crate::logging::step(|| format!("init cloned (pid {first}, {})", if fast { "one clone3" } else { "through an intermediate" }));
     let pid = if fast {
         first
     } else {
@@ -380,20 +384,24 @@ fn finish(
         )))?;
     }
     chan.send(&Msg::Go).map_err(step("release init"))?;
-    let state = |status: &str| {
-        serde_json::json!({
-            "ociVersion": spec.oci_version,
-            "id": dir.id,
-            "status": status,
-            "pid": pid,
-            "bundle": bundle,
-            "annotations": spec.annotations,
-        })
+    crate::logging::step(|| "id maps, cgroup and oom_score_adj set; init released".into());
+    let state = |status| {
+        crate::state::hook_state(
+            &spec.oci_version,
+            &dir.id,
+            status,
+            pid,
+            bundle,
+            &spec.annotations,
+        )
     };
     loop {
         let (msg, fd) = chan.recv_fd().map_or((None, None), |r| r);
         match msg {
-            Some(Msg::Created) => break,
+            Some(Msg::Created) => {
+                crate::logging::step(|| "init reports the container created".into());
+                break;
+            }
             Some(Msg::SeccompFd) => {
                 // The init's seccomp notify listener: hand it to the agent.
                 let (Some(fd), Some(f)) = (fd, seccomp) else {
@@ -407,7 +415,7 @@ fn finish(
                     f.listener_metadata(),
                     std::os::fd::AsFd::as_fd(&fd),
                     pid,
-                    &state("creating"),
+                    &state(crate::state::Status::Creating),
                 )
                 .map_err(|e| CreateError::Init(format!("seccomp listener: {e}")))?;
                 chan.send(&Msg::Go)
@@ -416,7 +424,7 @@ fn finish(
             Some(Msg::Hooks) => {
                 // The namespaces and mounts exist: prestart and createRuntime
                 // hooks, in the runtime's namespaces.
-                let state = state("creating").to_string();
+                let state = state(crate::state::Status::Creating).to_string();
                 if let Some(h) = &spec.hooks {
                     crate::hooks::run_all("prestart", &h.prestart, &state)?;
                     crate::hooks::run_all("createRuntime", &h.create_runtime, &state)?;
@@ -437,7 +445,6 @@ fn finish(
         rootfs: rootfs.to_path_buf(),
         created: crate::logging::rfc3339_now(true),
         annotations: spec.annotations.clone(),
-        owner: String::new(),
         cgroup_paths: cg.clone(),
         own_pid_ns: ns.creates(NsKind::Pid),
         systemd_cgroup: opts.systemd_cgroup,
@@ -451,6 +458,7 @@ fn finish(
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, pid)?;
     }
+    crate::logging::step(|| "state.json and pid file written".into());
     chan.send(&Msg::Detach).map_err(step("detach init"))?;
     // The init closes its end once its parent-death signal is cleared.
     let _ = chan.recv();
@@ -468,19 +476,33 @@ fn exit_reason(pid: i32) -> String {
     }
 }
 
-/// Writes the pid file atomically: digits, no newline (as runc).
+/// Writes the pid file as runc does: the digits (no newline) into
+/// `.<name>` beside it, created exclusively, then renamed over `<name>`;
+/// a relative path is taken from the current directory.
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), CreateError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {
         std::env::current_dir().map_err(step("getcwd"))?.join(path)
     };
-    let tmp = abs.with_file_name(format!(
-        ".{}.tmp",
-        abs.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    fs::write(&tmp, pid.to_string()).map_err(step(format!("write pid file {}", tmp.display())))?;
-    fs::rename(&tmp, &abs).map_err(step(format!("rename pid file {}", abs.display())))
+    let name = abs.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = abs.with_file_name(format!(".{}", name.unwrap_or_default()));
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_SYNC)
+        .mode(0o666)
+        .open(&tmp)
+        .map_err(step(format!("open {}", tmp.display())))?;
+    f.write_all(pid.to_string().as_bytes())
+        .map_err(step(format!("write {}", tmp.display())))?;
+    drop(f);
+    fs::rename(&tmp, &abs).map_err(step(format!(
+        "rename {} {}",
+        tmp.display(),
+        abs.display()
+    )))
 }

@@ -178,6 +178,7 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         parent_pid: nix::unistd::getpid().as_raw(),
         cgroup_move: &self_move,
     };
+    crate::logging::step(|| format!("exec: container {id} loaded, {} namespaces to join", ns.join.len()));
     let (cloned, parent_moves) = super::clone_in_cgroup(0, cg).map_err(step("clone"))?;
     let intermediate = match cloned {
         Forked::Child => {
@@ -231,6 +232,7 @@ fn finish(
             return Err(step("set oom_score_adj")(e));
         }
     }
+    crate::logging::step(|| format!("exec: process {pid} forked in the container's namespaces"));
     let _ = chan.send(&Msg::Go);
     let fail = |e: ExecError| {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -240,12 +242,15 @@ fn finish(
     // The process's end of the channel is close-on-exec: EOF means exec'd.
     loop {
         match chan.recv_fd() {
-            Ok((None, _)) => return Ok(pid),
+            Ok((None, _)) => {
+                crate::logging::step(|| format!("exec: process {pid} executed its program"));
+                return Ok(pid);
+            }
             Ok((Some(Msg::SeccompFd), Some(fd))) => {
                 let Some(f) = seccomp else {
                     return fail(ExecError::Child("unexpected seccomp listener".into()));
                 };
-                let state = container.record.oci_state(container.status);
+                let state = container.record.hook_state(container.status);
                 let sent = crate::seccomp::send_to_listener(
                     f.listener_path().unwrap_or_default(),
                     f.listener_metadata(),

@@ -168,6 +168,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         Ok(Some(Msg::Go)) => {}
         _ => return Err(InitError::Orphaned),
     }
+    crate::logging::step(|| "init: in its cgroups, released by the parent".into());
     let spec = a.spec;
     let attrs = spec.process().attrs(
         spec.linux().personality.as_ref(),
@@ -205,7 +206,9 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         a.ns.creates(NsKind::Cgroup),
         a.cgroup_paths,
     )?;
+    crate::logging::step(|| "init: namespaces and session ready".into());
     rfs.mount_all(spec)?;
+    crate::logging::step(|| format!("init: {} mounts and the devices done", spec.mounts.len()));
     // Hooks: the parent runs prestart/createRuntime now (the namespaces and
     // mounts exist), then this process runs createContainer, still before
     // pivot_root, in the container's namespaces.
@@ -227,6 +230,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     };
     set_sysctls(spec)?;
     rfs.protect_paths(spec)?;
+    crate::logging::step(|| "init: console, sysctls, masked and read-only paths done".into());
     if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(nstep("sethostname"))?;
     }
@@ -239,6 +243,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         }
     }
     rfs.enter(spec, a.no_pivot)?;
+    crate::logging::step(|| format!("init: {} into the rootfs", if a.no_pivot { "moved" } else { "pivoted" }));
     if let Some(peer) = pty {
         console::attach(peer)?;
     }
@@ -254,6 +259,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     }
     drop(prepared.listener);
 
+    crate::logging::step(|| "init: process prepared (rlimits, user, capabilities, seccomp, cwd)".into());
     chan.send(&Msg::Created).map_err(step("report created"))?;
     match chan.recv() {
         Ok(Some(Msg::Detach)) => {}
@@ -264,6 +270,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     unsafe { libc::close(std::os::fd::AsRawFd::as_raw_fd(chan)) };
 
     wait_for_start(a.fifo);
+    crate::logging::step(|| "init: started".into());
     if let (Some(h), Some(state)) = (&spec.hooks, &hook_state) {
         if !h.start_container.is_empty() {
             let state = state.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1);
@@ -274,6 +281,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
             }
         }
     }
+    crate::logging::step(|| format!("init: execve {}", prepared.path.display()));
     exec(&prepared.path, &process.args, &prepared.env)
 }
 
@@ -331,6 +339,11 @@ pub fn prepare_process(
     if let Some(c) = &process.capabilities {
         capabilities::apply_bounding(c)?;
     }
+    // runc enters the cwd while still privileged, so a directory only the
+    // runtime can reach works; on EACCES/EPERM it tries again as the user
+    // (a volume owned by the container's user that root may not enter).
+    let cwd_later = !enter_cwd(&process.cwd, true)?;
+    user::fix_stdio_owner(uid)?;
     prctl::set_keepcaps(true).map_err(nstep("set keepcaps"))?;
     user::switch(uid, gid, &process.user.additional_gids, userns)?;
     prctl::set_keepcaps(false).map_err(nstep("clear keepcaps"))?;
@@ -340,7 +353,9 @@ pub fn prepare_process(
     if let Some(mask) = process.user.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
-    enter_cwd(&process.cwd)?;
+    if cwd_later {
+        enter_cwd(&process.cwd, false)?;
+    }
     if let Some(f) = seccomp.filter(|_| process.no_new_privileges) {
         listener = f.install()?;
     }
@@ -368,10 +383,20 @@ fn set_sysctls(spec: &Spec) -> Result<(), InitError> {
 
 /// Changes to the process's cwd and checks it lies inside the new root
 /// (CVE-2024-21626: a cwd reached through a leaked descriptor would not).
-fn enter_cwd(cwd: &str) -> Result<(), InitError> {
-    nix::unistd::chdir(cwd).map_err(|e| step(format!("chdir to cwd {cwd:?}"))(e.into()))?;
+/// With `may_defer`, a permission error returns `Ok(false)`: try again
+/// after the user switch.
+fn enter_cwd(cwd: &str, may_defer: bool) -> Result<bool, InitError> {
+    match nix::unistd::chdir(cwd) {
+        Ok(()) => {}
+        Err(nix::Error::EACCES | nix::Error::EPERM) if may_defer => return Ok(false),
+        Err(e) => {
+            return Err(step(format!("chdir to cwd ({cwd:?}) set in config.json failed"))(
+                e.into(),
+            ))
+        }
+    }
     match nix::unistd::getcwd() {
-        Ok(p) if p.starts_with("/") => Ok(()),
+        Ok(p) if p.starts_with("/") => Ok(true),
         _ => Err(InitError::CwdEscape(cwd.to_string())),
     }
 }

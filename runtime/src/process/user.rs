@@ -29,6 +29,14 @@ pub fn lookup(passwd: &str, name: &str) -> Option<(u32, u32)> {
     })
 }
 
+/// The name of `uid` in `passwd` content.
+pub fn name_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
+    })
+}
+
 /// The home directory of `uid` in `passwd` content.
 pub fn home(passwd: &str, uid: u32) -> Option<String> {
     passwd.lines().find_map(|l| {
@@ -77,6 +85,44 @@ pub fn switch(uid: u32, gid: u32, additional: &[u32], userns: bool) -> Result<()
     setresgid(g, g, g).map_err(set("setresgid"))?;
     let u = Uid::from_raw(uid);
     setresuid(u, u, u).map_err(set("setresuid"))?;
+    Ok(())
+}
+
+/// Gives the process's stdio to the user it is about to become, as runc
+/// does before the switch: each of fds 0-2 whose owner is not already `uid`
+/// and that is not `/dev/null` is chowned to `uid` (its group kept; a pty
+/// from a `gid=5` devpts stays in group tty). Refusals the kernel makes for
+/// ids not mapped in a user namespace or a read-only filesystem are ignored.
+pub fn fix_stdio_owner(uid: u32) -> Result<(), UserError> {
+    use std::os::fd::BorrowedFd;
+    let null = nix::sys::stat::stat("/dev/null").map_err(|source| UserError::Set {
+        op: "stat /dev/null",
+        source,
+    })?;
+    for fd in 0..=2 {
+        // SAFETY: fds 0-2 stay open for the life of the process; the
+        // borrow ends within this iteration.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)) else {
+            continue;
+        };
+        if st.st_uid == uid || st.st_rdev == null.st_rdev {
+            continue;
+        }
+        match nix::unistd::fchown(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(st.st_gid)),
+        ) {
+            Ok(()) | Err(nix::Error::EINVAL | nix::Error::EPERM | nix::Error::EROFS) => {}
+            Err(source) => {
+                return Err(UserError::Set {
+                    op: "chown stdio",
+                    source,
+                })
+            }
+        }
+    }
     Ok(())
 }
 

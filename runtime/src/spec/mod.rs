@@ -5,6 +5,7 @@
 //! are reported with serde's line and column.
 
 mod default;
+pub mod gojson;
 
 /// The runtime-spec version corten implements and writes into `state`.
 pub const OCI_VERSION: &str = "1.0.2-dev";
@@ -391,15 +392,20 @@ pub struct TimeOffset {
 impl Spec {
     /// Reads and validates `<bundle>/config.json`.
     pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
+        let spec = Spec::read(bundle)?;
+        validate(&spec)?;
+        Ok(spec)
+    }
+
+    /// Reads `<bundle>/config.json` as runc decodes it ([`gojson`]),
+    /// without validating it.
+    pub fn read(bundle: &Path) -> Result<Spec, SpecError> {
         let path = bundle.join("config.json");
         let data = fs::read(&path).map_err(|source| SpecError::Read {
             path: path.clone(),
             source,
         })?;
-        let spec: Spec =
-            serde_json::from_slice(&data).map_err(|source| SpecError::Parse { path, source })?;
-        validate(&spec)?;
-        Ok(spec)
+        gojson::from_slice(&data).map_err(|source| SpecError::Parse { path, source })
     }
 
     /// The process, which validation guarantees for `create`.

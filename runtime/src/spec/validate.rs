@@ -74,14 +74,15 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
 
 /// Validates a process (the container's, or one given to `exec`).
 pub fn validate_process(process: &super::Process) -> Result<(), SpecError> {
+    // runc's checks, in its order and words.
+    if process.cwd.is_empty() {
+        return Err(invalid("Cwd property must not be empty"));
+    }
+    if !process.cwd.starts_with('/') {
+        return Err(invalid("Cwd must be an absolute path"));
+    }
     if process.args.is_empty() {
         return Err(invalid("args must not be empty"));
-    }
-    if process.cwd.is_empty() || !process.cwd.starts_with('/') {
-        return Err(invalid(format!(
-            "cwd {:?} is not an absolute path",
-            process.cwd
-        )));
     }
     for e in &process.env {
         if !e.contains('=') {
