@@ -508,3 +508,54 @@ fn fake_dev_null_symlink_is_not_used_for_masking() {
         "the container wrote through the fake /dev/null"
     );
 }
+
+// --- a runtime that itself runs in a chroot (a build root, a fresh-install
+// tree, a container of containers) ---
+
+/// pivot_root from a chroot leaves the host's tree above the container's
+/// root in the container's mount namespace, and joining that namespace puts
+/// a process at its root: an `exec` that only joins it lands in the host's
+/// filesystem (runc 1.1 does). corten enters the init's own root.
+#[test]
+fn exec_from_a_chrooted_runtime_enters_the_container_root() {
+    require_root!();
+    let bin = corten_integration_tests::runtime_bin();
+    let ldd = std::process::Command::new("ldd").arg(&bin).output();
+    let is_static = ldd.is_ok_and(|o| !o.status.success() || o.stdout_str().contains("statically"));
+    if !is_static {
+        corten_integration_tests::skip(
+            "exec_from_a_chrooted_runtime_enters_the_container_root",
+            "the runtime binary is dynamically linked and cannot run in a bare chroot (make build gives a static one)",
+        );
+        return;
+    }
+    let mut b = Bundle::new("chroot-exec");
+    b.args(&["sleep", "30"]);
+    b.write_file("rootfs/container-marker", "inside\n");
+    b.save();
+    // The chroot is the bundle directory itself: bundle `/`, rootfs
+    // `/rootfs`, state in `/state`, the runtime as `/corten`.
+    let dir = b.path().display().to_string();
+    let script = format!(
+        r#"set -e
+D={dir}
+cp {bin} $D/corten
+mount --bind $D $D
+for m in proc sys dev; do mkdir -p $D/$m; mount --rbind /$m $D/$m; mount --make-rslave $D/$m; done
+trap 'chroot $D /corten --root /state delete -f c1 >/dev/null 2>&1' EXIT
+chroot $D /corten --root /state run -d -b / c1 </dev/null >/dev/null 2>&1
+chroot $D /corten --root /state exec c1 cat /container-marker
+"#,
+        bin = bin.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("unshare");
+    assert_eq!(
+        out.stdout_str(),
+        "inside\n",
+        "exec from a chrooted runtime did not enter the container's root: {}",
+        out.stderr_str()
+    );
+}

@@ -45,14 +45,43 @@ fn supported() -> &'static CapsHashSet {
 fn set_of(names: &Option<Vec<String>>) -> Result<CapsHashSet, CapError> {
     let mut out = HashSet::new();
     for n in names.iter().flatten() {
-        // Capabilities this kernel does not know cannot be granted; runc
-        // skips them with a warning, and so do we.
-        let cap = parse(n)?;
-        if supported().contains(&cap) {
-            out.insert(cap);
+        // Names that are no capability, or that this kernel does not know,
+        // cannot be granted; runc skips them (with the warning of
+        // [`unknown`]), and so do we.
+        if let Ok(cap) = parse(n) {
+            if supported().contains(&cap) {
+                out.insert(cap);
+            }
         }
     }
     Ok(out)
+}
+
+/// The names of `c` that are no capability this kernel has, sorted and
+/// unique: runc warns `ignoring unknown or unavailable capabilities: [..]`
+/// and runs the container without them.
+pub fn unknown(c: &Capabilities) -> Vec<String> {
+    let mut out: Vec<String> = [&c.bounding, &c.effective, &c.inheritable, &c.permitted, &c.ambient]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|n| parse(n).map_or(true, |cap| !supported().contains(&cap)))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Logs runc's warning for the unknown capabilities of `c`, if any.
+pub fn warn_unknown(c: Option<&Capabilities>) {
+    let names = c.map(unknown).unwrap_or_default();
+    if !names.is_empty() {
+        crate::logging::warn(&format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            names.join(" ")
+        ));
+    }
 }
 
 fn apply(set: CapSet, name: &'static str, value: &CapsHashSet) -> Result<(), CapError> {

@@ -238,6 +238,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
     }
     wait_cgroup_empty(&c);
     crate::logging::step(|| format!("container {id}: no process left"));
+    if let Some(base) = c.record.host_mounts_base {
+        crate::rootfs::unmount_to(&c.record.rootfs, base);
+    }
     cgroups::remove(&c.record.cgroup_paths)?;
     c.dir.remove()?;
     crate::logging::step(|| format!("container {id}: cgroup and state directory removed"));

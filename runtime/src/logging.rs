@@ -157,11 +157,16 @@ fn line(format: Format, level: &str, msg: &str) -> String {
 }
 
 fn write(level: &str, msg: &str) {
+    let format = CONFIG.get().map_or(Format::Text, |c| c.format);
+    emit(&line(format, level, msg));
+}
+
+/// Writes one formatted record to the log's destination.
+fn emit(text: &str) {
     let Some(cfg) = CONFIG.get() else {
-        let _ = std::io::stderr().write_all(line(Format::Text, level, msg).as_bytes());
+        let _ = std::io::stderr().write_all(text.as_bytes());
         return;
     };
-    let text = line(cfg.format, level, msg);
     match (&cfg.file, &cfg.debug_out) {
         (Some(f), _) => {
             let _ = (&*f).write_all(text.as_bytes());
@@ -194,6 +199,26 @@ pub fn error(msg: &str) {
 /// Logs a warning.
 pub fn warn(msg: &str) {
     write("warning", msg);
+}
+
+/// Logs a warning with logrus's `error` field, as runc's
+/// `logrus.WithError(err).Warn(msg)`: text `msg="…" error="…"`, JSON keys
+/// in logrus's (alphabetical) order.
+pub fn warn_with_error(msg: &str, error: &str) {
+    let time = rfc3339_now(false);
+    let format = CONFIG.get().map_or(Format::Text, |c| c.format);
+    let text = match format {
+        Format::Json => format!(
+            "{}\n",
+            serde_json::json!({ "error": error, "level": "warning", "msg": msg, "time": time })
+        ),
+        Format::Text => format!(
+            "time={time:?} level=warning msg={} error={}\n",
+            serde_json::Value::from(msg),
+            serde_json::Value::from(error)
+        ),
+    };
+    emit(&text);
 }
 
 /// Logs a debug message when `--debug` is on.

@@ -109,6 +109,11 @@ pub struct Record {
     /// Whether the container has its own pid namespace.
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// Without a mount namespace of its own, the container's mounts are in
+    /// the caller's: how many mounts the rootfs had before them, to detach
+    /// the rest on delete ([`crate::rootfs::unmount_to`]).
+    #[serde(default)]
+    pub host_mounts_base: Option<usize>,
     /// Whether `--systemd-cgroup` was used.
     #[serde(default)]
     pub systemd_cgroup: bool,

@@ -166,6 +166,8 @@ pub fn create(
         .map(crate::seccomp::compile)
         .transpose()
         .map_err(|e| CreateError::Init(format!("linux.seccomp: {e}")))?;
+    // Counted now, before the init can mount anything (see the function).
+    let _ = host_mounts_base(&ns, &rootfs);
     dir.create(root)?;
     let lock = dir.lock()?;
     crate::logging::step(|| format!("state directory {} created", dir.path.display()));
@@ -205,6 +207,9 @@ pub fn create(
     match res {
         Ok(c) => Ok(c),
         Err(e) => {
+            if let Some(base) = host_mounts_base(&ns, &rootfs) {
+                crate::rootfs::unmount_to(&rootfs, base);
+            }
             let _ = cgroups::remove(&cg);
             let _ = dir.remove();
             // runtime.md lifecycle: a failed create still ends with the
@@ -447,6 +452,7 @@ fn finish(
         annotations: spec.annotations.clone(),
         cgroup_paths: cg.clone(),
         own_pid_ns: ns.creates(NsKind::Pid),
+        host_mounts_base: host_mounts_base(ns, rootfs),
         systemd_cgroup: opts.systemd_cgroup,
         process: spec.process.clone(),
         seccomp: spec.linux().seccomp.clone(),
@@ -463,6 +469,14 @@ fn finish(
     // The init closes its end once its parent-death signal is cleared.
     let _ = chan.recv();
     Ok(Created { pid })
+}
+
+/// For a container without a mount namespace: the mounts its rootfs had
+/// before corten's. Counted once per process, on the first call, which
+/// `create` makes before the clone; later calls return that count.
+fn host_mounts_base(ns: &NsPlan, rootfs: &Path) -> Option<usize> {
+    static BASE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    (!ns.has(NsKind::Mount)).then(|| *BASE.get_or_init(|| crate::rootfs::mounts_at(rootfs)))
 }
 
 fn exit_reason(pid: i32) -> String {

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -115,6 +115,9 @@ struct Child<'a> {
     parent_pid: i32,
     /// The v1 cgroups the intermediate moves itself into.
     cgroup_move: &'a cgroups::SelfMove,
+    /// The init's root directory (`/proc/<pid>/root`), entered after the
+    /// namespaces are joined.
+    root: &'a File,
 }
 
 /// Runs `process` in container `id`; returns the new process's pid once it
@@ -165,6 +168,18 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         .map(crate::seccomp::compile)
         .transpose()
         .map_err(|e| ExecError::Refused(format!("linux.seccomp: {e}")))?;
+    // Joining a mount namespace puts a process at the namespace's root
+    // mount, which is the container's root only when the runtime that
+    // created it was not itself chrooted (pivot_root from a chroot leaves
+    // the host's tree above the container's root in the namespace). The
+    // init's own root is the container's in every case; runc lands the
+    // process in the host's tree there.
+    let root_path = format!("/proc/{}/root", c.record.pid);
+    let root = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(&root_path)
+        .map_err(step(format!("open {root_path}")))?;
     let cg = &c.record.cgroup_paths;
     let self_move = cgroups::SelfMove::open(cg)?;
     let child = Child {
@@ -177,6 +192,7 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         keyring: format!("_ses.{id}"),
         parent_pid: nix::unistd::getpid().as_raw(),
         cgroup_move: &self_move,
+        root: &root,
     };
     crate::logging::step(|| format!("exec: container {id} loaded, {} namespaces to join", ns.join.len()));
     let (cloned, parent_moves) = super::clone_in_cgroup(0, cg).map_err(step("clone"))?;
@@ -294,6 +310,10 @@ fn intermediate(c: &Child<'_>, chan: &Channel) -> ! {
             _ => return Err("corten exec went away".into()),
         }
         c.ns.join_all().map_err(|e| e.to_string())?;
+        nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(c.root))
+            .and_then(|()| nix::unistd::chroot("."))
+            .and_then(|()| nix::unistd::chdir("/"))
+            .map_err(|e| format!("enter the container's root: {e}"))?;
         match sys::clone3(sys::flag_bits(libc::CLONE_PARENT), None) {
             Ok(Forked::Child) => {
                 let err = match process(c, chan) {

@@ -205,6 +205,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         userns,
         a.ns.creates(NsKind::Cgroup),
         a.cgroup_paths,
+        a.ns.has(NsKind::Mount),
     )?;
     crate::logging::step(|| "init: namespaces and session ready".into());
     rfs.mount_all(spec)?;

@@ -163,6 +163,12 @@ impl NsPlan {
         self.new_flags & kind.flag() != 0
     }
 
+    /// Whether the container has a namespace of `kind` of its own: a new
+    /// one, or one joined by path.
+    pub fn has(&self, kind: NsKind) -> bool {
+        self.creates(kind) || self.join.iter().any(|(k, _, _)| *k == kind)
+    }
+
     /// The namespaces created by clone/unshare before the init runs: all new
     /// ones but the cgroup namespace, which the init unshares itself once
     /// the parent has moved it into its cgroup, so that the container's

@@ -8,7 +8,7 @@ use crate::spec::Rlimit;
 #[derive(Debug, thiserror::Error)]
 pub enum RlimitError {
     /// An unknown `RLIMIT_*` name.
-    #[error("unknown rlimit type {0:?}")]
+    #[error("wrong rlimit value: {0}")]
     Unknown(String),
     /// The kernel refused the limit.
     #[error("error setting rlimit type {typ} (soft {soft}, hard {hard}): {source}")]

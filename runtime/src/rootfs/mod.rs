@@ -90,7 +90,7 @@ pub enum RootfsError {
         source: io::Error,
     },
     /// An unknown propagation mode.
-    #[error("invalid rootfsPropagation {0:?}")]
+    #[error("rootfsPropagation={0} is not supported")]
     Propagation(String),
     /// `pivot_root` or its fallback.
     #[error("{op}: {source}")]
@@ -100,6 +100,30 @@ pub enum RootfsError {
         /// Cause.
         source: nix::Error,
     },
+}
+
+/// How many mounts are stacked at `path` in the caller's mount namespace.
+pub fn mounts_at(path: &Path) -> usize {
+    let want = path.to_string_lossy().replace(' ', "\\040");
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(want.as_str()))
+        .count()
+}
+
+/// For a container without a mount namespace, whose mounts live in the
+/// caller's: detaches what corten stacked on its rootfs (the rootfs bind
+/// and everything mounted under it) until `base` mounts are left, the
+/// number there was before the container. runc leaves them all behind.
+pub fn unmount_to(path: &Path, base: usize) {
+    let mut left = mounts_at(path);
+    while left > base {
+        if umount2(path, MntFlags::MNT_DETACH).is_err() {
+            break;
+        }
+        left -= 1;
+    }
 }
 
 /// The flags of a `rootfsPropagation` value.
@@ -121,6 +145,10 @@ pub struct Rootfs<'a> {
     pub cgroupns: bool,
     /// The container's cgroup directories.
     pub cgroup_paths: &'a BTreeMap<String, PathBuf>,
+    /// The container has a mount namespace; without one (runc allows it)
+    /// everything is mounted in the caller's namespace and the root is
+    /// entered with `chroot`.
+    pub own_mnt_ns: bool,
 }
 
 impl Rootfs<'_> {
@@ -143,15 +171,18 @@ impl<'a> Rootfs<'a> {
         userns: bool,
         cgroupns: bool,
         cgroup_paths: &'a BTreeMap<String, PathBuf>,
+        own_mnt_ns: bool,
     ) -> Result<Rootfs<'a>, RootfsError> {
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(pivot_err("make / rslave"))?;
+        if own_mnt_ns {
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_SLAVE | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(pivot_err("make / rslave"))?;
+        }
         mount(
             Some(path),
             path,
@@ -160,6 +191,19 @@ impl<'a> Rootfs<'a> {
             None::<&str>,
         )
         .map_err(pivot_err("bind rootfs"))?;
+        if !own_mnt_ns {
+            // In the caller's namespace: only this bind (and what is mounted
+            // on it) is made private, so no container mount reaches the
+            // host's peers. runc makes the host's whole `/` rslave instead.
+            mount(
+                None::<&str>,
+                path,
+                None::<&str>,
+                MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(pivot_err("make the rootfs bind private"))?;
+        }
         let root = File::open(path)
             .map(OwnedFd::from)
             .map_err(|source| RootfsError::Open {
@@ -173,6 +217,7 @@ impl<'a> Rootfs<'a> {
             userns,
             cgroupns,
             cgroup_paths,
+            own_mnt_ns,
         })
     }
 
@@ -201,7 +246,11 @@ impl<'a> Rootfs<'a> {
     pub fn enter(self, spec: &Spec, no_pivot: bool) -> Result<(), RootfsError> {
         nix::unistd::fchdir(self.root.as_raw_fd()).map_err(pivot_err("chdir to rootfs"))?;
         drop(self.root);
-        if no_pivot {
+        if !self.own_mnt_ns {
+            // No mount namespace: the root can only be changed with chroot.
+            nix::unistd::chroot(".").map_err(pivot_err("chroot"))?;
+        } else if no_pivot {
+            paths::hide_host_proc_and_sys(&self.path)?;
             mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
                 .map_err(pivot_err("move rootfs to /"))?;
             nix::unistd::chroot(".").map_err(pivot_err("chroot"))?;
@@ -215,6 +264,7 @@ impl<'a> Rootfs<'a> {
             umount2(".", MntFlags::MNT_DETACH).map_err(pivot_err("unmount old root"))?;
         }
         nix::unistd::chdir("/").map_err(pivot_err("chdir /"))?;
+        mounts::remount_deferred_readonly(spec)?;
         if spec.root.as_ref().is_some_and(|r| r.readonly) {
             let locked = mounts::locked_flags(Path::new("/")) - MsFlags::MS_RDONLY;
             mount(
@@ -226,7 +276,12 @@ impl<'a> Rootfs<'a> {
             )
             .map_err(pivot_err("remount root read-only"))?;
         }
-        if let Some(p) = &spec.linux().rootfs_propagation {
+        if let Some(p) = spec
+            .linux()
+            .rootfs_propagation
+            .as_ref()
+            .filter(|_| self.own_mnt_ns)
+        {
             mount(
                 None::<&str>,
                 "/",

@@ -54,7 +54,12 @@ pub fn mount_one(rfs: &Rootfs<'_>, m: &Mount) -> Result<(), RootfsError> {
         dest: dest.clone(),
         source: e,
     })?;
-    let flags = opts.flags - MsFlags::MS_REMOUNT;
+    let mut flags = opts.flags - MsFlags::MS_REMOUNT;
+    if defers_readonly(typ, &dest) {
+        // Read-only only at the end (remount_deferred_readonly): /dev still
+        // gets its devices and submounts, a tmpfs its mode.
+        flags -= MsFlags::MS_RDONLY;
+    }
     let tmpfs_data = existing_mode.map(|mode| {
         if opts.data.is_empty() {
             format!("mode={mode:04o}")
@@ -100,6 +105,42 @@ pub fn mount_one(rfs: &Rootfs<'_>, m: &Mount) -> Result<(), RootfsError> {
         })?,
     }
     finish(rfs, &dest, &opts)
+}
+
+/// Whether a mount of type `typ` at `dest` is made read-only only after
+/// the rootfs is complete (runc: every tmpfs, and `/dev`).
+fn defers_readonly(typ: &str, dest: &str) -> bool {
+    typ == "tmpfs" || dest.trim_end_matches('/') == "/dev"
+}
+
+/// After the root is entered: remounts read-only the mounts whose `ro`
+/// was deferred (see [`defers_readonly`]), as runc's `finalizeRootfs`.
+pub fn remount_deferred_readonly(spec: &crate::spec::Spec) -> Result<(), RootfsError> {
+    for m in &spec.mounts {
+        let Ok(opts) = options::parse(&m.options) else {
+            continue;
+        };
+        let typ = m.typ.as_deref().unwrap_or("");
+        let dest = if m.destination.starts_with('/') {
+            m.destination.clone()
+        } else {
+            format!("/{}", m.destination)
+        };
+        if opts.is_bind()
+            || typ == "bind"
+            || !opts.flags.contains(MsFlags::MS_RDONLY)
+            || !defers_readonly(typ, &dest)
+        {
+            continue;
+        }
+        let flags = (opts.flags - MsFlags::MS_REMOUNT)
+            | MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY;
+        mount(None::<&str>, dest.as_str(), None::<&str>, flags, None::<&str>)
+            .map_err(mount_err(&dest, "remount read-only"))?;
+    }
+    Ok(())
 }
 
 /// `/proc` and `/sys` must be mounted on real directories, never through a
