@@ -10,6 +10,7 @@ pub mod resources;
 pub mod schema;
 pub mod stats;
 pub mod v1;
+pub mod v1_devices;
 pub mod v2;
 
 use std::collections::BTreeMap;
@@ -63,7 +64,15 @@ pub enum CgroupError {
     /// A path that escapes the hierarchy.
     #[error("invalid cgroupsPath {0:?}")]
     InvalidPath(String),
+    /// The cgroup exists and is frozen: the init would stop in it.
+    #[error("container's cgroup unexpectedly frozen")]
+    Frozen,
 }
+
+/// The key of the unified (cgroup2) hierarchy of a hybrid host in a
+/// container's cgroup paths; on a pure v2 host the one directory's key is
+/// `""`.
+pub const UNIFIED: &str = "unified";
 
 /// The root of the cgroup filesystems.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -116,11 +125,49 @@ pub fn create(
         ));
     }
     let inner = normalise(cgroups_path, id)?;
-    if is_v2() {
-        v2::create(&inner)
+    let v2 = is_v2();
+    let planned = if v2 { v2::plan(&inner)? } else { v1::plan(&inner)? };
+    check_existing(&planned)?;
+    if v2 {
+        v2::create(&planned)
     } else {
-        v1::create(&inner)
+        v1::create(&planned)
     }
+}
+
+/// runc's checks of a cgroup that exists before the container: a frozen one
+/// is refused (the init would stop in it and `create` never return); one
+/// with processes in it (or its children) is used with runc's warning.
+fn check_existing(planned: &BTreeMap<String, PathBuf>) -> Result<(), CgroupError> {
+    if is_frozen(planned) {
+        return Err(CgroupError::Frozen);
+    }
+    let dir = planned
+        .get("pids")
+        .or_else(|| planned.get(""))
+        .or_else(|| planned.values().next());
+    let n = dir.map_or(0, |d| count_procs(d));
+    if n > 0 {
+        crate::logging::warn(&format!(
+            "container's cgroup is not empty: {n} process(es) found"
+        ));
+    }
+    Ok(())
+}
+
+/// The processes in `dir` and every cgroup below it.
+fn count_procs(dir: &Path) -> usize {
+    let here = fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0);
+    let below: usize = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| count_procs(&e.path()))
+        .sum();
+    here + below
 }
 
 /// The `tasks` files of the container's v1 cgroups, opened by the runtime
@@ -146,7 +193,7 @@ impl SelfMove {
     pub fn open(paths: &BTreeMap<String, PathBuf>) -> Result<Self, CgroupError> {
         let mut files = Vec::new();
         for (key, dir) in paths {
-            if key.is_empty() {
+            if key.is_empty() || key == UNIFIED {
                 continue;
             }
             let path = dir.join("tasks");
@@ -202,7 +249,7 @@ pub fn left_to_parent(
 ) -> BTreeMap<String, PathBuf> {
     paths
         .iter()
-        .filter(|(k, _)| k.is_empty() && !cloned_into)
+        .filter(|(k, _)| (k.is_empty() || *k == UNIFIED) && !cloned_into)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

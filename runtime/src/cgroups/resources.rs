@@ -94,6 +94,10 @@ fn swap_v2(swap: i64, limit: Option<i64>) -> Result<Option<String>, CgroupError>
     }
 }
 
+/// Marks the memsw write `apply` makes only where the kernel accounts swap
+/// (the file exists), as runc's "unlimited memory lifts swap" does.
+const SWAP_IF_SUPPORTED: &str = "memory.memsw.limit_in_bytes?";
+
 fn limit_str(n: i64) -> String {
     if n < 0 {
         "max".into()
@@ -122,14 +126,16 @@ fn memory(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> 
             return Err(unsupported("memory.disableOOMKiller", true));
         }
     } else {
-        // memory+swap must never be below memory: raising both goes
-        // memsw-first, lowering goes limit-first; `apply` retries the other
-        // order when the kernel refuses (EINVAL).
+        // memory+swap must never be below memory: `apply` orders the two
+        // writes as runc does. An unlimited memory without a swap value
+        // lifts swap too (runc), or the kernel refuses the memory write.
         if let Some(l) = limit {
             out.push(w("memory", "memory.limit_in_bytes", l));
         }
-        if let Some(s) = swap {
-            out.push(w("memory", "memory.memsw.limit_in_bytes", s));
+        match (limit, swap) {
+            (_, Some(s)) => out.push(w("memory", "memory.memsw.limit_in_bytes", s)),
+            (Some(-1), None) => out.push(w("memory", SWAP_IF_SUPPORTED, -1)),
+            _ => {}
         }
         if let Some(r) = nonzero_i(v, "reservation") {
             out.push(w("memory", "memory.soft_limit_in_bytes", r));
@@ -370,7 +376,10 @@ pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
                     continue;
                 };
                 if !v2 {
-                    return Err(unsupported("linux.resources.unified", false));
+                    // runc's words (its validator's ErrV1NoUnified).
+                    return Err(CgroupError::Unsupported(
+                        "invalid configuration: cannot use unified on cgroup v1".into(),
+                    ));
                 }
                 for (file, val) in map {
                     if file.contains('/') || file.starts_with('.') {
@@ -382,11 +391,8 @@ pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
                     out.push(w("unified", file.clone(), val));
                 }
             }
-            other => {
-                return Err(CgroupError::Unsupported(format!(
-                    "unknown linux.resources field {other:?}"
-                )))
-            }
+            // Go's decoding ignores keys its struct does not have.
+            _ => {}
         }
     }
     Ok(out)
@@ -416,30 +422,19 @@ pub const DEFAULT_ALLOWED: &[&str] = &[
     "c 10:200 rwm",
 ];
 
-/// v1 device writes: the config's rules in order, then the defaults.
-pub fn device_rules(devices: &Value) -> Vec<Write> {
-    let mut out: Vec<Write> = devices
+/// v1 device rules: the config's rules in order, then the defaults, as
+/// `(allow, "type major:minor access")`.
+pub fn device_rules(devices: &Value) -> Vec<(bool, String)> {
+    let mut out: Vec<(bool, String)> = devices
         .as_array()
         .into_iter()
         .flatten()
         .map(|d| {
             let allow = d.get("allow").and_then(Value::as_bool).unwrap_or(false);
-            w(
-                "devices",
-                if allow {
-                    "devices.allow"
-                } else {
-                    "devices.deny"
-                },
-                v1_device_rule(d),
-            )
+            (allow, v1_device_rule(d))
         })
         .collect();
-    out.extend(
-        DEFAULT_ALLOWED
-            .iter()
-            .map(|r| w("devices", "devices.allow", r)),
-    );
+    out.extend(DEFAULT_ALLOWED.iter().map(|r| (true, (*r).to_string())));
     out
 }
 
@@ -485,40 +480,86 @@ fn do_write(paths: &BTreeMap<String, PathBuf>, x: &Write) -> Result<(), CgroupEr
 /// Applies `linux.resources` to the container's cgroup directories.
 pub fn apply(paths: &BTreeMap<String, PathBuf>, res: &Value) -> Result<(), CgroupError> {
     let v2 = paths.contains_key("");
-    let writes = plan(res, v2)?;
+    let mut writes = plan(res, v2)?;
+    writes.retain(|x| {
+        x.file != SWAP_IF_SUPPORTED
+            || dir_for(paths, "memory").is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists())
+    });
+    for x in &mut writes {
+        if x.file == SWAP_IF_SUPPORTED {
+            x.file = "memory.memsw.limit_in_bytes".into();
+        }
+    }
     let mut i = 0;
     while i < writes.len() {
-        let x = &writes[i];
-        let next = writes.get(i + 1);
-        // memory then memory+swap: when the kernel refuses the first write
-        // because it would cross the other limit, do them the other way round.
-        if x.file == "memory.limit_in_bytes"
-            && next.is_some_and(|n| n.file == "memory.memsw.limit_in_bytes")
-        {
-            let n = next.unwrap_or(x);
-            if do_write(paths, x).is_err() {
-                do_write(paths, n)?;
-                do_write(paths, x)?;
-            } else {
-                do_write(paths, n)?;
-            }
+        let (x, next) = (&writes[i], writes.get(i + 1));
+        let pair = |a: &str, b: &str| x.file == a && next.is_some_and(|n| n.file == b);
+        if let (true, Some(n)) = (pair("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"), next) {
+            memory_and_swap_v1(paths, x, n)?;
             i += 2;
-            continue;
+        } else if let (true, Some(n)) = (pair("cpu.cfs_period_us", "cpu.cfs_quota_us"), next) {
+            period_and_quota_v1(paths, x, n)?;
+            i += 2;
+        } else {
+            do_write(paths, x)?;
+            i += 1;
         }
-        do_write(paths, x)?;
-        i += 1;
     }
     if let Some(devices) = res.get("devices") {
         if v2 {
             let dir = paths.get("").map_or(Path::new(""), PathBuf::as_path);
             apply_v2_devices(dir, devices)?;
-        } else {
-            for x in device_rules(devices) {
-                do_write(paths, &x)?;
-            }
+        } else if let Some(dir) = dir_for(paths, "devices") {
+            super::v1_devices::apply(dir, &device_rules(devices))?;
         }
     }
     Ok(())
+}
+
+/// v1 memory and memory+swap, in runc's order: swap first when it is
+/// unlimited or above the current memory limit (so memory never exceeds
+/// it in between), else memory first.
+fn memory_and_swap_v1(
+    paths: &BTreeMap<String, PathBuf>,
+    mem: &Write,
+    swap: &Write,
+) -> Result<(), CgroupError> {
+    let current = dir_for(paths, "memory")
+        .and_then(|d| std::fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    let swap_first = swap.value == "-1"
+        || swap
+            .value
+            .parse::<u64>()
+            .is_ok_and(|s| current < s);
+    if swap_first {
+        do_write(paths, swap)?;
+        do_write(paths, mem)
+    } else {
+        do_write(paths, mem)?;
+        do_write(paths, swap)
+    }
+}
+
+/// v1 CFS period and quota, as runc: a period the kernel refuses (EINVAL:
+/// the old quota over the new period would exceed the parent's bandwidth)
+/// is written again once the quota has changed.
+fn period_and_quota_v1(
+    paths: &BTreeMap<String, PathBuf>,
+    period: &Write,
+    quota: &Write,
+) -> Result<(), CgroupError> {
+    match do_write(paths, period) {
+        Err(CgroupError::Write { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
+            do_write(paths, quota)?;
+            do_write(paths, period)
+        }
+        r => {
+            r?;
+            do_write(paths, quota)
+        }
+    }
 }
 
 /// v2: the device rules (then the defaults) as an eBPF program attached to
@@ -593,7 +634,8 @@ mod tests {
             .unwrap();
         assert!(period < runtime);
         assert!(plan(&json!({"unified": {"memory.max": "1"}}), false).is_err());
-        assert!(plan(&json!({"frobs": {}}), false).is_err());
+        // Go ignores what its struct does not have.
+        assert!(plan(&json!({"frobs": {}}), false).is_ok());
     }
 
     #[test]
@@ -643,8 +685,8 @@ mod tests {
         let d = device_rules(
             &json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]),
         );
-        assert_eq!(d[0], w("devices", "devices.deny", "a *:* rwm"));
-        assert_eq!(d[1], w("devices", "devices.allow", "c 10:229 rw"));
+        assert_eq!(d[0], (false, "a *:* rwm".to_string()));
+        assert_eq!(d[1], (true, "c 10:229 rw".to_string()));
         assert_eq!(d.len(), 2 + DEFAULT_ALLOWED.len());
     }
 

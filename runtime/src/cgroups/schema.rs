@@ -109,6 +109,44 @@ const RESOURCES: Ty = Obj(&[
     ("unified", Map(&Str)),
 ]);
 
+/// Renames the keys of `res` (a `linux.resources` value) to the spec's
+/// field names as Go's decoding matches them (exactly, else ignoring ASCII
+/// case: runc takes `"CPU": {"Shares": 512}`), and drops `null` fields
+/// (Go leaves them unset). Keys of maps (`unified`, `rdma`) stay as they
+/// are, and so do unknown keys.
+pub fn normalise(res: &mut Value) {
+    fold(res, RESOURCES);
+}
+
+fn fold(v: &mut Value, ty: Ty) {
+    match (ty, v) {
+        (Obj(fields), Value::Object(map)) => {
+            let old = std::mem::take(map);
+            for (key, mut value) in old {
+                if value.is_null() {
+                    continue;
+                }
+                let known = fields
+                    .iter()
+                    .find(|(n, _)| *n == key)
+                    .or_else(|| fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(&key)));
+                let key = match known {
+                    Some((name, t)) => {
+                        fold(&mut value, *t);
+                        (*name).to_string()
+                    }
+                    None => key,
+                };
+                // Go keeps the last value of a field given twice.
+                map.insert(key, value);
+            }
+        }
+        (Arr(t), Value::Array(items)) => items.iter_mut().for_each(|x| fold(x, *t)),
+        (Map(t), Value::Object(map)) => map.values_mut().for_each(|x| fold(x, *t)),
+        _ => {}
+    }
+}
+
 /// Checks `res` (a `linux.resources` value) against the spec's types.
 /// The error names the field: `linux.resources.memory.limit: expected an
 /// int64, got the string "lots"`.
@@ -228,6 +266,18 @@ mod tests {
             "linux.resources.cpu: expected an object, got the number 3"
         );
         assert!(check(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn keys_fold_to_the_field_names_as_go_matches_them() {
+        let mut r = json!({"CPU": {"Shares": 512, "quota": null}, "Memory": {"LIMIT": 5},
+            "unified": {"Memory.Max": "1"}, "devices": [{"Allow": true}], "Other": 1});
+        normalise(&mut r);
+        assert_eq!(
+            r,
+            json!({"cpu": {"shares": 512}, "memory": {"limit": 5},
+                "unified": {"Memory.Max": "1"}, "devices": [{"allow": true}], "Other": 1})
+        );
     }
 
     #[test]

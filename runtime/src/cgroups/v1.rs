@@ -18,9 +18,11 @@ pub struct Hierarchy {
     pub own: String,
 }
 
-/// Reads the controller hierarchies from `/proc/self/mountinfo` and
-/// `/proc/self/cgroup` (named hierarchies such as `name=systemd` are skipped:
-/// they carry no resources and belong to the init system).
+/// Reads the hierarchies a container joins from `/proc/self/mountinfo` and
+/// `/proc/self/cgroup`, as runc does: every controller hierarchy, the
+/// `name=systemd` one (it carries no resources but the init system tracks
+/// processes by it), and on a hybrid host the unified (cgroup2) one, keyed
+/// [`super::UNIFIED`]. Other named hierarchies are left alone.
 pub fn hierarchies() -> Result<Vec<Hierarchy>, CgroupError> {
     let read = |p: &str| {
         fs::read_to_string(p).map_err(|source| CgroupError::Read {
@@ -35,10 +37,12 @@ pub fn hierarchies() -> Result<Vec<Hierarchy>, CgroupError> {
                 let mut it = l.splitn(3, ':');
                 let (_, list, path) = (it.next()?, it.next()?, it.next()?);
                 let set: Vec<&str> = list.split(',').collect();
-                ctrls
-                    .iter()
-                    .all(|c| set.contains(&c.as_str()))
-                    .then(|| path.to_string())
+                let wanted = if ctrls == [super::UNIFIED] {
+                    list.is_empty()
+                } else {
+                    ctrls.iter().all(|c| set.contains(&c.as_str()))
+                };
+                wanted.then(|| path.to_string())
             })
             .next()
             .unwrap_or_else(|| "/".to_string())
@@ -49,15 +53,20 @@ pub fn hierarchies() -> Result<Vec<Hierarchy>, CgroupError> {
             continue;
         };
         let mut post = post.split(' ');
-        if post.next() != Some("cgroup") {
-            continue;
-        }
-        let super_opts = post.nth(1).unwrap_or_default();
-        let controllers: Vec<String> = super_opts
-            .split(',')
-            .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("name=") && !o.contains('='))
-            .map(str::to_string)
-            .collect();
+        let controllers: Vec<String> = match post.next() {
+            Some("cgroup") => post
+                .nth(1)
+                .unwrap_or_default()
+                .split(',')
+                .filter(|o| {
+                    *o == "name=systemd"
+                        || (!matches!(*o, "rw" | "ro") && !o.contains('='))
+                })
+                .map(str::to_string)
+                .collect(),
+            Some("cgroup2") => vec![super::UNIFIED.to_string()],
+            _ => continue,
+        };
         if controllers.is_empty() {
             continue;
         }
@@ -107,12 +116,21 @@ fn init_cpuset(dir: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// Creates the cgroup in every hierarchy.
-pub fn create(inner: &Path) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
+/// The container's directory in every hierarchy, not created yet.
+pub fn plan(inner: &Path) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
+    Ok(hierarchies()?
+        .into_iter()
+        .map(|h| (h.controllers.join(","), place(&h.mount, &h.own, inner)))
+        .collect())
+}
+
+/// Creates the planned directories (missing levels too; cpuset levels get
+/// their parent's cpus and mems).
+pub fn create(planned: &BTreeMap<String, PathBuf>) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
     let mut out = BTreeMap::new();
-    for h in hierarchies()? {
-        let dir = place(&h.mount, &h.own, inner);
-        let cpuset = h.controllers.iter().any(|c| c == "cpuset");
+    for (key, dir) in planned {
+        let dir = dir.clone();
+        let cpuset = key.split(',').any(|c| c == "cpuset");
         let init = |d: &Path| if cpuset { init_cpuset(d) } else { Ok(()) };
         if let Err(e) =
             mkdir_levels(&dir, &init).and_then(|()| if cpuset { init_cpuset(&dir) } else { Ok(()) })
@@ -120,7 +138,7 @@ pub fn create(inner: &Path) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
             let _ = super::remove(&out);
             return Err(e);
         }
-        out.insert(h.controllers.join(","), dir);
+        out.insert(key.clone(), dir);
     }
     Ok(out)
 }

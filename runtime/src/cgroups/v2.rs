@@ -18,9 +18,17 @@ fn own_cgroup() -> Result<String, CgroupError> {
         .to_string())
 }
 
-/// Creates the cgroup.
-pub fn create(inner: &Path) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
+/// The container's directory (key `""`), not created yet.
+pub fn plan(inner: &Path) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
     let dir = place(Path::new(CGROUP_ROOT), &own_cgroup()?, inner);
+    Ok(BTreeMap::from([(String::new(), dir)]))
+}
+
+/// Creates the planned directory.
+pub fn create(planned: &BTreeMap<String, PathBuf>) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
+    let Some(dir) = planned.get("").cloned() else {
+        return Ok(BTreeMap::new());
+    };
     // Every level above the container's directory delegates the controllers
     // it has to its children; a level holding processes refuses (EBUSY), and
     // then only the controllers already delegated are available.

@@ -101,6 +101,40 @@ pub fn parse_size(s: &str) -> anyhow::Result<i64> {
     Ok(v as i64)
 }
 
+/// The fields of `--resources` that runc's `update` applies; it ignores the
+/// rest (devices, hugepage limits, network, rdma, per-device weights).
+fn runc_update_subset(mut res: Map<String, Value>) -> Map<String, Value> {
+    const KEEP: [(&str, &[&str]); 5] = [
+        (
+            "memory",
+            &["limit", "reservation", "swap", "kernel", "kernelTCP", "checkBeforeUpdate"],
+        ),
+        (
+            "cpu",
+            &["shares", "quota", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle", "burst"],
+        ),
+        ("pids", &["limit"]),
+        (
+            "blockIO",
+            &[
+                "weight",
+                "throttleReadBpsDevice",
+                "throttleWriteBpsDevice",
+                "throttleReadIOPSDevice",
+                "throttleWriteIOPSDevice",
+            ],
+        ),
+        ("unified", &[]),
+    ];
+    res.retain(|k, _| KEEP.iter().any(|(name, _)| name == k));
+    for (name, fields) in KEEP.iter().filter(|(_, f)| !f.is_empty()) {
+        if let Some(Value::Object(m)) = res.get_mut(*name) {
+            m.retain(|k, _| fields.contains(&k.as_str()));
+        }
+    }
+    res
+}
+
 fn section<'a>(res: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
     let v = res.entry(key.to_string()).or_insert_with(|| json!({}));
     if !v.is_object() {
@@ -123,8 +157,10 @@ fn requested(a: &Args) -> anyhow::Result<Value> {
                 text =
                     std::fs::read_to_string(p).with_context(|| format!("open {}", p.display()))?;
             }
-            match serde_json::from_str(&text).context("decode resources")? {
-                Value::Object(m) => m,
+            let mut v: Value = serde_json::from_str(&text).context("decode resources")?;
+            cgroups::schema::normalise(&mut v);
+            match v {
+                Value::Object(m) => runc_update_subset(m),
                 _ => bail!("decode resources: not a JSON object"),
             }
         }

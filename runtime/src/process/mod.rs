@@ -26,7 +26,11 @@ pub(crate) fn clone_in_cgroup(
     flags: u64,
     cg: &BTreeMap<String, PathBuf>,
 ) -> io::Result<(Forked, BTreeMap<String, PathBuf>)> {
-    let dir = cg.get("").and_then(|d| std::fs::File::open(d).ok());
+    // The v2 directory, or the unified one of a hybrid host.
+    let dir = cg
+        .get("")
+        .or_else(|| cg.get(crate::cgroups::UNIFIED))
+        .and_then(|d| std::fs::File::open(d).ok());
     let Some(dir) = dir else {
         return Ok((
             sys::clone3(flags, None)?,

@@ -54,6 +54,12 @@ pub fn mount_cgroup(rfs: &Rootfs<'_>, dest: &str, opts: &MountOptions) -> Result
     )
     .map_err(err(dest, "mount cgroup tmpfs"))?;
     for (name, dir) in rfs.cgroup_paths {
+        // As runc: the hybrid host's unified hierarchy is not shown, and
+        // `name=systemd` appears as `systemd`.
+        if name == crate::cgroups::UNIFIED {
+            continue;
+        }
+        let name = name.strip_prefix("name=").unwrap_or(name);
         let sub = format!("{}/{}", dest.trim_end_matches('/'), name);
         let fd = ensure(rfs.fd(), Path::new(&sub), false).map_err(|e| RootfsError::Dest {
             dest: sub.clone(),
@@ -69,7 +75,7 @@ pub fn mount_cgroup(rfs: &Rootfs<'_>, dest: &str, opts: &MountOptions) -> Result
                         source: e,
                     })?;
                 let _ =
-                    nix::unistd::symlinkat(name.as_str(), Some(parent.as_fd().as_raw_fd()), alias);
+                    nix::unistd::symlinkat(name, Some(parent.as_fd().as_raw_fd()), alias);
             }
         }
     }

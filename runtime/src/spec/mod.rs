@@ -405,7 +405,12 @@ impl Spec {
             path: path.clone(),
             source,
         })?;
-        gojson::from_slice(&data).map_err(|source| SpecError::Parse { path, source })
+        let mut spec: Spec =
+            gojson::from_slice(&data).map_err(|source| SpecError::Parse { path, source })?;
+        if let Some(r) = spec.linux.as_mut().and_then(|l| l.resources.as_mut()) {
+            crate::cgroups::schema::normalise(r);
+        }
+        Ok(spec)
     }
 
     /// The process, which validation guarantees for `create`.
