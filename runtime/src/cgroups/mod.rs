@@ -146,7 +146,11 @@ fn check_existing(planned: &BTreeMap<String, PathBuf>) -> Result<(), CgroupError
         .get("pids")
         .or_else(|| planned.get(""))
         .or_else(|| planned.values().next());
-    let n = dir.map_or(0, |d| count_procs(d));
+    let mut found = Vec::new();
+    if let Some(d) = dir {
+        collect_pids(d, &mut found);
+    }
+    let n = found.len();
     if n > 0 {
         crate::logging::warn(&format!(
             "container's cgroup is not empty: {n} process(es) found"
@@ -155,20 +159,6 @@ fn check_existing(planned: &BTreeMap<String, PathBuf>) -> Result<(), CgroupError
     Ok(())
 }
 
-/// The processes in `dir` and every cgroup below it.
-fn count_procs(dir: &Path) -> usize {
-    let here = fs::read_to_string(dir.join("cgroup.procs"))
-        .map(|s| s.lines().count())
-        .unwrap_or(0);
-    let below: usize = fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| count_procs(&e.path()))
-        .sum();
-    here + below
-}
 
 /// The `tasks` files of the container's v1 cgroups, opened by the runtime
 /// before it clones, so that the new process moves itself in.
@@ -262,15 +252,72 @@ pub fn add_pid(paths: &BTreeMap<String, PathBuf>, pid: i32) -> Result<(), Cgroup
     Ok(())
 }
 
-/// Pids in the container's cgroup (the first hierarchy that lists them).
+/// Pids in the container's cgroup and the cgroups below it (the first
+/// hierarchy that lists them), as runc's `GetAllPids`.
 pub fn pids(paths: &BTreeMap<String, PathBuf>) -> Vec<i32> {
     let dir = paths
         .get("pids")
         .or_else(|| paths.get(""))
         .or_else(|| paths.values().next());
-    dir.and_then(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
-        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
-        .unwrap_or_default()
+    let mut out = Vec::new();
+    if let Some(d) = dir {
+        collect_pids(d, &mut out);
+    }
+    out
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
+    if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    for child in subdirs(dir) {
+        collect_pids(&child, out);
+    }
+}
+
+/// The cgroups directly below `dir`.
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// The directories an `exec --cgroup` process joins: for each hierarchy of
+/// `paths`, the sub-cgroup named for one of its controllers, else the one
+/// given without a controller (key `""`), else the container's own.
+/// `subs` maps a controller (or `""`) to a relative path, as runc parses
+/// `[<controller>[,<controller>…]:]<path>`.
+pub fn with_sub_cgroups(
+    paths: &BTreeMap<String, PathBuf>,
+    subs: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
+    let ctrl_of = |c: &str| c.strip_prefix("name=").unwrap_or(c).to_string();
+    for (ctrl, sub) in subs {
+        if sub.split('/').any(|c| c == "..") {
+            return Err(CgroupError::InvalidPath(sub.clone()));
+        }
+        let known = ctrl.is_empty() || paths.keys().any(|k| k.split(',').any(|c| ctrl_of(c) == *ctrl));
+        if !known {
+            return Err(CgroupError::Unsupported(format!(
+                "unknown controller {ctrl} in SubCgroupPaths"
+            )));
+        }
+    }
+    Ok(paths
+        .iter()
+        .map(|(key, dir)| {
+            let sub = key
+                .split(',')
+                .find_map(|c| subs.get(&ctrl_of(c)))
+                .or_else(|| subs.get(""));
+            let dir = sub.map_or_else(|| dir.clone(), |s| dir.join(s.trim_start_matches('/')));
+            (key.clone(), dir)
+        })
+        .collect())
 }
 
 /// Whether the container's cgroup is frozen.
@@ -343,25 +390,34 @@ pub fn signal_all(paths: &BTreeMap<String, PathBuf>, sig: i32) -> Result<(), Cgr
 /// briefly while the kernel finishes tearing down exited tasks.
 pub fn remove(paths: &BTreeMap<String, PathBuf>) -> Result<(), CgroupError> {
     for dir in paths.values() {
-        let mut tries = 0;
-        loop {
-            match fs::remove_dir(dir) {
-                Ok(()) => break,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Err(source) => {
-                    return Err(CgroupError::Remove {
-                        path: dir.clone(),
-                        source,
-                    })
-                }
+        remove_tree(dir)?;
+    }
+    Ok(())
+}
+
+/// Removes `dir` after the cgroups below it (made by `exec --cgroup`
+/// users or by the container itself), deepest first, as runc does.
+fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    for child in subdirs(dir) {
+        remove_tree(&child)?;
+    }
+    let mut tries = 0;
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    path: dir.to_path_buf(),
+                    source,
+                })
             }
         }
     }
-    Ok(())
 }
 
 pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {

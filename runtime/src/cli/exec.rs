@@ -60,6 +60,10 @@ pub struct Args {
     /// Exec even if the container is paused.
     #[arg(long = "ignore-paused")]
     ignore_paused: bool,
+    /// Run in an existing sub-cgroup: [<controller>[,<controller>…]:]<path>,
+    /// repeatable (one per controller set).
+    #[arg(long)]
+    cgroup: Vec<String>,
     /// Container id.
     id: String,
     /// Command and arguments.
@@ -128,6 +132,33 @@ fn build_process(a: &Args, bundle: &std::path::Path) -> anyhow::Result<Process> 
     Ok(p)
 }
 
+/// `--cgroup` arguments, parsed and checked as runc does.
+fn sub_cgroups(args: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for c in args {
+        let parts: Vec<&str> = c.splitn(3, ':').collect();
+        match parts[..] {
+            [path] => {
+                if args.len() != 1 {
+                    bail!("invalid --cgroup argument: {c} (missing <controller>: prefix)");
+                }
+                out.insert(String::new(), path.to_string());
+            }
+            [ctrls, path] => {
+                for ctrl in ctrls.split(',') {
+                    if ctrl.is_empty() {
+                        bail!("invalid --cgroup argument: {c} (empty <controller> prefix)");
+                    }
+                    // runc 1.1 lets a later argument win.
+                    out.insert(ctrl.to_string(), path.to_string());
+                }
+            }
+            _ => bail!("invalid --cgroup argument: {c}"),
+        }
+    }
+    Ok(out)
+}
+
 /// `--user`'s numbers, with runc's message when one is not a number.
 fn go_atoi(s: &str, what: &str) -> anyhow::Result<u32> {
     s.parse().map_err(|e: std::num::ParseIntError| {
@@ -170,6 +201,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
             .or_else(|| a.console_socket.clone()),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        sub_cgroups: sub_cgroups(&a.cgroup)?,
     };
     let pid = exec(&g.root, &a.id, &process, &opts)?;
     if let Some(pf) = &a.pid_file {

@@ -47,6 +47,8 @@ pub struct ExecOpts {
     pub preserve_fds: u32,
     /// `--ignore-paused`.
     pub ignore_paused: bool,
+    /// `--cgroup`: sub-cgroups to run in, by controller (`""`: all).
+    pub sub_cgroups: BTreeMap<String, String>,
 }
 
 /// Errors of `exec`.
@@ -180,7 +182,7 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
         .open(&root_path)
         .map_err(step(format!("open {root_path}")))?;
-    let cg = &c.record.cgroup_paths;
+    let cg = &cgroups::with_sub_cgroups(&c.record.cgroup_paths, &opts.sub_cgroups)?;
     let self_move = cgroups::SelfMove::open(cg)?;
     let child = Child {
         process,
