@@ -278,31 +278,7 @@ fn notify_listener_is_sent_to_listener_path() {
         let (mut conn, _) = listener.accept().expect("accept");
         // Receive the JSON and the descriptor, then close both: the kernel
         // then fails the notified syscall with ENOSYS.
-        let mut buf = vec![0u8; 65536];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let msg = nix::sys::socket::recvmsg::<()>(
-            std::os::fd::AsRawFd::as_raw_fd(&conn),
-            &mut iov,
-            Some(&mut cmsg),
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .expect("recvmsg");
-        let mut fds = Vec::new();
-        for c in msg.cmsgs().expect("cmsgs") {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(f) = c {
-                fds.extend(f);
-            }
-        }
-        let n = msg.bytes;
-        let mut text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let mut rest = String::new();
-        let _ = conn.read_to_string(&mut rest);
-        text.push_str(&rest);
-        for fd in &fds {
-            // SAFETY: the descriptor was just received and is ours to close.
-            unsafe { libc::close(*fd) };
-        }
+        let (text, fds) = recv_listener(&mut conn, true);
         (text, fds.len())
     });
     let mut b = Bundle::new("seccomp-notify");
@@ -329,6 +305,130 @@ fn notify_listener_is_sent_to_listener_path() {
     assert_eq!(v["state"]["id"], json!(id));
     assert!(v["pid"].as_i64().unwrap_or(0) > 0, "{v}");
     let _ = Duration::from_secs(0);
+}
+
+/// What a seccomp agent receives on one connection: the container process
+/// state JSON and the descriptors (the notify listener). With `to_eof`,
+/// the rest of the JSON is read until the runtime closes the connection
+/// (runc 1.1 closes it only later, so an agent that must answer at once
+/// reads just the first message).
+fn recv_listener(
+    conn: &mut std::os::unix::net::UnixStream,
+    to_eof: bool,
+) -> (String, Vec<std::os::fd::OwnedFd>) {
+    let mut buf = vec![0u8; 65536];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = nix::sys::socket::recvmsg::<()>(
+        std::os::fd::AsRawFd::as_raw_fd(&*conn),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .expect("recvmsg");
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().expect("cmsgs") {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(f) = c {
+            // SAFETY: SCM_RIGHTS just installed these descriptors for us.
+            fds.extend(f.into_iter().map(|fd| unsafe {
+                <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+            }));
+        }
+    }
+    let n = msg.bytes;
+    let mut text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    if to_eof {
+        let mut rest = String::new();
+        let _ = conn.read_to_string(&mut rest);
+        text.push_str(&rest);
+    }
+    (text, fds)
+}
+
+/// A seccomp agent that lets every notified call go on
+/// (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`), for each listener it receives on
+/// `listener`, until `deadline`.
+fn continue_agent(listener: UnixListener, deadline: std::time::Instant) {
+    use nix::poll::{poll, PollFd, PollFlags};
+    use std::os::fd::AsFd;
+    listener.set_nonblocking(true).expect("nonblocking");
+    let mut fds: Vec<std::os::fd::OwnedFd> = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok((mut conn, _)) = listener.accept() {
+            conn.set_nonblocking(false).expect("blocking");
+            fds.extend(recv_listener(&mut conn, false).1);
+        }
+        fds.retain(|fd| {
+            let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut p, 10u16) {
+                Ok(1) if p[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) => {
+                    // SAFETY: all-zero bytes are a valid seccomp_notif (plain integers).
+                    let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+                    // SAFETY: NOTIF_RECV writes one seccomp_notif to a live one.
+                    let r = unsafe {
+                        libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(fd), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n)
+                    };
+                    if r == 0 {
+                        let resp = libc::seccomp_notif_resp {
+                            id: n.id,
+                            val: 0,
+                            error: 0,
+                            flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+                        };
+                        // SAFETY: NOTIF_SEND reads one seccomp_notif_resp.
+                        unsafe {
+                            libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(fd), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp)
+                        };
+                    }
+                    true
+                }
+                // POLLHUP: no process uses the filter any more.
+                Ok(1) => false,
+                _ => true,
+            }
+        });
+        if fds.is_empty() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Every system call the runtime itself makes after installing the filter
+/// (reading its channel, the user switch, chdir, execve, …) set to notify:
+/// the runtime must hand the listener over before any of them, or the
+/// container never starts (runc: the fd number goes out with `write`, the
+/// one call a profile may not notify on). With and without
+/// `no_new_privs`, for the init and for `exec`.
+#[test]
+fn notify_on_the_runtimes_own_system_calls_does_not_deadlock() {
+    require_root!();
+    const CALLS: [&str; 32] = [
+        "execve", "execveat", "openat", "open", "read", "readv", "close", "mmap", "munmap",
+        "brk", "mprotect", "fstat", "newfstatat", "rt_sigaction", "rt_sigprocmask", "getpid",
+        "chdir", "getcwd", "setresuid", "setresgid", "setgroups", "capset", "capget", "prctl",
+        "recvfrom", "recvmsg", "sendto", "sendmsg", "umask", "fcntl", "exit_group", "close_range",
+    ];
+    for nnp in [true, false] {
+        let rt = Runtime::new("seccomp-notify-all");
+        let sock = rt.scratch().join("agent.sock");
+        let listener = UnixListener::bind(&sock).expect("bind agent socket");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let agent = std::thread::spawn(move || continue_agent(listener, deadline));
+        let mut b = Bundle::new("seccomp-notify-all");
+        let mut p = profile("SCMP_ACT_ALLOW", json!([{ "names": CALLS, "action": "SCMP_ACT_NOTIFY" }]));
+        p["listenerPath"] = json!(sock.to_str().expect("utf-8"));
+        b.set("/linux/seccomp", p)
+            .set("/process/noNewPrivileges", json!(nnp))
+            .user(1000, 1000)
+            .args(&["sleep", "30"]);
+        let id = b.name().to_owned();
+        rt.create(&id, &b).assert_success("create with notify on the runtime's calls");
+        rt.start(&id).assert_success("start");
+        let out = rt.cmd(&["exec", &id, "sh", "-c", "echo exec-ok; id -u"]);
+        assert_eq!(out.stdout_str(), "exec-ok\n1000\n", "nnp {nnp}: {}", out.stderr_str());
+        rt.cmd(&["delete", "-f", &id]).assert_success("delete");
+        drop(agent);
+    }
 }
 
 // --- Docker's default profile, as dockerd turns it into config.json ---

@@ -324,6 +324,29 @@ pub fn fd_path(fd: impl AsFd) -> String {
     format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd())
 }
 
+/// Duplicates descriptor `target_fd` of process `pid` into this process
+/// (`pidfd_open` + `pidfd_getfd`, Linux 5.6), close-on-exec.
+pub fn fd_of_process(pid: i32, target_fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // or -1; no memory is passed.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let pidfd = owned(pidfd)?;
+    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number and flags (0)
+    // and returns a new close-on-exec descriptor or -1; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target_fd, 0) };
+    owned(fd)
+}
+
+/// The descriptor a system call returned, or its error.
+fn owned(ret: libc::c_long) -> io::Result<OwnedFd> {
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `fstat` of a descriptor.
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     nix::sys::stat::fstat(fd.as_raw_fd()).map_err(io::Error::from)

@@ -401,19 +401,19 @@ fn finish(
         )
     };
     loop {
-        let (msg, fd) = chan.recv_fd().map_or((None, None), |r| r);
-        match msg {
+        match chan.recv().ok().flatten() {
             Some(Msg::Created) => {
                 crate::logging::step(|| "init reports the container created".into());
                 break;
             }
-            Some(Msg::SeccompFd) => {
-                // The init's seccomp notify listener: hand it to the agent.
-                let (Some(fd), Some(f)) = (fd, seccomp) else {
-                    return Err(CreateError::Init(
-                        "seccomp listener message without a descriptor".into(),
-                    ));
+            Some(Msg::SeccompFd(n)) => {
+                // The init's seccomp notify listener: take it, hand it to
+                // the agent, then let the init go on.
+                let Some(f) = seccomp else {
+                    return Err(CreateError::Init("unexpected seccomp listener".into()));
                 };
+                let fd = crate::sys::fd_of_process(pid, n)
+                    .map_err(step(format!("take the seccomp listener of pid {pid}")))?;
                 let path = f.listener_path().unwrap_or_default();
                 crate::seccomp::send_to_listener(
                     path,

@@ -264,9 +264,17 @@ fn finish(
                 crate::logging::step(|| format!("exec: process {pid} executed its program"));
                 return Ok(pid);
             }
-            Ok((Some(Msg::SeccompFd), Some(fd))) => {
+            Ok((Some(Msg::SeccompFd(n)), _)) => {
                 let Some(f) = seccomp else {
                     return fail(ExecError::Child("unexpected seccomp listener".into()));
+                };
+                let fd = match sys::fd_of_process(pid, n) {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        return fail(ExecError::Child(format!(
+                            "take the seccomp listener of pid {pid}: {e}"
+                        )))
+                    }
                 };
                 let state = container.record.hook_state(container.status);
                 let sent = crate::seccomp::send_to_listener(
@@ -368,19 +376,8 @@ fn process(c: &Child<'_>, chan: &Channel) -> Result<std::convert::Infallible, In
             source,
         })?,
     }
-    let prepared = init::prepare_process(c.process, &c.attrs, c.seccomp, c.preserve_fds, userns)?;
-    if let Some(fd) = &prepared.listener {
-        chan.send_fd(&Msg::SeccompFd, fd.as_fd())
-            .map_err(|source| InitError::Step {
-                op: "send seccomp listener".into(),
-                source,
-            })?;
-        match chan.recv() {
-            Ok(Some(Msg::Go)) => {}
-            _ => return Err(InitError::Orphaned),
-        }
-    }
-    drop(prepared.listener);
+    let prepared =
+        init::prepare_process(c.process, &c.attrs, c.seccomp, c.preserve_fds, userns, chan)?;
     prctl::set_pdeathsig(None).map_err(nstep("clear parent-death signal"))?;
     init::exec(&prepared.path, &c.process.args, &prepared.env)
 }

@@ -6,7 +6,6 @@
 
 use std::ffi::CString;
 use std::io::{self, Read};
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -249,16 +248,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         console::attach(peer)?;
     }
 
-    let prepared = prepare_process(process, &attrs, a.seccomp, a.preserve_fds, userns)?;
-    if let Some(fd) = &prepared.listener {
-        chan.send_fd(&Msg::SeccompFd, std::os::fd::AsFd::as_fd(fd))
-            .map_err(step("send seccomp listener"))?;
-        match chan.recv() {
-            Ok(Some(Msg::Go)) => {}
-            _ => return Err(InitError::Orphaned),
-        }
-    }
-    drop(prepared.listener);
+    let prepared = prepare_process(process, &attrs, a.seccomp, a.preserve_fds, userns, chan)?;
 
     crate::logging::step(|| "init: process prepared (rlimits, user, capabilities, seccomp, cwd)".into());
     chan.send(&Msg::Created).map_err(step("report created"))?;
@@ -304,8 +294,6 @@ pub struct Prepared {
     pub path: PathBuf,
     /// The final environment.
     pub env: Vec<String>,
-    /// The seccomp notify listener, when the filter has NOTIFY rules.
-    pub listener: Option<OwnedFd>,
 }
 
 /// Every descriptor above stdio and the preserved ones is close-on-exec
@@ -318,6 +306,7 @@ pub fn prepare_process(
     seccomp: Option<&crate::seccomp::Filter>,
     preserve_fds: u32,
     userns: bool,
+    chan: &Channel,
 ) -> Result<Prepared, InitError> {
     let path = find_executable(&process.args[0], &process.env)?;
     let (uid, gid) = user::resolve(&process.user)?;
@@ -333,9 +322,8 @@ pub fn prepare_process(
         prctl::set_no_new_privs().map_err(nstep("set no_new_privs"))?;
     }
     sys::cloexec_from(3 + preserve_fds).map_err(step("mark descriptors close-on-exec"))?;
-    let mut listener = None;
     if let Some(f) = seccomp.filter(|_| !process.no_new_privileges) {
-        listener = f.install()?;
+        install_seccomp(f, chan)?;
     }
     if let Some(c) = &process.capabilities {
         capabilities::apply_bounding(c)?;
@@ -358,13 +346,19 @@ pub fn prepare_process(
         enter_cwd(&process.cwd, false)?;
     }
     if let Some(f) = seccomp.filter(|_| process.no_new_privileges) {
-        listener = f.install()?;
+        install_seccomp(f, chan)?;
     }
-    Ok(Prepared {
-        path,
-        env,
-        listener,
-    })
+    Ok(Prepared { path, env })
+}
+
+/// Installs the filter; a notify listener is handed to the parent at once
+/// (see [`Channel::report_listener`]), then closed here.
+fn install_seccomp(f: &crate::seccomp::Filter, chan: &Channel) -> Result<(), InitError> {
+    if let Some(listener) = f.install()? {
+        chan.report_listener(std::os::fd::AsRawFd::as_raw_fd(&listener))
+            .map_err(step("hand the seccomp listener to the runtime"))?;
+    }
+    Ok(())
 }
 
 fn set_sysctls(spec: &Spec) -> Result<(), InitError> {

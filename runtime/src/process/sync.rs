@@ -2,7 +2,7 @@
 //! `SOCK_SEQPACKET` socketpair carrying one-byte-tagged messages.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 
@@ -23,9 +23,10 @@ pub enum Msg {
     Hooks,
     /// parent → init: hooks done; the state JSON for the container's hooks.
     State(String),
-    /// process → parent: the seccomp notify listener follows (the fd is
-    /// carried by the same message; see [`Channel::send_fd`]).
-    SeccompFd,
+    /// process → parent: the number of the process's seccomp notify
+    /// listener, which the parent takes with `pidfd_getfd` (see
+    /// [`Channel::report_listener`]).
+    SeccompFd(i32),
 }
 
 impl Msg {
@@ -45,7 +46,11 @@ impl Msg {
                 v
             }
             Msg::Hooks => vec![b'H'],
-            Msg::SeccompFd => vec![b'F'],
+            Msg::SeccompFd(fd) => {
+                let mut v = vec![b'F'];
+                v.extend_from_slice(&fd.to_le_bytes());
+                v
+            }
             Msg::State(s) => {
                 let mut v = vec![b'S'];
                 v.extend_from_slice(s.as_bytes());
@@ -65,7 +70,9 @@ impl Msg {
             b'D' => Msg::Detach,
             b'E' => Msg::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
             b'H' => Msg::Hooks,
-            b'F' => Msg::SeccompFd,
+            b'F' => Msg::SeccompFd(i32::from_le_bytes(
+                b.get(1..5).ok_or_else(bad)?.try_into().map_err(|_| bad())?,
+            )),
             b'S' => Msg::State(String::from_utf8_lossy(&b[1..]).into_owned()),
             _ => return Err(bad()),
         })
@@ -94,20 +101,27 @@ impl Channel {
         Ok(())
     }
 
-    /// Sends `m` with `fd` attached (`SCM_RIGHTS`).
-    pub fn send_fd(&self, m: &Msg, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
-        use nix::sys::socket::{sendmsg, ControlMessage};
-        let data = m.encode();
-        let iov = [std::io::IoSlice::new(&data)];
-        let fds = [fd.as_raw_fd()];
-        sendmsg::<()>(
-            self.0.as_raw_fd(),
-            &iov,
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )?;
-        Ok(())
+    /// Called by a process right after it installed a seccomp filter with
+    /// a notify listener: tells the parent the listener's number and waits
+    /// until the parent has taken it (`pidfd_getfd`) and handed it to the
+    /// seccomp agent. Only `write` and `read` run in between, with no
+    /// allocation: every other system call may already stop for the agent
+    /// (`SCMP_ACT_NOTIFY`), and `write` is the one a profile may not notify
+    /// on. (runc passes the number the same way.)
+    pub fn report_listener(&self, fd: std::os::fd::RawFd) -> io::Result<()> {
+        let mut msg = [b'F', 0, 0, 0, 0];
+        msg[1..].copy_from_slice(&fd.to_le_bytes());
+        let sock = self.0.as_fd();
+        nix::unistd::write(sock, &msg)?;
+        let mut reply = [0u8; 8];
+        loop {
+            match nix::unistd::read(self.0.as_raw_fd(), &mut reply) {
+                Ok(n) if n > 0 && reply[0] == b'G' => return Ok(()),
+                Ok(_) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Err(nix::Error::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Receives a message and the descriptor attached to it, if any.
@@ -185,6 +199,7 @@ mod tests {
             Msg::Error("boom".into()),
             Msg::Hooks,
             Msg::State("{}".into()),
+            Msg::SeccompFd(7),
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
