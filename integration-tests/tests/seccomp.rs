@@ -361,12 +361,20 @@ fn continue_agent(listener: UnixListener, deadline: std::time::Instant) {
         fds.retain(|fd| {
             let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
             match poll(&mut p, 10u16) {
-                Ok(1) if p[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) => {
+                Ok(1)
+                    if p[0]
+                        .revents()
+                        .is_some_and(|r| r.contains(PollFlags::POLLIN)) =>
+                {
                     // SAFETY: all-zero bytes are a valid seccomp_notif (plain integers).
                     let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
                     // SAFETY: NOTIF_RECV writes one seccomp_notif to a live one.
                     let r = unsafe {
-                        libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(fd), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n)
+                        libc::ioctl(
+                            std::os::fd::AsRawFd::as_raw_fd(fd),
+                            libc::SECCOMP_IOCTL_NOTIF_RECV,
+                            &mut n,
+                        )
                     };
                     if r == 0 {
                         let resp = libc::seccomp_notif_resp {
@@ -377,7 +385,11 @@ fn continue_agent(listener: UnixListener, deadline: std::time::Instant) {
                         };
                         // SAFETY: NOTIF_SEND reads one seccomp_notif_resp.
                         unsafe {
-                            libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(fd), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp)
+                            libc::ioctl(
+                                std::os::fd::AsRawFd::as_raw_fd(fd),
+                                libc::SECCOMP_IOCTL_NOTIF_SEND,
+                                &resp,
+                            )
                         };
                     }
                     true
@@ -403,10 +415,38 @@ fn continue_agent(listener: UnixListener, deadline: std::time::Instant) {
 fn notify_on_the_runtimes_own_system_calls_does_not_deadlock() {
     require_root!();
     const CALLS: [&str; 32] = [
-        "execve", "execveat", "openat", "open", "read", "readv", "close", "mmap", "munmap",
-        "brk", "mprotect", "fstat", "newfstatat", "rt_sigaction", "rt_sigprocmask", "getpid",
-        "chdir", "getcwd", "setresuid", "setresgid", "setgroups", "capset", "capget", "prctl",
-        "recvfrom", "recvmsg", "sendto", "sendmsg", "umask", "fcntl", "exit_group", "close_range",
+        "execve",
+        "execveat",
+        "openat",
+        "open",
+        "read",
+        "readv",
+        "close",
+        "mmap",
+        "munmap",
+        "brk",
+        "mprotect",
+        "fstat",
+        "newfstatat",
+        "rt_sigaction",
+        "rt_sigprocmask",
+        "getpid",
+        "chdir",
+        "getcwd",
+        "setresuid",
+        "setresgid",
+        "setgroups",
+        "capset",
+        "capget",
+        "prctl",
+        "recvfrom",
+        "recvmsg",
+        "sendto",
+        "sendmsg",
+        "umask",
+        "fcntl",
+        "exit_group",
+        "close_range",
     ];
     for nnp in [true, false] {
         let rt = Runtime::new("seccomp-notify-all");
@@ -415,17 +455,26 @@ fn notify_on_the_runtimes_own_system_calls_does_not_deadlock() {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let agent = std::thread::spawn(move || continue_agent(listener, deadline));
         let mut b = Bundle::new("seccomp-notify-all");
-        let mut p = profile("SCMP_ACT_ALLOW", json!([{ "names": CALLS, "action": "SCMP_ACT_NOTIFY" }]));
+        let mut p = profile(
+            "SCMP_ACT_ALLOW",
+            json!([{ "names": CALLS, "action": "SCMP_ACT_NOTIFY" }]),
+        );
         p["listenerPath"] = json!(sock.to_str().expect("utf-8"));
         b.set("/linux/seccomp", p)
             .set("/process/noNewPrivileges", json!(nnp))
             .user(1000, 1000)
             .args(&["sleep", "30"]);
         let id = b.name().to_owned();
-        rt.create(&id, &b).assert_success("create with notify on the runtime's calls");
+        rt.create(&id, &b)
+            .assert_success("create with notify on the runtime's calls");
         rt.start(&id).assert_success("start");
         let out = rt.cmd(&["exec", &id, "sh", "-c", "echo exec-ok; id -u"]);
-        assert_eq!(out.stdout_str(), "exec-ok\n1000\n", "nnp {nnp}: {}", out.stderr_str());
+        assert_eq!(
+            out.stdout_str(),
+            "exec-ok\n1000\n",
+            "nnp {nnp}: {}",
+            out.stderr_str()
+        );
         rt.cmd(&["delete", "-f", &id]).assert_success("delete");
         drop(agent);
     }

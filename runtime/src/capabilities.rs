@@ -61,13 +61,19 @@ fn set_of(names: &Option<Vec<String>>) -> Result<CapsHashSet, CapError> {
 /// unique: runc warns `ignoring unknown or unavailable capabilities: [..]`
 /// and runs the container without them.
 pub fn unknown(c: &Capabilities) -> Vec<String> {
-    let mut out: Vec<String> = [&c.bounding, &c.effective, &c.inheritable, &c.permitted, &c.ambient]
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|n| parse(n).map_or(true, |cap| !supported().contains(&cap)))
-        .cloned()
-        .collect();
+    let mut out: Vec<String> = [
+        &c.bounding,
+        &c.effective,
+        &c.inheritable,
+        &c.permitted,
+        &c.ambient,
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
+    .filter(|n| parse(n).map_or(true, |cap| !supported().contains(&cap)))
+    .cloned()
+    .collect();
     out.sort();
     out.dedup();
     out

@@ -116,7 +116,7 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
         // wait until the init no longer runs corten.
         wait_exec(&c.record, Duration::from_secs(10));
         let state = c.record.hook_state(Status::Running).to_string();
-        crate::hooks::run_all_warn("poststart", &h.poststart, &state);
+        crate::hooks::run_all_warn(&h.poststart, &state);
     }
     Ok(())
 }
@@ -246,7 +246,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
     crate::logging::step(|| format!("container {id}: cgroup and state directory removed"));
     if let Some(h) = c.record.hooks.as_ref().filter(|h| !h.poststop.is_empty()) {
         let state = c.record.hook_state(Status::Stopped).to_string();
-        crate::hooks::run_all_warn("poststop", &h.poststop, &state);
+        crate::hooks::run_all_warn(&h.poststop, &state);
     }
     Ok(())
 }

@@ -12,19 +12,20 @@
 //! | `poststop` | `delete`, after the container is gone | runtime | warning, the rest goes on |
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::os::fd::AsFd;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags};
 
 use crate::spec::Hook;
 
-/// A hook that failed.
+/// A hook that failed, in runc's words (`error running hook #0: …`).
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
     /// Could not be started.
-    #[error("error running {kind} hook #{index} {path}: {source}")]
+    #[error("error running hook #{index}: fork/exec {path}: {source}")]
     Spawn {
-        /// Hook kind.
-        kind: &'static str,
         /// Position in its list.
         index: usize,
         /// Executable.
@@ -32,48 +33,113 @@ pub enum HookError {
         /// Cause.
         source: std::io::Error,
     },
-    /// Ran and failed.
-    #[error("error running {kind} hook #{index} {path}: {status}{output}")]
+    /// Ran and failed: Go's `exit status 3` / `signal: killed`, and the
+    /// output as it was written (runc keeps the newlines).
+    #[error("error running hook #{index}: error running hook: {status}, stdout: {stdout}, stderr: {stderr}")]
     Failed {
-        /// Hook kind.
-        kind: &'static str,
         /// Position in its list.
         index: usize,
-        /// Executable.
-        path: String,
         /// Exit status text.
         status: String,
-        /// `, stdout: …, stderr: …` when there was output.
-        output: String,
+        /// What it wrote to stdout.
+        stdout: String,
+        /// What it wrote to stderr.
+        stderr: String,
     },
     /// Did not finish in time; it was killed.
-    #[error("error running {kind} hook #{index} {path}: timed out after {secs}s")]
+    #[error("error running hook #{index}: hook ran past specified timeout of {secs:.1}s")]
     Timeout {
-        /// Hook kind.
-        kind: &'static str,
         /// Position in its list.
         index: usize,
-        /// Executable.
-        path: String,
         /// The timeout.
-        secs: i64,
+        secs: f64,
     },
 }
 
-fn one_line(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).trim().replace('\n', "\\n")
+/// The hook's pipes while it runs: the state still to write, the output
+/// read so far.
+struct Io<'a> {
+    input: &'a [u8],
+    stdin: Option<std::process::ChildStdin>,
+    stdout: Option<std::process::ChildStdout>,
+    stderr: Option<std::process::ChildStderr>,
+    out: Vec<u8>,
+    err: Vec<u8>,
 }
 
-/// Runs `hook` with `state` (the OCI state JSON) on its stdin; waits at most
-/// `timeout` seconds (killing it then). Output is collected for the error.
-pub fn run(kind: &'static str, index: usize, hook: &Hook, state: &str) -> Result<(), HookError> {
-    let path = hook.path.clone();
-    let spawn_err = |source| HookError::Spawn {
-        kind,
-        index,
-        path: path.clone(),
-        source,
-    };
+impl Io<'_> {
+    /// Moves data for at most `wait`: writes stdin while the hook takes it,
+    /// reads stdout and stderr as they come, so a hook never blocks on a
+    /// full pipe. False once every pipe is closed.
+    fn pump(&mut self, wait: Duration) -> bool {
+        let mut fds = Vec::with_capacity(3);
+        if let Some(i) = &self.stdin {
+            fds.push(PollFd::new(i.as_fd(), PollFlags::POLLOUT));
+        }
+        if let Some(o) = &self.stdout {
+            fds.push(PollFd::new(o.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(e) = &self.stderr {
+            fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
+        }
+        if fds.is_empty() {
+            return false;
+        }
+        let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        if poll(&mut fds, ms).unwrap_or(0) == 0 {
+            return true;
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let mut ready = ready.into_iter();
+        if self.stdin.is_some() && ready.next() == Some(true) {
+            // A hook that does not read its stdin closes the pipe: not an error.
+            let n = self.stdin.as_mut().map_or(Ok(0), |i| i.write(self.input));
+            match n {
+                Ok(n) if n < self.input.len() => self.input = &self.input[n..],
+                _ => self.stdin = None,
+            }
+        }
+        let out_ready = self.stdout.is_some() && ready.next() == Some(true);
+        let err_ready = self.stderr.is_some() && ready.next() == Some(true);
+        if out_ready {
+            read_some(&mut self.stdout, &mut self.out);
+        }
+        if err_ready {
+            read_some(&mut self.stderr, &mut self.err);
+        }
+        true
+    }
+}
+
+/// Reads what `pipe` has into `buf`; closes it at EOF or on an error.
+fn read_some<R: Read>(pipe: &mut Option<R>, buf: &mut Vec<u8>) {
+    let mut chunk = [0u8; 16384];
+    match pipe.as_mut().map(|p| p.read(&mut chunk)) {
+        Some(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        _ => *pipe = None,
+    }
+}
+
+fn nonblocking(fd: std::os::fd::BorrowedFd<'_>) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    if let Ok(flags) = fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), FcntlArg::F_GETFL) {
+        let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+        let _ = fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            FcntlArg::F_SETFL(flags),
+        );
+    }
+}
+
+/// Runs `hook` with `state` (the OCI state JSON) on its stdin, as runc
+/// does; waits at most its `timeout` seconds, counted from the start
+/// (killing it then). Output is collected while it runs, for the error.
+pub fn run(index: usize, hook: &Hook, state: &str) -> Result<(), HookError> {
     let mut cmd = Command::new(&hook.path);
     if let Some((argv0, rest)) = hook.args.split_first() {
         std::os::unix::process::CommandExt::arg0(&mut cmd, argv0);
@@ -84,71 +150,80 @@ pub fn run(kind: &'static str, index: usize, hook: &Hook, state: &str) -> Result
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(spawn_err)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin closes the pipe: not an error.
-        let _ = stdin.write_all(state.as_bytes());
-    }
+    let mut child = cmd.spawn().map_err(|source| HookError::Spawn {
+        index,
+        path: hook.path.clone(),
+        source,
+    })?;
     let deadline = hook
         .timeout
         .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t.unsigned_abs()));
+    let mut io = Io {
+        input: state.as_bytes(),
+        stdin: child.stdin.take(),
+        stdout: child.stdout.take(),
+        stderr: child.stderr.take(),
+        out: Vec::new(),
+        err: Vec::new(),
+    };
+    for fd in [
+        io.stdin.as_ref().map(AsFd::as_fd),
+        io.stdout.as_ref().map(AsFd::as_fd),
+        io.stderr.as_ref().map(AsFd::as_fd),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        nonblocking(fd);
+    }
     let status = loop {
-        match child.try_wait().map_err(spawn_err)? {
-            Some(s) => break s,
-            None if deadline.is_some_and(|d| Instant::now() >= d) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(HookError::Timeout {
-                    kind,
-                    index,
-                    path,
-                    secs: hook.timeout.unwrap_or_default(),
-                });
-            }
-            None => std::thread::sleep(Duration::from_millis(2)),
+        if let Some(s) = child.try_wait().ok().flatten() {
+            break s;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            kill(&mut child);
+            return Err(HookError::Timeout {
+                index,
+                secs: hook.timeout.unwrap_or_default() as f64,
+            });
+        }
+        if !io.pump(Duration::from_millis(20)) {
+            std::thread::sleep(Duration::from_millis(2));
         }
     };
+    // What the hook wrote just before it exited; a descendant that keeps
+    // the pipes open is not waited for.
+    let drain_until = Instant::now() + Duration::from_millis(100);
+    while Instant::now() < drain_until && io.pump(Duration::from_millis(10)) {}
     if status.success() {
         return Ok(());
     }
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_end(&mut out);
-    }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_end(&mut err);
-    }
-    let mut output = String::new();
-    if !out.is_empty() {
-        output.push_str(&format!(", stdout: {}", one_line(&out)));
-    }
-    if !err.is_empty() {
-        output.push_str(&format!(", stderr: {}", one_line(&err)));
-    }
     Err(HookError::Failed {
-        kind,
         index,
-        path,
-        status: status.to_string(),
-        output,
+        status: crate::gotext::exit_status(status),
+        stdout: String::from_utf8_lossy(&io.out).into_owned(),
+        stderr: String::from_utf8_lossy(&io.err).into_owned(),
     })
 }
 
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Runs every hook of a list in order; stops at the first failure.
-pub fn run_all(kind: &'static str, hooks: &[Hook], state: &str) -> Result<(), HookError> {
+pub fn run_all(hooks: &[Hook], state: &str) -> Result<(), HookError> {
     for (i, h) in hooks.iter().enumerate() {
-        run(kind, i, h, state)?;
+        run(i, h, state)?;
     }
     Ok(())
 }
 
-/// Runs every hook of a list, logging failures as warnings (poststart,
-/// poststop).
-pub fn run_all_warn(kind: &'static str, hooks: &[Hook], state: &str) {
+/// Runs every hook of a list, logging failures as warnings (poststop).
+pub fn run_all_warn(hooks: &[Hook], state: &str) {
     for (i, h) in hooks.iter().enumerate() {
-        if let Err(e) = run(kind, i, h, state) {
+        if let Err(e) = run(i, h, state) {
             crate::logging::warn(&e.to_string());
         }
     }
@@ -173,7 +248,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("out");
         let script = format!("cat > {0}; echo \" $X $0\" >> {0}", out.display());
-        run("test", 0, &sh(&script, None), "{\"id\":\"c\"}").unwrap();
+        run(0, &sh(&script, None), "{\"id\":\"c\"}").unwrap();
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             "{\"id\":\"c\"} 1 sh\n"
@@ -182,17 +257,39 @@ mod tests {
     }
 
     #[test]
-    fn failure_and_timeout() {
-        let e = run("prestart", 2, &sh("echo bad >&2; exit 3", None), "{}").unwrap_err();
-        let msg = e.to_string();
-        assert!(msg.contains("prestart hook #2"), "{msg}");
-        assert!(msg.contains("stderr: bad"), "{msg}");
+    fn output_beyond_a_pipe_buffer_and_a_large_state_do_not_block() {
+        // 200 KiB out before reading stdin, then a state larger than a pipe
+        // buffer: the timer runs from the start either way.
+        let state = "x".repeat(300 * 1024);
         let t = Instant::now();
-        let e = run("poststop", 0, &sh("sleep 10", Some(1)), "{}").unwrap_err();
-        assert!(matches!(e, HookError::Timeout { .. }));
+        run(
+            0,
+            &sh("head -c 204800 /dev/zero; cat > /dev/null", Some(5)),
+            &state,
+        )
+        .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5));
+        let t = Instant::now();
+        let e = run(0, &sh("sleep 3", Some(1)), &state).unwrap_err();
+        assert!(matches!(e, HookError::Timeout { .. }), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn failure_and_timeout() {
+        let e = run(2, &sh("echo bad >&2; exit 3", None), "{}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "error running hook #2: error running hook: exit status 3, stdout: , stderr: bad\n"
+        );
+        let t = Instant::now();
+        let e = run(0, &sh("sleep 10", Some(1)), "{}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "error running hook #0: hook ran past specified timeout of 1.0s"
+        );
         assert!(t.elapsed() < Duration::from_secs(5));
         assert!(run(
-            "x",
             0,
             &Hook {
                 path: "/no/such".into(),

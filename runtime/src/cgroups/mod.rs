@@ -126,7 +126,11 @@ pub fn create(
     }
     let inner = normalise(cgroups_path, id)?;
     let v2 = is_v2();
-    let planned = if v2 { v2::plan(&inner)? } else { v1::plan(&inner)? };
+    let planned = if v2 {
+        v2::plan(&inner)?
+    } else {
+        v1::plan(&inner)?
+    };
     check_existing(&planned)?;
     if v2 {
         v2::create(&planned)
@@ -158,7 +162,6 @@ fn check_existing(planned: &BTreeMap<String, PathBuf>) -> Result<(), CgroupError
     }
     Ok(())
 }
-
 
 /// The `tasks` files of the container's v1 cgroups, opened by the runtime
 /// before it clones, so that the new process moves itself in.
@@ -300,7 +303,10 @@ pub fn with_sub_cgroups(
         if sub.split('/').any(|c| c == "..") {
             return Err(CgroupError::InvalidPath(sub.clone()));
         }
-        let known = ctrl.is_empty() || paths.keys().any(|k| k.split(',').any(|c| ctrl_of(c) == *ctrl));
+        let known = ctrl.is_empty()
+            || paths
+                .keys()
+                .any(|k| k.split(',').any(|c| ctrl_of(c) == *ctrl));
         if !known {
             return Err(CgroupError::Unsupported(format!(
                 "unknown controller {ctrl} in SubCgroupPaths"

@@ -483,7 +483,8 @@ pub fn apply(paths: &BTreeMap<String, PathBuf>, res: &Value) -> Result<(), Cgrou
     let mut writes = plan(res, v2)?;
     writes.retain(|x| {
         x.file != SWAP_IF_SUPPORTED
-            || dir_for(paths, "memory").is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists())
+            || dir_for(paths, "memory")
+                .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists())
     });
     for x in &mut writes {
         if x.file == SWAP_IF_SUPPORTED {
@@ -494,7 +495,10 @@ pub fn apply(paths: &BTreeMap<String, PathBuf>, res: &Value) -> Result<(), Cgrou
     while i < writes.len() {
         let (x, next) = (&writes[i], writes.get(i + 1));
         let pair = |a: &str, b: &str| x.file == a && next.is_some_and(|n| n.file == b);
-        if let (true, Some(n)) = (pair("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"), next) {
+        if let (true, Some(n)) = (
+            pair("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"),
+            next,
+        ) {
             memory_and_swap_v1(paths, x, n)?;
             i += 2;
         } else if let (true, Some(n)) = (pair("cpu.cfs_period_us", "cpu.cfs_quota_us"), next) {
@@ -528,11 +532,7 @@ fn memory_and_swap_v1(
         .and_then(|d| std::fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
         .and_then(|s| s.trim().parse::<u64>().ok())
         .unwrap_or(u64::MAX);
-    let swap_first = swap.value == "-1"
-        || swap
-            .value
-            .parse::<u64>()
-            .is_ok_and(|s| current < s);
+    let swap_first = swap.value == "-1" || swap.value.parse::<u64>().is_ok_and(|s| current < s);
     if swap_first {
         do_write(paths, swap)?;
         do_write(paths, mem)

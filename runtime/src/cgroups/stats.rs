@@ -120,7 +120,10 @@ fn cpu_v1(paths: &BTreeMap<String, PathBuf>) -> Value {
                 .lines()
                 .skip(1)
             {
-                let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                let f: Vec<u64> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
                 if let [_, u, s] = f[..] {
                     user.push(u);
                     system.push(s);
@@ -183,7 +186,10 @@ fn cpu_list(s: &str) -> Vec<u16> {
 /// statistics there).
 fn cpuset(d: Option<&PathBuf>) -> Value {
     let mut m = Map::new();
-    let list = |f: &str| d.map(|d| cpu_list(&read(d, f).unwrap_or_default())).unwrap_or_default();
+    let list = |f: &str| {
+        d.map(|d| cpu_list(&read(d, f).unwrap_or_default()))
+            .unwrap_or_default()
+    };
     let flag = |f: &str| json!(d.and_then(|d| num(d, f)).unwrap_or(0));
     let (cpus, mems) = (list("cpuset.cpus"), list("cpuset.mems"));
     if !cpus.is_empty() {
@@ -228,7 +234,10 @@ fn mem_entry(limit: u64, usage: u64, max: u64, failcnt: u64) -> Value {
 fn memory(cache: Option<u64>, entries: [Value; 4], raw: BTreeMap<String, u64>) -> Value {
     let mut m = Map::new();
     put(&mut m, "cache", cache);
-    for (key, e) in ["usage", "swap", "kernel", "kernelTCP"].into_iter().zip(entries) {
+    for (key, e) in ["usage", "swap", "kernel", "kernelTCP"]
+        .into_iter()
+        .zip(entries)
+    {
         m.insert(key.into(), e);
     }
     if !raw.is_empty() {
@@ -345,13 +354,22 @@ fn blkio_v1(d: Option<&PathBuf>) -> Value {
     let mut m = Map::new();
     let Some(d) = d else { return Value::Object(m) };
     const GROUPS: [[&str; 2]; 4] = [
-        ["blkio.bfq.io_serviced_recursive", "blkio.bfq.io_service_bytes_recursive"],
-        ["blkio.io_serviced_recursive", "blkio.io_service_bytes_recursive"],
+        [
+            "blkio.bfq.io_serviced_recursive",
+            "blkio.bfq.io_service_bytes_recursive",
+        ],
+        [
+            "blkio.io_serviced_recursive",
+            "blkio.io_service_bytes_recursive",
+        ],
         [
             "blkio.throttle.io_serviced_recursive",
             "blkio.throttle.io_service_bytes_recursive",
         ],
-        ["blkio.throttle.io_serviced", "blkio.throttle.io_service_bytes"],
+        [
+            "blkio.throttle.io_serviced",
+            "blkio.throttle.io_service_bytes",
+        ],
     ];
     let Some([serviced, bytes]) = GROUPS
         .iter()
@@ -499,11 +517,23 @@ mod tests {
         // Every host has /proc/self/cgroup; stats of a missing dir are empty.
         let paths = BTreeMap::from([("memory".to_string(), PathBuf::from("/nonexistent"))]);
         let s = collect(&paths);
-        assert_eq!(s["memory"]["usage"].to_string(), r#"{"limit":0,"failcnt":0}"#);
+        assert_eq!(
+            s["memory"]["usage"].to_string(),
+            r#"{"limit":0,"failcnt":0}"#
+        );
         let keys: Vec<&String> = s.as_object().unwrap().keys().collect();
         assert_eq!(
             keys,
-            ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"]
+            [
+                "cpu",
+                "cpuset",
+                "memory",
+                "pids",
+                "blkio",
+                "hugetlb",
+                "intel_rdt",
+                "network_interfaces"
+            ]
         );
         assert!(s["pids"].as_object().is_some_and(Map::is_empty));
     }

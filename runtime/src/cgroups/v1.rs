@@ -59,8 +59,7 @@ pub fn hierarchies() -> Result<Vec<Hierarchy>, CgroupError> {
                 .unwrap_or_default()
                 .split(',')
                 .filter(|o| {
-                    *o == "name=systemd"
-                        || (!matches!(*o, "rw" | "ro") && !o.contains('='))
+                    *o == "name=systemd" || (!matches!(*o, "rw" | "ro") && !o.contains('='))
                 })
                 .map(str::to_string)
                 .collect(),
@@ -126,7 +125,9 @@ pub fn plan(inner: &Path) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
 
 /// Creates the planned directories (missing levels too; cpuset levels get
 /// their parent's cpus and mems).
-pub fn create(planned: &BTreeMap<String, PathBuf>) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
+pub fn create(
+    planned: &BTreeMap<String, PathBuf>,
+) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
     let mut out = BTreeMap::new();
     for (key, dir) in planned {
         let dir = dir.clone();

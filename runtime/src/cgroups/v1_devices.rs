@@ -62,8 +62,20 @@ fn parse(rule: &str) -> Option<(Node, u8)> {
 }
 
 fn format(n: Node, p: u8) -> String {
-    let num = |v: i64| if v < 0 { "*".to_string() } else { v.to_string() };
-    format!("{} {}:{} {}", n.typ, num(n.major), num(n.minor), perms_str(p))
+    let num = |v: i64| {
+        if v < 0 {
+            "*".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    format!(
+        "{} {}:{} {}",
+        n.typ,
+        num(n.major),
+        num(n.minor),
+        perms_str(p)
+    )
 }
 
 /// What a devices cgroup allows: a default and its exceptions.
@@ -151,7 +163,11 @@ pub fn apply(dir: &Path, rules: &[(bool, String)]) -> Result<(), CgroupError> {
         target.apply(*allow, node, perms);
     }
     for (allow, rule) in current.transition(&target) {
-        let file = if allow { "devices.allow" } else { "devices.deny" };
+        let file = if allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
         super::write(&dir.join(file), &rule)?;
     }
     let after = State::from_list(&read_list()?);
@@ -198,7 +214,11 @@ mod tests {
     #[test]
     fn an_allow_list_changes_without_the_disruptive_rule() {
         let current = State::from_list("c 1:3 rwm\nc 1:5 rw\nc *:* m\n");
-        let target = rules(&[(true, "c 1:3 rw"), (true, "c *:* m"), (true, "c 10:200 rwm")]);
+        let target = rules(&[
+            (true, "c 1:3 rw"),
+            (true, "c *:* m"),
+            (true, "c 10:200 rwm"),
+        ]);
         assert_eq!(
             current.transition(&target),
             vec![
@@ -218,6 +238,16 @@ mod tests {
         let s = rules(&[(true, "a *:* rwm"), (false, "c 5:1 w")]);
         assert!(s.allow_all);
         assert_eq!(s.exceptions.len(), 1);
-        assert_eq!(format(Node { typ: 'c', major: 136, minor: -1 }, READ | MKNOD), "c 136:* rm");
+        assert_eq!(
+            format(
+                Node {
+                    typ: 'c',
+                    major: 136,
+                    minor: -1
+                },
+                READ | MKNOD
+            ),
+            "c 136:* rm"
+        );
     }
 }

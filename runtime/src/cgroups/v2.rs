@@ -25,7 +25,9 @@ pub fn plan(inner: &Path) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
 }
 
 /// Creates the planned directory.
-pub fn create(planned: &BTreeMap<String, PathBuf>) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
+pub fn create(
+    planned: &BTreeMap<String, PathBuf>,
+) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
     let Some(dir) = planned.get("").cloned() else {
         return Ok(BTreeMap::new());
     };

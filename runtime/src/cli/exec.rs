@@ -106,7 +106,8 @@ fn build_process(a: &Args, bundle: &std::path::Path) -> anyhow::Result<Process> 
             &mut caps.permitted,
             &mut caps.ambient,
         ] {
-            set.get_or_insert_with(Vec::new).extend(a.cap.iter().cloned());
+            set.get_or_insert_with(Vec::new)
+                .extend(a.cap.iter().cloned());
         }
     }
     p.env.extend(a.env.iter().cloned());
@@ -168,9 +169,7 @@ fn go_atoi(s: &str, what: &str) -> anyhow::Result<u32> {
             }
             _ => "invalid syntax",
         };
-        anyhow::anyhow!(
-            "parsing {s} as int for {what} failed: strconv.Atoi: parsing {s:?}: {why}"
-        )
+        anyhow::anyhow!("parsing {s} as int for {what} failed: strconv.Atoi: parsing {s:?}: {why}")
     })
 }
 
@@ -181,6 +180,7 @@ fn go_atoi(s: &str, what: &str) -> anyhow::Result<u32> {
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     let c = Container::load(&g.root, &a.id)?;
     let process = build_process(&a, &c.record.bundle)?;
+    crate::capabilities::warn_unknown(process.capabilities.as_ref());
     if process.terminal && a.detach && a.console_socket.is_none() {
         bail!("cannot allocate tty if runc will detach without setting console socket");
     }

@@ -107,11 +107,28 @@ fn runc_update_subset(mut res: Map<String, Value>) -> Map<String, Value> {
     const KEEP: [(&str, &[&str]); 5] = [
         (
             "memory",
-            &["limit", "reservation", "swap", "kernel", "kernelTCP", "checkBeforeUpdate"],
+            &[
+                "limit",
+                "reservation",
+                "swap",
+                "kernel",
+                "kernelTCP",
+                "checkBeforeUpdate",
+            ],
         ),
         (
             "cpu",
-            &["shares", "quota", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle", "burst"],
+            &[
+                "shares",
+                "quota",
+                "period",
+                "realtimeRuntime",
+                "realtimePeriod",
+                "cpus",
+                "mems",
+                "idle",
+                "burst",
+            ],
         ),
         ("pids", &["limit"]),
         (

@@ -61,7 +61,13 @@ fn arity_message(argv0: &str, command: &str, few: bool) -> String {
 
 /// The global flags that take a value (in the next argument unless given
 /// as `--flag=value`).
-const VALUE_FLAGS: [&str; 5] = ["--root", "--log", "--log-format", "--criu", "--cgroup-manager"];
+const VALUE_FLAGS: [&str; 5] = [
+    "--root",
+    "--log",
+    "--log-format",
+    "--criu",
+    "--cgroup-manager",
+];
 
 /// The first argument after the global flags: the command's name.
 fn first_positional(args: &[String]) -> Option<&str> {

@@ -134,7 +134,13 @@ pub fn create(
     let dir = StateDir::new(root, id)?;
     let bundle = fs::canonicalize(bundle).map_err(step(format!("bundle {}", bundle.display())))?;
     let spec = Spec::load(&bundle)?;
-    crate::logging::step(|| format!("config {} loaded and validated", bundle.join("config.json").display()));
+    crate::capabilities::warn_unknown(spec.process().capabilities.as_ref());
+    crate::logging::step(|| {
+        format!(
+            "config {} loaded and validated",
+            bundle.join("config.json").display()
+        )
+    });
     let rootfs = rootfs_path(&spec, &bundle)?;
     let process = spec.process();
     if process.terminal && opts.console_socket.is_none() {
@@ -187,7 +193,12 @@ pub fn create(
             if let Some(res) = &spec.linux().resources {
                 cgroups::resources::apply(&cg, res)?;
             }
-            crate::logging::step(|| format!("cgroup created and limited: {:?}", cg.values().collect::<Vec<_>>()));
+            crate::logging::step(|| {
+                format!(
+                    "cgroup created and limited: {:?}",
+                    cg.values().collect::<Vec<_>>()
+                )
+            });
         }
         nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| step("mkfifo exec.fifo")(e.into()))?;
@@ -224,7 +235,7 @@ pub fn create(
                     &spec.annotations,
                 )
                 .to_string();
-                crate::hooks::run_all_warn("poststop", &h.poststop, &state);
+                crate::hooks::run_all_warn(&h.poststop, &state);
             }
             Err(e)
         }
@@ -254,6 +265,7 @@ fn spawn(
         .map_err(step("open exec.fifo"))?;
     let args = InitArgs {
         spec,
+        id: &dir.id,
         bundle,
         rootfs,
         ns,
@@ -289,7 +301,16 @@ fn spawn(
     };
     drop(child_end);
     drop(self_move);
-    crate::logging::step(|| format!("init cloned (pid {first}, {})", if fast { "one clone3" } else { "through an intermediate" }));
+    crate::logging::step(|| {
+        format!(
+            "init cloned (pid {first}, {})",
+            if fast {
+                "one clone3"
+            } else {
+                "through an intermediate"
+            }
+        )
+    });
     let pid = if fast {
         first
     } else {
@@ -431,10 +452,10 @@ fn finish(
                 // hooks, in the runtime's namespaces.
                 let state = state(crate::state::Status::Creating).to_string();
                 if let Some(h) = &spec.hooks {
-                    crate::hooks::run_all("prestart", &h.prestart, &state)?;
-                    crate::hooks::run_all("createRuntime", &h.create_runtime, &state)?;
+                    crate::hooks::run_all(&h.prestart, &state)?;
+                    crate::hooks::run_all(&h.create_runtime, &state)?;
                 }
-                chan.send(&Msg::State(state))
+                chan.send(&Msg::Pid(pid))
                     .map_err(step("resume init after hooks"))?;
             }
             Some(Msg::Error(e)) => return Err(CreateError::Init(e)),
@@ -514,9 +535,5 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), CreateError> {
     f.write_all(pid.to_string().as_bytes())
         .map_err(step(format!("write {}", tmp.display())))?;
     drop(f);
-    fs::rename(&tmp, &abs).map_err(step(format!(
-        "rename {} {}",
-        tmp.display(),
-        abs.display()
-    )))
+    fs::rename(&tmp, &abs).map_err(step(format!("rename {} {}", tmp.display(), abs.display())))
 }

@@ -196,7 +196,12 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         cgroup_move: &self_move,
         root: &root,
     };
-    crate::logging::step(|| format!("exec: container {id} loaded, {} namespaces to join", ns.join.len()));
+    crate::logging::step(|| {
+        format!(
+            "exec: container {id} loaded, {} namespaces to join",
+            ns.join.len()
+        )
+    });
     let (cloned, parent_moves) = super::clone_in_cgroup(0, cg).map_err(step("clone"))?;
     let intermediate = match cloned {
         Forked::Child => {
@@ -259,12 +264,12 @@ fn finish(
     };
     // The process's end of the channel is close-on-exec: EOF means exec'd.
     loop {
-        match chan.recv_fd() {
-            Ok((None, _)) => {
+        match chan.recv() {
+            Ok(None) => {
                 crate::logging::step(|| format!("exec: process {pid} executed its program"));
                 return Ok(pid);
             }
-            Ok((Some(Msg::SeccompFd(n)), _)) => {
+            Ok(Some(Msg::SeccompFd(n))) => {
                 let Some(f) = seccomp else {
                     return fail(ExecError::Child("unexpected seccomp listener".into()));
                 };
@@ -289,7 +294,7 @@ fn finish(
                 }
                 let _ = chan.send(&Msg::Go);
             }
-            Ok((Some(Msg::Error(e)), _)) => {
+            Ok(Some(Msg::Error(e))) => {
                 let _ = waitpid(Pid::from_raw(pid), None);
                 return Err(ExecError::Child(e));
             }

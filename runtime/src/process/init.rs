@@ -93,6 +93,8 @@ pub(crate) fn nstep(op: &'static str) -> impl FnOnce(nix::Error) -> InitError {
 pub struct InitArgs<'a> {
     /// The validated config.
     pub spec: &'a Spec,
+    /// The container's id.
+    pub id: &'a str,
     /// Absolute bundle path.
     pub bundle: &'a Path,
     /// Absolute rootfs path.
@@ -212,15 +214,29 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     // Hooks: the parent runs prestart/createRuntime now (the namespaces and
     // mounts exist), then this process runs createContainer, still before
     // pivot_root, in the container's namespaces.
+    // The state is built here, from the spec this process holds and the
+    // host pid the parent sends: a large one (annotations) would not fit in
+    // one message of the channel.
     let hook_state = match &spec.hooks {
         Some(h) if has_create_or_start_hooks(h) => {
             chan.send(&Msg::Hooks).map_err(step("request hooks"))?;
-            let state = match chan.recv() {
-                Ok(Some(Msg::State(s))) => s,
+            let pid = match chan.recv() {
+                Ok(Some(Msg::Pid(p))) => p,
                 _ => return Err(InitError::Orphaned),
             };
-            crate::hooks::run_all("createContainer", &h.create_container, &state)?;
-            Some(state)
+            let state = |status| {
+                crate::state::hook_state(
+                    &spec.oci_version,
+                    a.id,
+                    status,
+                    pid,
+                    a.bundle,
+                    &spec.annotations,
+                )
+                .to_string()
+            };
+            crate::hooks::run_all(&h.create_container, &state(crate::state::Status::Creating))?;
+            Some(state(crate::state::Status::Created))
         }
         _ => None,
     };
@@ -243,14 +259,21 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         }
     }
     rfs.enter(spec, a.no_pivot)?;
-    crate::logging::step(|| format!("init: {} into the rootfs", if a.no_pivot { "moved" } else { "pivoted" }));
+    crate::logging::step(|| {
+        format!(
+            "init: {} into the rootfs",
+            if a.no_pivot { "moved" } else { "pivoted" }
+        )
+    });
     if let Some(peer) = pty {
         console::attach(peer)?;
     }
 
     let prepared = prepare_process(process, &attrs, a.seccomp, a.preserve_fds, userns, chan)?;
 
-    crate::logging::step(|| "init: process prepared (rlimits, user, capabilities, seccomp, cwd)".into());
+    crate::logging::step(|| {
+        "init: process prepared (rlimits, user, capabilities, seccomp, cwd)".into()
+    });
     chan.send(&Msg::Created).map_err(step("report created"))?;
     match chan.recv() {
         Ok(Some(Msg::Detach)) => {}
@@ -264,8 +287,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     crate::logging::step(|| "init: started".into());
     if let (Some(h), Some(state)) = (&spec.hooks, &hook_state) {
         if !h.start_container.is_empty() {
-            let state = state.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1);
-            if let Err(e) = crate::hooks::run_all("startContainer", &h.start_container, &state) {
+            if let Err(e) = crate::hooks::run_all(&h.start_container, state) {
                 eprintln!("corten: {e}");
                 // SAFETY: see `run`.
                 unsafe { libc::_exit(1) }
@@ -385,9 +407,9 @@ fn enter_cwd(cwd: &str, may_defer: bool) -> Result<bool, InitError> {
         Ok(()) => {}
         Err(nix::Error::EACCES | nix::Error::EPERM) if may_defer => return Ok(false),
         Err(e) => {
-            return Err(step(format!("chdir to cwd ({cwd:?}) set in config.json failed"))(
-                e.into(),
-            ))
+            return Err(step(format!(
+                "chdir to cwd ({cwd:?}) set in config.json failed"
+            ))(e.into()))
         }
     }
     match nix::unistd::getcwd() {

@@ -9,7 +9,9 @@ use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag
 /// A message on the sync channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
-    /// init → parent: the init's pid (when an intermediate process forked it).
+    /// init → parent: the init's pid (when an intermediate process forked
+    /// it); parent → init: hooks done, the init's pid on the host (for the
+    /// state of the container's own hooks).
     Pid(i32),
     /// parent → init: ids are mapped and the cgroup joined; go on.
     Go,
@@ -21,8 +23,6 @@ pub enum Msg {
     Error(String),
     /// init → parent: mounts done; run prestart/createRuntime hooks.
     Hooks,
-    /// parent → init: hooks done; the state JSON for the container's hooks.
-    State(String),
     /// process → parent: the number of the process's seccomp notify
     /// listener, which the parent takes with `pidfd_getfd` (see
     /// [`Channel::report_listener`]).
@@ -51,11 +51,6 @@ impl Msg {
                 v.extend_from_slice(&fd.to_le_bytes());
                 v
             }
-            Msg::State(s) => {
-                let mut v = vec![b'S'];
-                v.extend_from_slice(s.as_bytes());
-                v
-            }
         }
     }
 
@@ -73,7 +68,6 @@ impl Msg {
             b'F' => Msg::SeccompFd(i32::from_le_bytes(
                 b.get(1..5).ok_or_else(bad)?.try_into().map_err(|_| bad())?,
             )),
-            b'S' => Msg::State(String::from_utf8_lossy(&b[1..]).into_owned()),
             _ => return Err(bad()),
         })
     }
@@ -124,49 +118,11 @@ impl Channel {
         }
     }
 
-    /// Receives a message and the descriptor attached to it, if any.
-    pub fn recv_fd(&self) -> io::Result<(Option<Msg>, Option<OwnedFd>)> {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned};
-        use std::os::fd::FromRawFd;
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        loop {
-            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-            match recvmsg::<()>(
-                self.0.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Ok(r) => {
-                    let mut fd = None;
-                    for c in r.cmsgs()? {
-                        if let ControlMessageOwned::ScmRights(fds) = c {
-                            for raw in fds {
-                                // SAFETY: the kernel just installed this
-                                // descriptor for us; nothing else owns it.
-                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                                fd.get_or_insert(owned);
-                            }
-                        }
-                    }
-                    let n = r.bytes;
-                    if n == 0 {
-                        return Ok((None, fd));
-                    }
-                    return Ok((Some(Msg::decode(&buf[..n])?), fd));
-                }
-                Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
     /// Receives a message; `None` when the peer closed its end.
     pub fn recv(&self) -> io::Result<Option<Msg>> {
-        // Room for a state JSON with large annotations (SOCK_SEQPACKET
-        // would silently truncate a longer message).
-        let mut buf = vec![0u8; 256 * 1024];
+        // Messages are small (an error line is the longest); SOCK_SEQPACKET
+        // would truncate a longer one, never split it.
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
             match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(0) => return Ok(None),
@@ -198,7 +154,6 @@ mod tests {
             Msg::Detach,
             Msg::Error("boom".into()),
             Msg::Hooks,
-            Msg::State("{}".into()),
             Msg::SeccompFd(7),
         ] {
             a.send(&m).unwrap();

@@ -74,8 +74,7 @@ pub fn mount_cgroup(rfs: &Rootfs<'_>, dest: &str, opts: &MountOptions) -> Result
                         dest: link.clone(),
                         source: e,
                     })?;
-                let _ =
-                    nix::unistd::symlinkat(name, Some(parent.as_fd().as_raw_fd()), alias);
+                let _ = nix::unistd::symlinkat(name, Some(parent.as_fd().as_raw_fd()), alias);
             }
         }
     }

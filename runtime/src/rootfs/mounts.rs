@@ -137,8 +137,14 @@ pub fn remount_deferred_readonly(spec: &crate::spec::Spec) -> Result<(), RootfsE
             | MsFlags::MS_BIND
             | MsFlags::MS_REMOUNT
             | MsFlags::MS_RDONLY;
-        mount(None::<&str>, dest.as_str(), None::<&str>, flags, None::<&str>)
-            .map_err(mount_err(&dest, "remount read-only"))?;
+        mount(
+            None::<&str>,
+            dest.as_str(),
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )
+        .map_err(mount_err(&dest, "remount read-only"))?;
     }
     Ok(())
 }

@@ -140,7 +140,9 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let oct = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match oct {
             Some(d) => {
                 out.push(d.iter().fold(0u8, |n, c| n.wrapping_mul(8) + (c - b'0')));
@@ -162,12 +164,11 @@ fn unescape(s: &str) -> String {
 /// in a new user namespace mount a fresh procfs whenever an unmasked one is
 /// visible in its mount namespace.
 pub fn hide_host_proc_and_sys(rootfs: &Path) -> Result<(), RootfsError> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| {
-        RootfsError::Dest {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| RootfsError::Dest {
             dest: "/proc/self/mountinfo".into(),
             source,
-        }
-    })?;
+        })?;
     for point in host_proc_and_sys(&info, rootfs) {
         let step = |op: &'static str| {
             let dest = point.display().to_string();

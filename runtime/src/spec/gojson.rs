@@ -182,7 +182,10 @@ mod tests {
         .unwrap();
         let p = s.process.unwrap();
         assert_eq!(s.oci_version, "1.0.2");
-        assert_eq!((p.args, p.cwd, p.user.uid), (vec!["sh".to_string()], "/".into(), 5));
+        assert_eq!(
+            (p.args, p.cwd, p.user.uid),
+            (vec!["sh".to_string()], "/".into(), 5)
+        );
         assert_eq!(s.root.unwrap().path.to_str(), Some("rootfs"));
         // Map keys are data, not field names.
         assert_eq!(s.annotations["Keep.Case"], "x");

@@ -49,7 +49,10 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             ));
             crate::logging::warn_with_error(
                 "invalid configuration",
-                &format!("invalid mount {}: mount destination not absolute", m.destination),
+                &format!(
+                    "invalid mount {}: mount destination not absolute",
+                    m.destination
+                ),
             );
         }
     }
@@ -139,11 +142,17 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
     let mut seen = HashSet::new();
     for ns in &linux.namespaces {
         // runc prints the namespace as Go prints its struct: {"type" "path"}.
-        let shown = format!("{{{:?} {:?}}}", ns.typ, ns.path.as_deref().unwrap_or_default());
+        let shown = format!(
+            "{{{:?} {:?}}}",
+            ns.typ,
+            ns.path.as_deref().unwrap_or_default()
+        );
         let kind = NsKind::from_spec(&ns.typ)
             .ok_or_else(|| invalid(format!("namespace {shown} does not exist")))?;
         if !seen.insert(kind) {
-            return Err(invalid(format!("malformed spec file: duplicated ns {shown}")));
+            return Err(invalid(format!(
+                "malformed spec file: duplicated ns {shown}"
+            )));
         }
         if let Some(p) = &ns.path {
             if !p.starts_with('/') {
