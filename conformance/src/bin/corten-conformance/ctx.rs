@@ -197,11 +197,33 @@ impl<'a> Ctx<'a> {
 
     /// `run --bundle <b> <new id>` as a prepared command (the bundle is saved).
     pub fn run_command(&mut self, b: &Bundle) -> Result<Command> {
+        let cmd = self.command();
+        self.run_args(cmd, b, &[])
+    }
+
+    /// `cmd` (a runtime command, global flags given) followed by
+    /// `run <flags…> --bundle <b> <new id>` (the bundle is saved).
+    pub fn run_args(&mut self, mut cmd: Command, b: &Bundle, flags: &[&str]) -> Result<Command> {
         b.save()?;
         let id = self.new_id();
-        let mut cmd = self.command();
-        cmd.arg("run").arg("--bundle").arg(&b.dir).arg(id);
+        cmd.arg("run")
+            .args(flags)
+            .arg("--bundle")
+            .arg(&b.dir)
+            .arg(id);
         Ok(cmd)
+    }
+
+    /// `unshare -m --propagation private <runtime> --root <root>`: for a
+    /// container without a mount namespace of its own (its mounts then land
+    /// in this private namespace, never in the host's) and for `--no-pivot`.
+    pub fn unshared_command(&self) -> Command {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private"])
+            .arg(&self.runtime.bin)
+            .arg("--root")
+            .arg(&self.root);
+        cmd
     }
 
     /// The host directory of this bundle's cgroup for `controller`.

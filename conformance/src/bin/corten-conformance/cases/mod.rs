@@ -1,4 +1,5 @@
-//! The cases, one module per area of the spec. Each case cites the section
+//! The cases, one module per area of the spec (and `runc`: runc 1.1.5's
+//! command line contract beyond the spec). Each case cites the section
 //! it checks (`runtime.md#create`, `config-linux.md#namespaces`, …) and,
 //! when runc 1.1 is known to diverge from the spec there, why.
 
@@ -14,6 +15,7 @@ mod mounts;
 mod namespaces;
 mod operations;
 mod process;
+mod runc;
 mod seccomp;
 mod terminal;
 
@@ -81,5 +83,6 @@ pub fn all() -> Vec<Case> {
     all.extend(devices::cases());
     all.extend(cgroups::cases());
     all.extend(seccomp::cases());
+    all.extend(runc::cases());
     all
 }

@@ -217,7 +217,7 @@ const RUNC_ROOT_PRIVATE: &str =
     "with rootfsPropagation slave, runc 1.1's root mount has no master: \
      mounts made on the host below the rootfs never reach the container";
 
-fn mounted(path: &str, fstype: Option<&str>, options: &[&str]) -> Check {
+pub(super) fn mounted(path: &str, fstype: Option<&str>, options: &[&str]) -> Check {
     Check::Mount {
         path: path.into(),
         fstype: fstype.map(str::to_owned),

@@ -5,7 +5,9 @@
 
 use std::io::{IoSliceMut, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -79,30 +81,8 @@ fn console_size(cx: &mut Ctx) -> Result<()> {
 /// on the terminal.
 fn run_on_terminal(cx: &mut Ctx, b: &mut Bundle) -> Result<()> {
     b.set("/process/terminal", json!(true));
-    let socket = cx.dir.join("console.sock");
-    let listener =
-        UnixListener::bind(&socket).with_context(|| format!("bind {}", socket.display()))?;
-    let receiver = std::thread::spawn(move || receive_master(&listener));
     let id = cx.new_id();
-    b.save()?;
-    cx.track(&id);
-    let mut cmd = cx.command();
-    cmd.arg("create")
-        .arg("--bundle")
-        .arg(&b.dir)
-        .arg("--console-socket")
-        .arg(&socket)
-        .arg(&id);
-    let created = cx.exec(cmd)?;
-    if !created.ok() {
-        // Unblock the receiver: connect once so accept returns.
-        let _ = std::os::unix::net::UnixStream::connect(&socket);
-    }
-    let master = receiver
-        .join()
-        .map_err(|_| anyhow!("console receiver panicked"))?;
-    ensure_ok(&created, "create --console-socket")?;
-    let master = master?;
+    let master = create_on_console(cx, b, &id)?;
     cx.start_ok(&id)?;
     let text = read_until_closed(&master, Duration::from_secs(15))?;
     let out = CmdOut {
@@ -111,6 +91,57 @@ fn run_on_terminal(cx: &mut Ctx, b: &mut Bundle) -> Result<()> {
         stderr: String::new(),
     };
     checker_verdict(&out)
+}
+
+/// Save `b` and `create --console-socket` it as `id`; the pty master the
+/// runtime sent.
+pub(super) fn create_on_console(cx: &mut Ctx, b: &Bundle, id: &str) -> Result<OwnedFd> {
+    let socket = ConsoleSocket::listen(cx.dir.join(format!("console-{id}.sock")))?;
+    b.save()?;
+    cx.track(id);
+    let mut cmd = cx.command();
+    cmd.arg("create")
+        .arg("--bundle")
+        .arg(&b.dir)
+        .arg("--console-socket")
+        .arg(&socket.path)
+        .arg(id);
+    let created = cx.exec(cmd)?;
+    socket.master(&created, "create --console-socket")
+}
+
+/// A `--console-socket` whose listener waits, in a thread, for the one
+/// pseudoterminal master the runtime sends.
+#[derive(Debug)]
+pub(super) struct ConsoleSocket {
+    /// The socket's path.
+    pub path: PathBuf,
+    receiver: JoinHandle<Result<OwnedFd>>,
+}
+
+impl ConsoleSocket {
+    /// Bind `path` and start waiting.
+    pub fn listen(path: PathBuf) -> Result<ConsoleSocket> {
+        let listener =
+            UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
+        let receiver = std::thread::spawn(move || receive_master(&listener));
+        Ok(ConsoleSocket { path, receiver })
+    }
+
+    /// The master received while the runtime command `out` (`what`) ran,
+    /// or the command's failure.
+    pub fn master(self, out: &CmdOut, what: &str) -> Result<OwnedFd> {
+        if !out.ok() {
+            // Unblock the receiver: connect once so accept returns.
+            let _ = UnixStream::connect(&self.path);
+        }
+        let master = self
+            .receiver
+            .join()
+            .map_err(|_| anyhow!("console receiver panicked"))?;
+        ensure_ok(out, what)?;
+        master
+    }
 }
 
 /// Accept one connection and receive one descriptor (the pty master).
@@ -154,7 +185,7 @@ fn receive_master(listener: &UnixListener) -> Result<OwnedFd> {
 }
 
 /// Read the terminal until the other side is closed (EIO) or `timeout`.
-fn read_until_closed(master: &OwnedFd, timeout: Duration) -> Result<String> {
+pub(super) fn read_until_closed(master: &OwnedFd, timeout: Duration) -> Result<String> {
     let mut file = std::fs::File::from(master.try_clone()?);
     let mut text = Vec::new();
     let deadline = Instant::now() + timeout;
