@@ -180,7 +180,7 @@ fn exec_errors_are_one_line_and_leave_nothing() {
     for args in [
         vec!["exec", id, "/no/such/binary"],
         vec!["exec", "--cwd", "relative", id, "true"],
-        vec!["exec", "--cap", "CAP_FROB", id, "true"],
+        vec!["exec", "--user", "nobody-by-name", id, "true"],
         vec!["exec", "no-such-container", "true"],
         vec!["exec", id],
     ] {
@@ -192,6 +192,16 @@ fn exec_errors_are_one_line_and_leave_nothing() {
             out.stderr_str()
         );
     }
+    // An unknown capability is not an error: runc warns and runs without it.
+    let out = rt
+        .cmd(&["exec", "--cap", "CAP_FROB", id, "true"])
+        .assert_success("exec --cap CAP_FROB");
+    assert!(
+        out.stderr_str()
+            .contains("ignoring unknown or unavailable capabilities: [CAP_FROB]"),
+        "{}",
+        out.stderr_str()
+    );
     std::thread::sleep(Duration::from_millis(100));
     let after = rt
         .cmd(&["ps", "--format", "json", id])

@@ -85,6 +85,11 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
                 "cannot start a container that has stopped".into(),
             ))
         }
+        Status::Paused => {
+            return Err(ContainerError::Status(
+                "cannot start a container in the paused state".into(),
+            ))
+        }
         _ => {
             return Err(ContainerError::Status(
                 "cannot start an already running container".into(),
@@ -116,7 +121,7 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
         // wait until the init no longer runs corten.
         wait_exec(&c.record, Duration::from_secs(10));
         let state = c.record.hook_state(Status::Running).to_string();
-        crate::hooks::run_all_warn(&h.poststart, &state);
+        crate::hooks::run_all_warn("poststart", &h.poststart, &state);
     }
     Ok(())
 }
@@ -126,15 +131,12 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
 pub fn set_paused(root: &Path, id: &str, pause: bool) -> Result<(), ContainerError> {
     let c = Container::load(root, id)?;
     let _lock = c.dir.lock()?;
+    // runc's words: pause needs a running (or created) container,
+    // resume a paused one.
     match (pause, c.status) {
         (true, Status::Running | Status::Created) | (false, Status::Paused) => {}
-        (true, Status::Paused) => {
-            return Err(ContainerError::Status("container already paused".into()))
-        }
-        (false, Status::Running | Status::Created) => {
-            return Err(ContainerError::Status("container not paused".into()))
-        }
-        _ => return Err(ContainerError::Status("container not running".into())),
+        (true, _) => return Err(ContainerError::Status("container not running".into())),
+        (false, _) => return Err(ContainerError::Status("container not paused".into())),
     }
     cgroups::set_frozen(&c.record.cgroup_paths, pause)?;
     Ok(())
@@ -246,7 +248,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
     crate::logging::step(|| format!("container {id}: cgroup and state directory removed"));
     if let Some(h) = c.record.hooks.as_ref().filter(|h| !h.poststop.is_empty()) {
         let state = c.record.hook_state(Status::Stopped).to_string();
-        crate::hooks::run_all_warn(&h.poststop, &state);
+        crate::hooks::run_all_warn("poststop", &h.poststop, &state);
     }
     Ok(())
 }

@@ -220,11 +220,12 @@ pub fn run_all(hooks: &[Hook], state: &str) -> Result<(), HookError> {
     Ok(())
 }
 
-/// Runs every hook of a list, logging failures as warnings (poststop).
-pub fn run_all_warn(hooks: &[Hook], state: &str) {
+/// Runs every hook of a list, logging failures as warnings that name the
+/// `kind` (poststart, poststop).
+pub fn run_all_warn(kind: &str, hooks: &[Hook], state: &str) {
     for (i, h) in hooks.iter().enumerate() {
         if let Err(e) = run(i, h, state) {
-            crate::logging::warn(&e.to_string());
+            crate::logging::warn(&format!("{kind} hook failed: {e}"));
         }
     }
 }

@@ -22,8 +22,8 @@ pub enum StateError {
     /// No such container (runc's exact words, which clients match).
     #[error("container does not exist")]
     NotExist(String),
-    /// The id is taken.
-    #[error("container with id exists: {0}")]
+    /// The id is taken (runc's words).
+    #[error("container with given ID already exists")]
     Exists(String),
     /// I/O on a state file.
     #[error("{op} {path}: {source}")]
@@ -273,11 +273,13 @@ impl Record {
         if !self.init_alive() {
             return Status::Stopped;
         }
-        if dir.fifo().exists() {
-            return Status::Created;
-        }
+        // Frozen before anything else, as runc: a paused created container
+        // is `paused` (and `resume` brings it back to `created`).
         if crate::cgroups::is_frozen(&self.cgroup_paths) {
             return Status::Paused;
+        }
+        if dir.fifo().exists() {
+            return Status::Created;
         }
         Status::Running
     }

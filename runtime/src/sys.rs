@@ -434,23 +434,56 @@ fn exec_args() -> io::Result<(Vec<CString>, Vec<CString>)> {
     Ok((args, env))
 }
 
-/// A detached read-only bind mount of `/proc/self/exe`'s file (an `O_PATH`
-/// descriptor of it).
-fn ro_bind_of_self() -> io::Result<OwnedFd> {
+/// A detached copy of the mount at `path` (`open_tree(OPEN_TREE_CLONE)`,
+/// with its submounts when `recursive`), close-on-exec: a bind mount that
+/// belongs to no namespace until [`attach_tree`] puts it somewhere.
+pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
-    // SAFETY: the path is a NUL-terminated string; open_tree returns a new
-    // descriptor or -1 and keeps no pointer.
+    let c = CString::new(path.as_os_str().as_bytes())?;
+    let rec = if recursive {
+        libc::AT_RECURSIVE as libc::c_uint
+    } else {
+        0
+    };
+    // SAFETY: the path is a NUL-terminated string alive for the call;
+    // open_tree returns a new descriptor or -1 and keeps no pointer.
     let fd = check(unsafe {
         libc::syscall(
             libc::SYS_open_tree,
             libc::AT_FDCWD,
-            c"/proc/self/exe".as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec,
         )
     })?;
     let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: open_tree returned a new descriptor that we now own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Attaches the detached mount `tree` (from [`clone_tree`]) over `target`
+/// (`move_mount` between two descriptors).
+pub fn attach_tree(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: both paths are empty NUL-terminated strings and both
+    // descriptors are open for the call; nothing is retained.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// A detached read-only bind mount of `/proc/self/exe`'s file (an `O_PATH`
+/// descriptor of it).
+fn ro_bind_of_self() -> io::Result<OwnedFd> {
+    let fd = clone_tree(Path::new("/proc/self/exe"), false)?;
     mount_setattr(fd.as_fd(), mount_attr::RDONLY, 0, false)?;
     Ok(fd)
 }

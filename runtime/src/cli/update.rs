@@ -225,7 +225,7 @@ fn requested(a: &Args) -> anyhow::Result<Value> {
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
     let c = Container::load(&g.root, &a.id)?;
     if c.status == Status::Stopped {
-        bail!("container {} is not running", a.id);
+        bail!("container not running");
     }
     let res = requested(&a)?;
     cgroups::schema::check(&res).map_err(|e| anyhow::anyhow!("decode resources: {e}"))?;

@@ -107,10 +107,17 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, CreateError> {
     } else {
         bundle.join(root)
     };
-    let p = fs::canonicalize(&p).map_err(|source| CreateError::Rootfs {
+    let real = fs::canonicalize(&p).map_err(|source| CreateError::Rootfs {
         path: p.clone(),
         source,
     })?;
+    // runc's check: the path as given, cleaned, must be the real one.
+    if clean(&p) != real {
+        return Err(CreateError::Usage(
+            "invalid rootfs: not an absolute path, or a symlink",
+        ));
+    }
+    let p = real;
     if !p.is_dir() {
         return Err(CreateError::Rootfs {
             path: p,
@@ -118,6 +125,22 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, CreateError> {
         });
     }
     Ok(p)
+}
+
+/// `path` cleaned lexically as Go's `filepath.Clean` does: `.` and empty
+/// components dropped, `..` taken back against the previous component.
+fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Creates container `id` from `bundle` under the state root `root`.
@@ -235,7 +258,7 @@ pub fn create(
                     &spec.annotations,
                 )
                 .to_string();
-                crate::hooks::run_all_warn(&h.poststop, &state);
+                crate::hooks::run_all_warn("poststop", &h.poststop, &state);
             }
             Err(e)
         }
@@ -263,9 +286,16 @@ fn spawn(
         .write(true) // std opens with O_CLOEXEC
         .open(dir.fifo())
         .map_err(step("open exec.fifo"))?;
+    // In a new user namespace the init could not reach every source.
+    let bind_trees = if ns.creates(NsKind::User) {
+        crate::rootfs::mounts::clone_bind_sources(&spec.mounts, bundle)
+    } else {
+        Vec::new()
+    };
     let args = InitArgs {
         spec,
         id: &dir.id,
+        bind_trees: &bind_trees,
         bundle,
         rootfs,
         ns,
@@ -405,9 +435,14 @@ fn finish(
     cgroups::add_pid(parent_moves, pid)?;
     if let Some(adj) = spec.process().oom_score_adj {
         let p = format!("/proc/{pid}/oom_score_adj");
-        fs::write(&p, adj.to_string()).map_err(step(format!(
-            "set oom_score_adj to {adj} (lowering it needs CAP_SYS_RESOURCE)"
-        )))?;
+        fs::write(&p, adj.to_string()).map_err(|e| {
+            let hint = if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) {
+                " (lowering it needs CAP_SYS_RESOURCE)"
+            } else {
+                ""
+            };
+            step(format!("set oom_score_adj to {adj}{hint}"))(e)
+        })?;
     }
     chan.send(&Msg::Go).map_err(step("release init"))?;
     crate::logging::step(|| "id maps, cgroup and oom_score_adj set; init released".into());

@@ -6,6 +6,7 @@
 
 use std::ffi::CString;
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -95,6 +96,8 @@ pub struct InitArgs<'a> {
     pub spec: &'a Spec,
     /// The container's id.
     pub id: &'a str,
+    /// Bind mount sources cloned before the user namespace existed.
+    pub bind_trees: &'a [Option<OwnedFd>],
     /// Absolute bundle path.
     pub bundle: &'a Path,
     /// Absolute rootfs path.
@@ -207,6 +210,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         a.ns.creates(NsKind::Cgroup),
         a.cgroup_paths,
         a.ns.has(NsKind::Mount),
+        a.bind_trees,
     )?;
     crate::logging::step(|| "init: namespaces and session ready".into());
     rfs.mount_all(spec)?;

@@ -7,7 +7,7 @@
 
 mod cgroupfs;
 mod devices;
-mod mounts;
+pub mod mounts;
 pub mod options;
 mod paths;
 pub mod resolve;
@@ -59,11 +59,14 @@ pub enum RootfsError {
         /// Cause.
         source: options::UnsupportedOption,
     },
-    /// `/proc` or `/sys` reached through a symlink.
-    #[error(
-        "mount destination {0} is a symlink: proc and sysfs must be mounted on a real directory"
-    )]
-    Symlink(String),
+    /// `/proc` or `/sys` reached through a symlink (runc's words).
+    #[error("error mounting {typ:?} to rootfs at {dest:?}: filesystem {typ:?} must be mounted on ordinary directory")]
+    Symlink {
+        /// `proc` or `sysfs`.
+        typ: String,
+        /// The destination.
+        dest: String,
+    },
     /// `/proc` or `/sys` on something not a directory.
     #[error("mount destination {0} is not a directory")]
     NotDir(String),
@@ -145,6 +148,9 @@ pub struct Rootfs<'a> {
     pub cgroupns: bool,
     /// The container's cgroup directories.
     pub cgroup_paths: &'a BTreeMap<String, PathBuf>,
+    /// Bind mount sources cloned by the runtime, by mount index (see
+    /// [`mounts::clone_bind_sources`]); empty when there are none.
+    pub bind_trees: &'a [Option<OwnedFd>],
     /// The container has a mount namespace; without one (runc allows it)
     /// everything is mounted in the caller's namespace and the root is
     /// entered with `chroot`.
@@ -172,6 +178,7 @@ impl<'a> Rootfs<'a> {
         cgroupns: bool,
         cgroup_paths: &'a BTreeMap<String, PathBuf>,
         own_mnt_ns: bool,
+        bind_trees: &'a [Option<OwnedFd>],
     ) -> Result<Rootfs<'a>, RootfsError> {
         if own_mnt_ns {
             mount(
@@ -217,14 +224,16 @@ impl<'a> Rootfs<'a> {
             userns,
             cgroupns,
             cgroup_paths,
+            bind_trees,
             own_mnt_ns,
         })
     }
 
     /// Performs the config's mounts and creates `/dev`.
     pub fn mount_all(&self, spec: &Spec) -> Result<(), RootfsError> {
-        for m in &spec.mounts {
-            mounts::mount_one(self, m)?;
+        for (i, m) in spec.mounts.iter().enumerate() {
+            let tree = self.bind_trees.get(i).and_then(Option::as_ref);
+            mounts::mount_one(self, m, tree)?;
         }
         let dev_bound = spec.mounts.iter().any(|m| {
             m.destination.trim_end_matches('/') == "/dev"

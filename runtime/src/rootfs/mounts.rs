@@ -21,8 +21,40 @@ fn mount_err<'a>(m: &'a str, op: &'static str) -> impl FnOnce(nix::Error) -> Roo
     }
 }
 
-/// Performs one config mount.
-pub fn mount_one(rfs: &Rootfs<'_>, m: &Mount) -> Result<(), RootfsError> {
+/// The host path a bind mount's `source` names (relative to the bundle),
+/// and whether it is recursive; `None` for a mount that is no bind.
+pub fn bind_source(m: &Mount, bundle: &Path) -> Option<(PathBuf, bool)> {
+    let opts = options::parse(&m.options).ok()?;
+    if !(opts.is_bind() || m.typ.as_deref() == Some("bind")) {
+        return None;
+    }
+    let src = m.source.as_deref().unwrap_or_default();
+    let path = if src.starts_with('/') {
+        PathBuf::from(src)
+    } else {
+        bundle.join(src)
+    };
+    Some((path, opts.flags.contains(MsFlags::MS_REC)))
+}
+
+/// Detached copies of the bind mounts' sources ([`sys::clone_tree`]),
+/// made by the runtime before the container's user namespace exists: in
+/// it, a source only the host's root can reach could not be opened (runc
+/// opens them before as well). `None` where a mount is no bind or the copy
+/// failed (the init then tries the path itself and reports the error).
+pub fn clone_bind_sources(mounts: &[Mount], bundle: &Path) -> Vec<Option<OwnedFd>> {
+    mounts
+        .iter()
+        .map(|m| {
+            let (path, rec) = bind_source(m, bundle)?;
+            sys::clone_tree(&path, rec).ok()
+        })
+        .collect()
+}
+
+/// Performs one config mount; `tree` is its source already cloned by the
+/// runtime ([`clone_bind_sources`]).
+pub fn mount_one(rfs: &Rootfs<'_>, m: &Mount, tree: Option<&OwnedFd>) -> Result<(), RootfsError> {
     let dest = if m.destination.starts_with('/') {
         m.destination.clone()
     } else {
@@ -34,11 +66,11 @@ pub fn mount_one(rfs: &Rootfs<'_>, m: &Mount) -> Result<(), RootfsError> {
     })?;
     let typ = m.typ.as_deref().unwrap_or("");
     if opts.is_bind() || typ == "bind" {
-        return bind(rfs, m, &dest, &opts);
+        return bind(rfs, m, &dest, &opts, tree);
     }
     match typ {
         "cgroup" | "cgroup2" => return super::cgroupfs::mount_cgroup(rfs, &dest, &opts),
-        "proc" | "sysfs" => check_real_dir(rfs, &dest)?,
+        "proc" | "sysfs" => check_real_dir(rfs, typ, &dest)?,
         _ => {}
     }
     // A tmpfs over a directory of the image keeps that directory's mode
@@ -96,7 +128,7 @@ pub fn mount_one(rfs: &Rootfs<'_>, m: &Mount) -> Result<(), RootfsError> {
                 dest: dest.clone(),
                 source: e,
             })?;
-            return bind(rfs, &fake, &dest, &o);
+            return bind(rfs, &fake, &dest, &o, None);
         }
         r => r.map_err(|e| RootfsError::Mount {
             op: "mount",
@@ -151,7 +183,7 @@ pub fn remount_deferred_readonly(spec: &crate::spec::Spec) -> Result<(), RootfsE
 
 /// `/proc` and `/sys` must be mounted on real directories, never through a
 /// symlink (CVE-2023-27561).
-fn check_real_dir(rfs: &Rootfs<'_>, dest: &str) -> Result<(), RootfsError> {
+fn check_real_dir(rfs: &Rootfs<'_>, typ: &str, dest: &str) -> Result<(), RootfsError> {
     match open_in_root(rfs.fd(), Path::new(dest), RESOLVE_NO_SYMLINKS) {
         Ok(fd) => {
             let st = sys::fstat(fd.as_fd()).map_err(|e| RootfsError::Dest {
@@ -164,9 +196,10 @@ fn check_real_dir(rfs: &Rootfs<'_>, dest: &str) -> Result<(), RootfsError> {
             Ok(())
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            Err(RootfsError::Symlink(dest.to_string()))
-        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(RootfsError::Symlink {
+            typ: typ.to_string(),
+            dest: dest.to_string(),
+        }),
         Err(e) => Err(RootfsError::Dest {
             dest: dest.to_string(),
             source: e,
@@ -174,40 +207,56 @@ fn check_real_dir(rfs: &Rootfs<'_>, dest: &str) -> Result<(), RootfsError> {
     }
 }
 
-fn bind(rfs: &Rootfs<'_>, m: &Mount, dest: &str, opts: &MountOptions) -> Result<(), RootfsError> {
-    let src = m.source.as_deref().unwrap_or_default();
-    let src_path = if src.starts_with('/') {
-        PathBuf::from(src)
-    } else {
-        rfs.bundle.join(src)
+fn bind(
+    rfs: &Rootfs<'_>,
+    m: &Mount,
+    dest: &str,
+    opts: &MountOptions,
+    tree: Option<&OwnedFd>,
+) -> Result<(), RootfsError> {
+    let src_path = bind_source(m, rfs.bundle).map_or_else(PathBuf::new, |(p, _)| p);
+    let opened;
+    let src_fd = match tree {
+        Some(t) => t,
+        None => {
+            opened = fs::File::open(&src_path)
+                .or_else(|_| {
+                    fs::OpenOptions::new()
+                        .custom_flags(libc::O_PATH)
+                        .read(true)
+                        .open(&src_path)
+                })
+                .map(OwnedFd::from)
+                .map_err(|e| RootfsError::Source {
+                    source_path: src_path.clone(),
+                    source: e,
+                })?;
+            &opened
+        }
     };
-    let src_fd: OwnedFd = fs::File::open(&src_path)
-        .or_else(|_| {
-            fs::OpenOptions::new()
-                .custom_flags(libc::O_PATH)
-                .read(true)
-                .open(&src_path)
-        })
-        .map(OwnedFd::from)
-        .map_err(|e| RootfsError::Source {
-            source_path: src_path.clone(),
-            source: e,
-        })?;
     let is_dir =
         sys::fstat(src_fd.as_fd()).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR);
     let target = ensure(rfs.fd(), Path::new(dest), !is_dir).map_err(|e| RootfsError::Dest {
         dest: dest.to_string(),
         source: e,
     })?;
-    let rec = opts.flags & MsFlags::MS_REC;
-    mount(
-        Some(fd_path(&src_fd).as_str()),
-        fd_path(&target).as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND | rec,
-        None::<&str>,
-    )
-    .map_err(mount_err(dest, "bind mount"))?;
+    if tree.is_some() {
+        sys::attach_tree(src_fd.as_fd(), target.as_fd()).map_err(|e| RootfsError::Mount {
+            op: "attach bind mount",
+            dest: dest.to_string(),
+            source: e,
+        })?;
+    } else {
+        let rec = opts.flags & MsFlags::MS_REC;
+        mount(
+            Some(fd_path(src_fd).as_str()),
+            fd_path(&target).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | rec,
+            None::<&str>,
+        )
+        .map_err(mount_err(dest, "bind mount"))?;
+    }
     let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
         remount(rfs, dest, extra, &src_path)?;
