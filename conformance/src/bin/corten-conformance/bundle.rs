@@ -254,7 +254,8 @@ fn base_config(cgroups_path: &str) -> Value {
     })
 }
 
-fn make_dir(path: &Path, mode: u32) -> Result<()> {
+/// Create the directory `path` (if missing) and set its mode.
+pub fn make_dir(path: &Path, mode: u32) -> Result<()> {
     match fs::create_dir(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}

@@ -102,7 +102,7 @@ fn resources(cx: &mut Ctx, resources: Value, checks: Vec<(&str, Check)>) -> Resu
     cx.run_checks(&b)
 }
 
-fn require_controller(cx: &Ctx, controller: &str) -> Result<()> {
+pub(super) fn require_controller(cx: &Ctx, controller: &str) -> Result<()> {
     if cx.host.has_controller(controller) {
         Ok(())
     } else {

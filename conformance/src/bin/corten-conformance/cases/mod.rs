@@ -1,5 +1,5 @@
-//! The cases, one module per area of the spec (and `runc`: runc 1.1.5's
-//! command line contract beyond the spec). Each case cites the section
+//! The cases, one module per area of the spec (and `runc`, `runc_more`:
+//! runc 1.1.5's command line contract and behaviour beyond the spec). Each case cites the section
 //! it checks (`runtime.md#create`, `config-linux.md#namespaces`, …) and,
 //! when runc 1.1 is known to diverge from the spec there, why.
 
@@ -16,6 +16,7 @@ mod namespaces;
 mod operations;
 mod process;
 mod runc;
+mod runc_more;
 mod seccomp;
 mod terminal;
 
@@ -84,5 +85,6 @@ pub fn all() -> Vec<Case> {
     all.extend(cgroups::cases());
     all.extend(seccomp::cases());
     all.extend(runc::cases());
+    all.extend(runc_more::cases());
     all
 }

@@ -255,7 +255,7 @@ const UNKNOWN: &str = "no-such-container";
 
 /// Fail unless `out` exited `code` with `text` in its stderr (as is, or
 /// with its quotes escaped as in a text-format log line's `msg="…"`).
-fn expect_failure(out: &CmdOut, code: i32, text: &str, what: &str) -> Result<()> {
+pub(super) fn expect_failure(out: &CmdOut, code: i32, text: &str, what: &str) -> Result<()> {
     let escaped = text.replace('"', "\\\"");
     ensure!(
         out.code == code && (out.stderr.contains(text) || out.stderr.contains(&escaped)),
@@ -266,7 +266,7 @@ fn expect_failure(out: &CmdOut, code: i32, text: &str, what: &str) -> Result<()>
 }
 
 /// Fail unless `out` succeeded and printed `want` (trimmed).
-fn expect_stdout(out: &CmdOut, want: &str, what: &str) -> Result<()> {
+pub(super) fn expect_stdout(out: &CmdOut, want: &str, what: &str) -> Result<()> {
     ensure_ok(out, what)?;
     ensure!(
         out.stdout.trim() == want,
@@ -299,7 +299,7 @@ fn created(cx: &mut Ctx) -> Result<(Bundle, String)> {
 }
 
 /// A running waiter container.
-fn running(cx: &mut Ctx) -> Result<(Bundle, String)> {
+pub(super) fn running(cx: &mut Ctx) -> Result<(Bundle, String)> {
     let b = waiter(cx)?;
     let id = started(cx, &b)?;
     Ok((b, id))
@@ -1008,7 +1008,12 @@ fn run_edited(cx: &mut Ctx, edit: impl FnOnce(&mut Bundle) -> &mut Bundle) -> Re
     let mut b = cx.bundle()?;
     b.args(&["echo", "ran"]);
     edit(&mut b);
-    let cmd = cx.run_command(&b)?;
+    run_bundle(cx, &b)
+}
+
+/// `run` the bundle `b` (saved first) in the foreground.
+pub(super) fn run_bundle(cx: &mut Ctx, b: &Bundle) -> Result<CmdOut> {
+    let cmd = cx.run_command(b)?;
     cx.exec(cmd)
 }
 
