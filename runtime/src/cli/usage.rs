@@ -205,10 +205,8 @@ fn init_logging_from(args: &[String]) {
         let mut value = || inline.clone().or_else(|| it.next().cloned());
         match flag {
             "--log" => log = value().map(std::path::PathBuf::from),
-            "--log-format" => {
-                if value().as_deref() == Some("json") {
-                    format = logging::Format::Json;
-                }
+            "--log-format" if value().as_deref() == Some("json") => {
+                format = logging::Format::Json;
             }
             _ => {}
         }
