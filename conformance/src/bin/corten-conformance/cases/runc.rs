@@ -291,7 +291,7 @@ fn ensure_keys(v: &Value, want: &[&str], what: &str) -> Result<()> {
 }
 
 /// A created waiter container (`lifecycle::waiter`).
-fn created(cx: &mut Ctx) -> Result<(Bundle, String)> {
+pub(super) fn created(cx: &mut Ctx) -> Result<(Bundle, String)> {
     let b = waiter(cx)?;
     let id = cx.new_id();
     cx.create_ok(&b, &id)?;

@@ -139,6 +139,11 @@ pub fn cases() -> Vec<Case> {
             proc_symlink,
         ),
         case(
+            "runc.lifecycle.status-messages",
+            "runc 1.1.5: start, pause, resume, update by status",
+            status_messages,
+        ),
+        case(
             "runc.refused.oom-score-adj-range",
             "runc 1.1.5: process.oomScoreAdj",
             oom_score_adj_range,
@@ -1058,4 +1063,64 @@ cat /proc/self/mountinfo"#;
         "mounts left under the rootfs after run: {left:?}"
     );
     Ok(())
+}
+
+/// What each lifecycle command says for a status it refuses, and that a
+/// paused created container is `paused`, resumed back to `created`.
+fn status_messages(cx: &mut Ctx) -> Result<()> {
+    if !cx.host.cgroup_v2 && !cx.host.has_controller("freezer") {
+        crate::skip!("no freezer cgroup controller");
+    }
+    let (_, id) = super::runc::created(cx)?;
+    ensure_ok(&cx.rt(&["pause", &id])?, "pause of a created container")?;
+    ensure!(
+        cx.status(&id)? == "paused",
+        "a paused created container is not paused"
+    );
+    let refused = [
+        (&["pause"][..], "container not running"),
+        (
+            &["start"][..],
+            "cannot start a container in the paused state",
+        ),
+    ];
+    for (args, text) in refused {
+        let out = cx.rt(&[args, &[id.as_str()]].concat())?;
+        expect_failure(&out, 1, text, &format!("{args:?} of a paused container"))?;
+    }
+    ensure_ok(&cx.rt(&["resume", &id])?, "resume")?;
+    ensure!(
+        cx.status(&id)? == "created",
+        "resume did not bring back created"
+    );
+    let out = cx.rt(&["resume", &id])?;
+    expect_failure(
+        &out,
+        1,
+        "container not paused",
+        "resume of a created container",
+    )?;
+    ensure_ok(&cx.rt(&["kill", &id, "KILL"])?, "kill")?;
+    cx.wait_status(&id, "stopped")?;
+    let stopped = [
+        (&["resume"][..], "container not paused"),
+        (&["pause"][..], "container not running"),
+        (
+            &["update", "--pids-limit", "10"][..],
+            "container not running",
+        ),
+        (&["start"][..], "cannot start a container that has stopped"),
+    ];
+    for (args, text) in stopped {
+        let out = cx.rt(&[args, &[id.as_str()]].concat())?;
+        expect_failure(&out, 1, text, &format!("{args:?} of a stopped container"))?;
+    }
+    let again = super::lifecycle::waiter(cx)?;
+    let out = cx.create(&again, &id)?;
+    expect_failure(
+        &out,
+        1,
+        "container with given ID already exists",
+        "create with an id in use",
+    )
 }
