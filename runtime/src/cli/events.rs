@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde_json::json;
 
 use super::Globals;
@@ -25,21 +25,26 @@ pub struct Args {
     id: String,
 }
 
-/// Parses a Go-style duration (`1h2m3s`, `500ms`, `1.5s`).
+/// Parses a Go-style duration (`1h2m3s`, `500ms`, `1.5s`, `0`); an error
+/// reads as the usage error runc's flag parsing gives.
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    parse_go_duration(s)
+        .ok_or_else(|| anyhow::anyhow!("invalid value {s:?} for flag -interval: parse error"))
+}
+
+fn parse_go_duration(s: &str) -> Option<Duration> {
     let mut total = 0.0f64;
-    let mut rest = s.trim();
+    let mut rest = s;
+    if rest == "0" {
+        return Some(Duration::ZERO);
+    }
     if rest.is_empty() {
-        bail!("invalid duration {s:?}");
+        return None;
     }
     while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .with_context(|| format!("missing unit in duration {s:?}"))?;
+        let n_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
         let (n, after) = rest.split_at(n_end);
-        let n: f64 = n
-            .parse()
-            .with_context(|| format!("invalid duration {s:?}"))?;
+        let n: f64 = n.parse().ok()?;
         let u_end = after
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(after.len());
@@ -51,15 +56,12 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            _ => bail!("unknown unit {unit:?} in duration {s:?}"),
+            _ => return None,
         };
         total += n * secs;
         rest = next;
     }
-    if total <= 0.0 {
-        bail!("duration must be greater than 0");
-    }
-    Ok(Duration::from_secs_f64(total))
+    Some(Duration::from_secs_f64(total))
 }
 
 fn emit(kind: &str, id: &str, data: Option<serde_json::Value>) -> anyhow::Result<()> {
@@ -78,6 +80,9 @@ fn emit(kind: &str, id: &str, data: Option<serde_json::Value>) -> anyhow::Result
 /// container, until the container stops.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
     let interval = parse_duration(&a.interval)?;
+    if interval.is_zero() {
+        bail!("duration interval must be greater than 0");
+    }
     let c = Container::load(&g.root, &a.id)?;
     if c.status == Status::Stopped {
         bail!("container with id {} is not running", a.id);
@@ -126,7 +131,9 @@ mod tests {
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("5").is_err());
-        assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
         assert!(parse_duration("5x").is_err());
+        assert!(parse_duration(" 5s").is_err());
     }
 }

@@ -59,7 +59,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
             }
         }
         "table" => print!("{}", table(&all)),
-        f => anyhow::bail!("invalid format option {f:?}"),
+        _ => anyhow::bail!("invalid format option"),
     }
     Ok(())
 }

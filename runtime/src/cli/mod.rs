@@ -130,7 +130,14 @@ pub fn main() -> ExitCode {
     if let Some(code) = usage::help_command(&args) {
         return code;
     }
-    let cli = match Cli::try_parse_from(&args) {
+    // Go's flag parsing lets a repeated flag override the earlier one.
+    let cmd = Cli::command()
+        .args_override_self(true)
+        .mut_subcommands(|c| c.args_override_self(true));
+    let parsed = cmd
+        .try_get_matches_from(&args)
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => return usage::report(&e, &args),
     };

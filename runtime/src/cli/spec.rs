@@ -18,9 +18,15 @@ pub struct Args {
 
 /// Runs `spec`: writes runc's default config.json (tab-indented, as runc).
 pub fn run(a: Args) -> anyhow::Result<()> {
+    // runc changes into the bundle first, and its messages say so.
+    if !a.bundle.is_dir() {
+        let e = std::fs::metadata(&a.bundle)
+            .map_or_else(|e| e, |_| std::io::Error::from_raw_os_error(libc::ENOTDIR));
+        anyhow::bail!("chdir {}: {e}", a.bundle.display());
+    }
     let path = a.bundle.join("config.json");
     if path.exists() {
-        anyhow::bail!("File {} exists. Remove it first", path.display());
+        anyhow::bail!("File config.json exists. Remove it first");
     }
     let spec = crate::spec::default_spec(a.rootless);
     let mut out = Vec::new();

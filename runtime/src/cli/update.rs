@@ -22,20 +22,20 @@ pub struct Args {
     #[arg(long = "blkio-weight")]
     blkio_weight: Option<u64>,
     /// CPU CFS period in microseconds.
-    #[arg(long = "cpu-period")]
-    cpu_period: Option<u64>,
+    #[arg(long = "cpu-period", allow_hyphen_values = true)]
+    cpu_period: Option<String>,
     /// CPU CFS quota in microseconds (-1: none).
     #[arg(long = "cpu-quota", allow_hyphen_values = true)]
-    cpu_quota: Option<i64>,
+    cpu_quota: Option<String>,
     /// CPU shares (relative weight).
-    #[arg(long = "cpu-share")]
-    cpu_share: Option<u64>,
+    #[arg(long = "cpu-share", allow_hyphen_values = true)]
+    cpu_share: Option<String>,
     /// CPU realtime period in microseconds.
-    #[arg(long = "cpu-rt-period")]
-    cpu_rt_period: Option<u64>,
+    #[arg(long = "cpu-rt-period", allow_hyphen_values = true)]
+    cpu_rt_period: Option<String>,
     /// CPU realtime runtime in microseconds.
     #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
-    cpu_rt_runtime: Option<i64>,
+    cpu_rt_runtime: Option<String>,
     /// CPUs allowed (e.g. 0-3, 0,1).
     #[arg(long = "cpuset-cpus")]
     cpuset_cpus: Option<String>,
@@ -82,7 +82,9 @@ pub fn parse_size(s: &str) -> anyhow::Result<i64> {
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(t.len());
     let (n, unit) = t.split_at(digits);
-    let n: f64 = n.parse().with_context(|| format!("invalid size: {s:?}"))?;
+    let n: f64 = n
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid size: '{s}'"))?;
     let unit = unit.trim().trim_end_matches('b').trim_end_matches('i');
     let mult: f64 = match unit {
         "" => 1.0,
@@ -91,11 +93,11 @@ pub fn parse_size(s: &str) -> anyhow::Result<i64> {
         "g" => 1024.0 * 1024.0 * 1024.0,
         "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         "p" => 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => bail!("invalid size: {s:?}"),
+        _ => bail!("invalid size: '{s}'"),
     };
     let v = n * mult;
     if !(0.0..9.0e18).contains(&v) {
-        bail!("invalid size: {s:?}");
+        bail!("invalid size: '{s}'");
     }
     #[allow(clippy::cast_possible_truncation)]
     Ok(v as i64)
@@ -152,6 +154,40 @@ fn runc_update_subset(mut res: Map<String, Value>) -> Map<String, Value> {
     res
 }
 
+/// A number flag runc parses itself (`strconv.ParseUint`), with its error.
+fn go_uint(flag: &str, v: &Option<String>) -> anyhow::Result<Option<Value>> {
+    v.as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<u64>()
+                .map(|n| json!(n))
+                .map_err(|e| go_parse_error(flag, "ParseUint", s, e.kind()))
+        })
+        .transpose()
+}
+
+/// As [`go_uint`], signed (`strconv.ParseInt`).
+fn go_int(flag: &str, v: &Option<String>) -> anyhow::Result<Option<Value>> {
+    v.as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>()
+                .map(|n| json!(n))
+                .map_err(|e| go_parse_error(flag, "ParseInt", s, e.kind()))
+        })
+        .transpose()
+}
+
+fn go_parse_error(flag: &str, func: &str, s: &str, kind: &std::num::IntErrorKind) -> anyhow::Error {
+    let why = match kind {
+        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+            "value out of range"
+        }
+        _ => "invalid syntax",
+    };
+    anyhow::anyhow!("invalid value for {flag}: strconv.{func}: parsing {s:?}: {why}")
+}
+
 fn section<'a>(res: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
     let v = res.entry(key.to_string()).or_insert_with(|| json!({}));
     if !v.is_object() {
@@ -193,17 +229,27 @@ fn requested(a: &Args) -> anyhow::Result<Value> {
         ("reservation", &a.memory_reservation),
         ("swap", &a.memory_swap),
     ];
-    for (k, v) in mem {
+    for ((k, v), flag) in mem
+        .into_iter()
+        .zip(["memory", "memory-reservation", "memory-swap"])
+    {
         if let Some(v) = v {
-            section(&mut res, "memory").insert(k.into(), json!(parse_size(v)?));
+            let n = parse_size(v).map_err(|e| anyhow::anyhow!("invalid value for {flag}: {e}"))?;
+            section(&mut res, "memory").insert(k.into(), json!(n));
         }
     }
     let cpu: [(&str, Option<Value>); 7] = [
-        ("shares", a.cpu_share.map(|v| json!(v))),
-        ("quota", a.cpu_quota.map(|v| json!(v))),
-        ("period", a.cpu_period.map(|v| json!(v))),
-        ("realtimePeriod", a.cpu_rt_period.map(|v| json!(v))),
-        ("realtimeRuntime", a.cpu_rt_runtime.map(|v| json!(v))),
+        ("shares", go_uint("cpu-share", &a.cpu_share)?),
+        ("quota", go_int("cpu-quota", &a.cpu_quota)?),
+        ("period", go_uint("cpu-period", &a.cpu_period)?),
+        (
+            "realtimePeriod",
+            go_uint("cpu-rt-period", &a.cpu_rt_period)?,
+        ),
+        (
+            "realtimeRuntime",
+            go_int("cpu-rt-runtime", &a.cpu_rt_runtime)?,
+        ),
         ("cpus", a.cpuset_cpus.as_ref().map(|v| json!(v))),
         ("mems", a.cpuset_mems.as_ref().map(|v| json!(v))),
     ];

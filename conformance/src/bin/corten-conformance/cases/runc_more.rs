@@ -144,6 +144,11 @@ pub fn cases() -> Vec<Case> {
             status_messages,
         ),
         case(
+            "runc.cli.value-errors",
+            "runc 1.1.5: flag values and repeated flags",
+            value_errors,
+        ),
+        case(
             "runc.refused.oom-score-adj-range",
             "runc 1.1.5: process.oomScoreAdj",
             oom_score_adj_range,
@@ -1123,4 +1128,55 @@ fn status_messages(cx: &mut Ctx) -> Result<()> {
         "container with given ID already exists",
         "create with an id in use",
     )
+}
+
+/// The errors of bad flag values, in runc's words, and a repeated global
+/// flag overriding the earlier one (Go's flag package).
+fn value_errors(cx: &mut Ctx) -> Result<()> {
+    let (_, id) = super::runc::running(cx)?;
+    let refused: [(&[&str], &str); 8] = [
+        (&["list", "--format", "x"], "invalid format option"),
+        (&["ps", "--format", "x", &id], "invalid format option"),
+        (
+            &["events", "--interval", "0", &id],
+            "duration interval must be greater than 0",
+        ),
+        (
+            &["events", "--interval", "1x", &id],
+            r#"invalid value "1x" for flag -interval: parse error"#,
+        ),
+        (
+            &["update", "--memory", "bogus", &id],
+            "invalid value for memory: invalid size: 'bogus'",
+        ),
+        (
+            &["update", "--cpu-quota", "x", &id],
+            r#"invalid value for cpu-quota: strconv.ParseInt: parsing "x": invalid syntax"#,
+        ),
+        (
+            &["update", "--cpu-period", "-5", &id],
+            r#"invalid value for cpu-period: strconv.ParseUint: parsing "-5": invalid syntax"#,
+        ),
+        (&["--log-format", "xml", "list"], "invalid log-format: xml"),
+    ];
+    for (args, text) in refused {
+        let out = cx.rt(args)?;
+        expect_failure(&out, 1, text, &args.join(" "))?;
+    }
+    let spec_dir = cx.dir.join("spec-exists");
+    fs::create_dir_all(&spec_dir)?;
+    let spec = spec_dir.to_string_lossy().into_owned();
+    ensure_ok(&cx.rt(&["spec", "--bundle", &spec])?, "spec")?;
+    let out = cx.rt(&["spec", "--bundle", &spec])?;
+    expect_failure(
+        &out,
+        1,
+        "File config.json exists. Remove it first",
+        "spec again",
+    )?;
+    // The last --root wins: an empty directory lists nothing.
+    let other = cx.dir.join("other-root");
+    fs::create_dir_all(&other)?;
+    let out = cx.rt(&["--root", &other.to_string_lossy(), "list", "-q"])?;
+    expect_stdout(&out, "", "list with a second --root")
 }
