@@ -12,24 +12,16 @@ use super::Globals;
 use crate::container::Container;
 use crate::state::Status;
 
-/// `checkpoint [flags] ID`
-// The flags are runc's, accepted so callers get runc's answers; they take
-// effect once corten drives CRIU.
+/// The CRIU flags `checkpoint` and `restore` share.
 #[allow(dead_code)]
 #[derive(Debug, clap::Args)]
-pub struct CheckpointArgs {
-    /// Path for saving CRIU image files.
+pub struct CriuFlags {
+    /// Path for the CRIU image files.
     #[arg(long = "image-path")]
     image_path: Option<PathBuf>,
     /// Path for saving work files and logs.
     #[arg(long = "work-path")]
     work_path: Option<PathBuf>,
-    /// Path for previous CRIU image files in pre-dump.
-    #[arg(long = "parent-path")]
-    parent_path: Option<PathBuf>,
-    /// Leave the process running after checkpointing.
-    #[arg(long = "leave-running")]
-    leave_running: bool,
     /// Allow open TCP connections.
     #[arg(long = "tcp-established")]
     tcp_established: bool,
@@ -42,18 +34,9 @@ pub struct CheckpointArgs {
     /// Use userfaultfd to lazily restore memory pages.
     #[arg(long = "lazy-pages")]
     lazy_pages: bool,
-    /// CRIU writes \0 to this fd once lazy-pages is ready.
-    #[arg(long = "status-fd", default_value_t = -1)]
-    status_fd: i32,
-    /// ADDRESS:PORT of the page server.
-    #[arg(long = "page-server")]
-    page_server: Option<String>,
     /// Handle file locks.
     #[arg(long = "file-locks")]
     file_locks: bool,
-    /// Dump the memory only, leave the container running.
-    #[arg(long = "pre-dump")]
-    pre_dump: bool,
     /// cgroups mode: soft (default), full and strict.
     #[arg(long = "manage-cgroups-mode")]
     manage_cgroups_mode: Option<String>,
@@ -63,6 +46,31 @@ pub struct CheckpointArgs {
     /// Enable auto deduplication of memory images.
     #[arg(long = "auto-dedup")]
     auto_dedup: bool,
+}
+
+/// `checkpoint [flags] ID`
+// The flags are runc's, accepted so callers get runc's answers; they take
+// effect once corten drives CRIU.
+#[allow(dead_code)]
+#[derive(Debug, clap::Args)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    criu: CriuFlags,
+    /// Path for previous CRIU image files in pre-dump.
+    #[arg(long = "parent-path")]
+    parent_path: Option<PathBuf>,
+    /// Leave the process running after checkpointing.
+    #[arg(long = "leave-running")]
+    leave_running: bool,
+    /// CRIU writes \0 to this fd once lazy-pages is ready.
+    #[arg(long = "status-fd", default_value_t = -1)]
+    status_fd: i32,
+    /// ADDRESS:PORT of the page server.
+    #[arg(long = "page-server")]
+    page_server: Option<String>,
+    /// Dump the memory only, leave the container running.
+    #[arg(long = "pre-dump")]
+    pre_dump: bool,
     /// Container id.
     id: String,
 }
@@ -71,30 +79,11 @@ pub struct CheckpointArgs {
 #[allow(dead_code)]
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
+    #[command(flatten)]
+    criu: CriuFlags,
     /// Unix socket that receives the pty master.
     #[arg(long = "console-socket")]
     console_socket: Option<PathBuf>,
-    /// Path to CRIU image files to restore from.
-    #[arg(long = "image-path")]
-    image_path: Option<PathBuf>,
-    /// Path for saving work files and logs.
-    #[arg(long = "work-path")]
-    work_path: Option<PathBuf>,
-    /// Allow open TCP connections.
-    #[arg(long = "tcp-established")]
-    tcp_established: bool,
-    /// Allow external unix sockets.
-    #[arg(long = "ext-unix-sk")]
-    ext_unix_sk: bool,
-    /// Allow shell jobs.
-    #[arg(long = "shell-job")]
-    shell_job: bool,
-    /// Handle file locks.
-    #[arg(long = "file-locks")]
-    file_locks: bool,
-    /// cgroups mode: soft (default), full and strict.
-    #[arg(long = "manage-cgroups-mode")]
-    manage_cgroups_mode: Option<String>,
     /// Path to the bundle directory.
     #[arg(short, long, default_value = ".")]
     bundle: PathBuf,
@@ -110,15 +99,6 @@ pub struct RestoreArgs {
     /// Do not use pivot_root.
     #[arg(long = "no-pivot")]
     no_pivot: bool,
-    /// Create a namespace, but do not restore its properties.
-    #[arg(long = "empty-ns")]
-    empty_ns: Vec<String>,
-    /// Enable auto deduplication of memory images.
-    #[arg(long = "auto-dedup")]
-    auto_dedup: bool,
-    /// Use userfaultfd to lazily restore memory pages.
-    #[arg(long = "lazy-pages")]
-    lazy_pages: bool,
     /// Path to the LSM profile of the restored process.
     #[arg(long = "lsm-profile")]
     lsm_profile: Option<String>,
@@ -172,7 +152,7 @@ pub fn checkpoint(g: &Globals, criu: &str, a: CheckpointArgs) -> anyhow::Result<
     if matches!(c.status, Status::Created | Status::Stopped) {
         bail!("Container cannot be checkpointed in {} state", c.status);
     }
-    image_dir(a.image_path.as_deref())?;
+    image_dir(a.criu.image_path.as_deref())?;
     Err(criu_missing(criu))
 }
 
@@ -181,6 +161,6 @@ pub fn restore(g: &Globals, criu: &str, a: RestoreArgs) -> anyhow::Result<()> {
     if Container::load(&g.root, &a.id).is_ok() {
         bail!("container with given ID already exists");
     }
-    image_dir(a.image_path.as_deref())?;
+    image_dir(a.criu.image_path.as_deref())?;
     Err(criu_missing(criu))
 }

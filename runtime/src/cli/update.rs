@@ -154,26 +154,18 @@ fn runc_update_subset(mut res: Map<String, Value>) -> Map<String, Value> {
     res
 }
 
-/// A number flag runc parses itself (`strconv.ParseUint`), with its error.
-fn go_uint(flag: &str, v: &Option<String>) -> anyhow::Result<Option<Value>> {
+/// A number flag runc parses itself (`strconv.ParseUint`/`ParseInt`,
+/// named by `func`), with runc's error.
+fn go_num<T>(flag: &str, func: &str, v: &Option<String>) -> anyhow::Result<Option<Value>>
+where
+    T: std::str::FromStr<Err = std::num::ParseIntError> + serde::Serialize,
+{
     v.as_deref()
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.parse::<u64>()
+            s.parse::<T>()
                 .map(|n| json!(n))
-                .map_err(|e| go_parse_error(flag, "ParseUint", s, e.kind()))
-        })
-        .transpose()
-}
-
-/// As [`go_uint`], signed (`strconv.ParseInt`).
-fn go_int(flag: &str, v: &Option<String>) -> anyhow::Result<Option<Value>> {
-    v.as_deref()
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<i64>()
-                .map(|n| json!(n))
-                .map_err(|e| go_parse_error(flag, "ParseInt", s, e.kind()))
+                .map_err(|e| go_parse_error(flag, func, s, e.kind()))
         })
         .transpose()
 }
@@ -239,16 +231,25 @@ fn requested(a: &Args) -> anyhow::Result<Value> {
         }
     }
     let cpu: [(&str, Option<Value>); 7] = [
-        ("shares", go_uint("cpu-share", &a.cpu_share)?),
-        ("quota", go_int("cpu-quota", &a.cpu_quota)?),
-        ("period", go_uint("cpu-period", &a.cpu_period)?),
+        (
+            "shares",
+            go_num::<u64>("cpu-share", "ParseUint", &a.cpu_share)?,
+        ),
+        (
+            "quota",
+            go_num::<i64>("cpu-quota", "ParseInt", &a.cpu_quota)?,
+        ),
+        (
+            "period",
+            go_num::<u64>("cpu-period", "ParseUint", &a.cpu_period)?,
+        ),
         (
             "realtimePeriod",
-            go_uint("cpu-rt-period", &a.cpu_rt_period)?,
+            go_num::<u64>("cpu-rt-period", "ParseUint", &a.cpu_rt_period)?,
         ),
         (
             "realtimeRuntime",
-            go_int("cpu-rt-runtime", &a.cpu_rt_runtime)?,
+            go_num::<i64>("cpu-rt-runtime", "ParseInt", &a.cpu_rt_runtime)?,
         ),
         ("cpus", a.cpuset_cpus.as_ref().map(|v| json!(v))),
         ("mems", a.cpuset_mems.as_ref().map(|v| json!(v))),
