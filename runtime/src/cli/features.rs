@@ -14,7 +14,8 @@ pub struct Args {}
 pub fn run(_a: Args) -> anyhow::Result<()> {
     let mut caps: Vec<String> = caps::all().iter().map(ToString::to_string).collect();
     caps.sort();
-    let namespaces: Vec<&str> = NsKind::ALL.iter().map(|k| k.spec_name()).collect();
+    let mut namespaces: Vec<&str> = NsKind::ALL.iter().map(|k| k.spec_name()).collect();
+    namespaces.sort_unstable();
     let f = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::spec::OCI_VERSION,
@@ -42,10 +43,14 @@ pub fn run(_a: Args) -> anyhow::Result<()> {
             "mountExtensions": { "idmap": { "enabled": false } }
         },
         "annotations": {
-            "io.github.corten.version": env!("CARGO_PKG_VERSION"),
-            "io.github.corten.commit": env!("CORTEN_COMMIT")
+            "io.github.corten.commit": env!("CORTEN_COMMIT"),
+            "io.github.corten.version": env!("CARGO_PKG_VERSION")
         }
     });
-    println!("{}", serde_json::to_string_pretty(&f)?);
+    // runc indents with four spaces.
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    serde::Serialize::serialize(&f, &mut serde_json::Serializer::with_formatter(&mut out, fmt))?;
+    println!("{}", String::from_utf8_lossy(&out));
     Ok(())
 }
