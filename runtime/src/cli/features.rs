@@ -50,7 +50,10 @@ pub fn run(_a: Args) -> anyhow::Result<()> {
     // runc indents with four spaces.
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    serde::Serialize::serialize(&f, &mut serde_json::Serializer::with_formatter(&mut out, fmt))?;
+    serde::Serialize::serialize(
+        &f,
+        &mut serde_json::Serializer::with_formatter(&mut out, fmt),
+    )?;
     println!("{}", String::from_utf8_lossy(&out));
     Ok(())
 }

@@ -85,14 +85,29 @@ pub fn default_spec(rootless: bool) -> Value {
 
 /// Applies runc's `spec --rootless` changes.
 fn make_rootless(spec: &mut Value) {
-    let linux = &mut spec["linux"];
-    if let Some(obj) = linux.as_object_mut() {
-        obj.remove("resources");
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    // runc's key order: the mappings first in `linux`.
+    let mut linux = serde_json::Map::new();
+    linux.insert(
+        "uidMappings".into(),
+        json!([{ "containerID": 0, "hostID": uid, "size": 1 }]),
+    );
+    linux.insert(
+        "gidMappings".into(),
+        json!([{ "containerID": 0, "hostID": gid, "size": 1 }]),
+    );
+    if let Some(old) = spec["linux"].as_object() {
+        linux.extend(
+            old.iter()
+                .filter(|(k, _)| *k != "resources")
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
     }
-    // SAFETY: getuid and getgid cannot fail and touch no memory.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    linux["uidMappings"] = json!([{ "containerID": 0, "hostID": uid, "size": 1 }]);
-    linux["gidMappings"] = json!([{ "containerID": 0, "hostID": gid, "size": 1 }]);
+    spec["linux"] = Value::Object(linux);
+    let linux = &mut spec["linux"];
     if let Some(ns) = linux["namespaces"].as_array_mut() {
         ns.retain(|n| n["type"] != "network");
         ns.push(json!({ "type": "user" }));
