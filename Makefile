@@ -119,7 +119,7 @@ integration: deps build $(DOCKER_PROFILE)
 	@rm -f target/it-skips.log
 	CORTEN_BIN=$(CURDIR)/target/release/corten CORTEN_SHIM_BIN=$(CURDIR)/target/release/containerd-shim-corten-v2 \
 	  CORTEN_IT_SKIP_LOG=$(CURDIR)/target/it-skips.log \
-	  $(CARGO) test --locked -p corten-integration-tests -- --test-threads=$(TEST_THREADS)
+	  $(CARGO) test --locked --no-fail-fast -p corten-integration-tests -- --test-threads=$(TEST_THREADS)
 	@n=$$(cat target/it-skips.log 2>/dev/null | wc -l); echo "integration: $$n skipped checks"; \
 	  cat target/it-skips.log 2>/dev/null || true
 

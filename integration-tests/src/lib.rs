@@ -114,6 +114,36 @@ pub fn skip(test: &str, reason: &str) {
     }
 }
 
+/// Why no user namespace can be created here (`None` when one can): the
+/// kernel refuses them to a process in a chroot, such as a fresh-install
+/// tree (`../shared/fresh-debian.sh`). Tests that need one skip with it.
+pub fn userns_unavailable() -> Option<String> {
+    static WHY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    WHY.get_or_init(|| {
+        match std::process::Command::new("unshare").args(["--user", "true"]).output() {
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(format!(
+                "no user namespace can be created here ({}); the kernel refuses them to chrooted processes",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => Some(format!("unshare --user: {e}")),
+        }
+    })
+    .clone()
+}
+
+/// Skips the calling test (`skip` with the reason, then `return`) where no
+/// user namespace can be created.
+#[macro_export]
+macro_rules! require_userns {
+    ($test:expr) => {
+        if let Some(why) = $crate::userns_unavailable() {
+            $crate::skip($test, &why);
+            return;
+        }
+    };
+}
+
 /// This process's hard `RLIMIT_NOFILE`: no container can be given more.
 pub fn nofile_hard_limit() -> u64 {
     let mut limit = libc::rlimit {

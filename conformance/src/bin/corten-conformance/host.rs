@@ -32,6 +32,9 @@ pub struct Host {
     pub busybox: PathBuf,
     /// The harness's (and so the runtime's) effective capabilities.
     pub cap_eff: u64,
+    /// Why no user namespace can be created here, if so (the kernel
+    /// refuses them to a process in a chroot, such as a fresh-install tree).
+    pub no_userns: Option<String>,
 }
 
 impl Host {
@@ -63,7 +66,16 @@ impl Host {
             checker: master,
             busybox,
             cap_eff: effective_caps(),
+            no_userns: userns_refusal(),
         })
+    }
+
+    /// Skip the case (with the reason) where no user namespace can be made.
+    pub fn require_userns(&self) -> Result<()> {
+        match &self.no_userns {
+            Some(why) => Err(anyhow::Error::new(crate::cases::Skip(why.clone()))),
+            None => Ok(()),
+        }
     }
 
     /// The cgroup parent every case's `cgroupsPath` lives under.
@@ -184,4 +196,19 @@ pub fn is_static_elf(path: &Path) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// Why `unshare --user` fails here, or `None` when it works.
+fn userns_refusal() -> Option<String> {
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "true"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "no user namespace can be created here ({}); the kernel refuses them to chrooted processes",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("unshare --user: {e}")),
+    }
 }

@@ -305,6 +305,7 @@ fn duplicate_type(cx: &mut Ctx) -> Result<()> {
 }
 
 fn user_mappings(cx: &mut Ctx) -> Result<()> {
+    cx.host.require_userns()?;
     let inode = runtime_inode(cx, "user")?;
     let mut b = cx.bundle()?;
     b.namespace("user", None);
@@ -336,6 +337,7 @@ fn user_mappings(cx: &mut Ctx) -> Result<()> {
 }
 
 fn user_ownership(cx: &mut Ctx) -> Result<()> {
+    cx.host.require_userns()?;
     let mut b = cx.bundle()?;
     b.namespace("user", None);
     map_ids(&mut b, 100_000, 65536);
@@ -448,6 +450,7 @@ fn sysctl_uts(cx: &mut Ctx) -> Result<()> {
 }
 
 fn user_joined(cx: &mut Ctx) -> Result<()> {
+    cx.host.require_userns()?;
     let pid = holder(cx, |b| {
         b.namespace("user", None);
         map_ids(b, 200_000, 65536);

@@ -952,6 +952,7 @@ fn unshare_link(path: &Path) -> Result<()> {
 }
 
 fn userns_private_bind(cx: &mut Ctx) -> Result<()> {
+    cx.host.require_userns()?;
     const HOST_ID: u32 = 100_000;
     if !Path::new("/proc/self/ns/user").exists() {
         crate::skip!("the kernel has no user namespaces");
