@@ -33,10 +33,12 @@ pub enum Format {
 
 #[derive(Debug)]
 struct Config {
-    /// The `--log` file, opened at start-up.
-    file: Option<File>,
-    /// With `--debug` and no `--log`: a close-on-exec copy of stderr.
-    debug_out: Option<OwnedFd>,
+    /// Where records go when not to stderr: the `--log` file, opened at
+    /// start-up, or with `--debug` and no `--log` a close-on-exec copy of
+    /// stderr.
+    out: Option<File>,
+    /// `out` is the `--log` file.
+    to_file: bool,
     format: Format,
     debug: bool,
 }
@@ -63,18 +65,19 @@ pub fn init(file: Option<PathBuf>, format: Format, debug: bool) -> std::io::Resu
         ),
         None => None,
     };
-    let debug_out = if debug && file.is_none() {
+    let to_file = file.is_some();
+    let out = if debug && !to_file {
         // F_DUPFD_CLOEXEC: the copy never reaches the container's program.
         nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
             .ok()
             // SAFETY: fcntl just returned this new descriptor, owned by nothing else.
-            .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+            .map(|fd| File::from(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }))
     } else {
-        None
+        file
     };
     let _ = CONFIG.set(Config {
-        file,
-        debug_out,
+        out,
+        to_file,
         format,
         debug,
     });
@@ -167,21 +170,11 @@ fn emit(text: &str) {
         let _ = std::io::stderr().write_all(text.as_bytes());
         return;
     };
-    match (&cfg.file, &cfg.debug_out) {
-        (Some(f), _) => {
+    match &cfg.out {
+        Some(f) => {
             let _ = (&*f).write_all(text.as_bytes());
         }
-        (None, Some(fd)) => {
-            let mut rest = text.as_bytes();
-            while !rest.is_empty() {
-                match nix::unistd::write(fd, rest) {
-                    Ok(n) if n > 0 => rest = &rest[n..],
-                    Err(nix::Error::EINTR) => {}
-                    _ => break,
-                }
-            }
-        }
-        (None, None) => {
+        None => {
             let _ = std::io::stderr().write_all(text.as_bytes());
         }
     }
@@ -191,7 +184,7 @@ fn emit(text: &str) {
 pub fn error(msg: &str) {
     let msg = msg.replace('\n', " ");
     write("error", &msg);
-    if CONFIG.get().is_some_and(|c| c.file.is_some()) {
+    if CONFIG.get().is_some_and(|c| c.to_file) {
         let _ = writeln!(std::io::stderr(), "{msg}");
     }
 }
