@@ -20,6 +20,8 @@
 #   CGROUPV2_TEST_THREADS  --test-threads inside the VM (default 2)
 #   CGROUPV2_TIMEOUT       seconds before qemu is stopped (default 1200)
 #   CGROUPV2_TEST_TIMEOUT  seconds per test binary inside the VM (default 600)
+#   CGROUPV2_TEST_ARGS     extra arguments for every test binary (a name
+#                          filter, --nocapture), for diagnosing one test
 #   CGROUPV2_MEM, CGROUPV2_CPUS   VM memory in MiB (default 2048) and CPUs (default 2)
 #   CGROUPV2_MODULES       kernel modules to load in the VM, default "fuse virtio_pci virtio_blk overlay"
 #                          (for the /dev/fuse device tests, a small scratch disk
@@ -52,6 +54,7 @@ TESTS=${CGROUPV2_TESTS:-$(cd integration-tests/tests && ls -- *.rs | sed 's/\.rs
 TEST_THREADS=${CGROUPV2_TEST_THREADS:-2}
 VM_TIMEOUT=${CGROUPV2_TIMEOUT:-1200}
 TEST_TIMEOUT=${CGROUPV2_TEST_TIMEOUT:-600}
+TEST_ARGS=${CGROUPV2_TEST_ARGS:-}
 VM_MEM=${CGROUPV2_MEM:-2048}
 VM_CPUS=${CGROUPV2_CPUS:-2}
 MODULES=${CGROUPV2_MODULES-fuse virtio_pci virtio_blk overlay}
@@ -178,8 +181,10 @@ for t in $CGV2_TESTS; do
     echo "cgroupv2: ===== $t (--test-threads=$CGV2_THREADS) ====="
     start=$(cut -d' ' -f1 /proc/uptime)
     # PID 1 (this shell) reaps orphaned container processes while it waits here.
-    { CORTEN_BIN=/usr/bin/corten CORTEN_SHIM_BIN=/usr/bin/containerd-shim-corten-v2 RUST_BACKTRACE=0 timeout "$CGV2_TEST_TIMEOUT" \
-        "/tests/$t" --test-threads="$CGV2_THREADS" 2>&1; echo $? >"/tmp/$t.rc"; } | tee "/tmp/$t.log"
+    # CORTEN_IT_TIME_SCALE: bounds on expected events x3 under emulation
+    # (twenty concurrent `ctr run`s take 30 s here, 2 s on the host).
+    { CORTEN_BIN=/usr/bin/corten CORTEN_SHIM_BIN=/usr/bin/containerd-shim-corten-v2 CORTEN_IT_TIME_SCALE=3 RUST_BACKTRACE=0 timeout "$CGV2_TEST_TIMEOUT" \
+        "/tests/$t" --test-threads="$CGV2_THREADS" $CGV2_TEST_ARGS 2>&1; echo $? >"/tmp/$t.rc"; } | tee "/tmp/$t.log"
     rc=$(cat "/tmp/$t.rc")
     end=$(cut -d' ' -f1 /proc/uptime)
     # test result: ok. 5 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ...
@@ -209,6 +214,7 @@ cat >"$STAGE/etc/cgroupv2-vm.conf" <<CONF
 CGV2_TESTS="$TESTS"
 CGV2_THREADS="$TEST_THREADS"
 CGV2_TEST_TIMEOUT="$TEST_TIMEOUT"
+CGV2_TEST_ARGS="$TEST_ARGS"
 CONF
 
 pack_initramfs

@@ -43,6 +43,7 @@ impl ConsoleSocket {
 
     /// The pty master the runtime sent; fails the test after `timeout`.
     pub fn recv(&self, timeout: Duration) -> OwnedFd {
+        let timeout = crate::scaled(timeout);
         match self.received.recv_timeout(timeout) {
             Ok(Ok(fd)) => fd,
             Ok(Err(e)) => panic!("console socket {}: {e}", self.path.display()),
@@ -55,7 +56,7 @@ impl ConsoleSocket {
 }
 
 fn accept_and_receive(listener: &UnixListener, timeout: Duration) -> io::Result<OwnedFd> {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + crate::scaled(timeout);
     let stream = loop {
         match listener.accept() {
             Ok((stream, _)) => break stream,
@@ -126,7 +127,7 @@ fn recv_fd(socket: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 /// Read a pty master until the container side is closed (EIO) or `timeout`
 /// passes, and return what was read (with `\r\n` turned into `\n`).
 pub fn read_pty(master: &OwnedFd, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + crate::scaled(timeout);
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {

@@ -163,10 +163,29 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}", std::process::id())
 }
 
-/// Poll `probe` until it returns `Some` or `timeout` passes. The poll interval
-/// starts at 1 ms and doubles up to 20 ms, so short waits stay short.
+/// `timeout` multiplied by `CORTEN_IT_TIME_SCALE` (an integer, default 1).
+/// The emulated (TCG) VMs set it: there a `ctr run` takes about 1.5 s of
+/// CPU, twenty at once take 30 s, and bounds sized for a real machine fail
+/// on a busy one although nothing hangs. Only for bounds on things that are
+/// expected to happen: a bound that proves something does *not* happen must
+/// stay as it is.
+pub fn scaled(timeout: Duration) -> Duration {
+    static SCALE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let scale = *SCALE.get_or_init(|| {
+        std::env::var("CORTEN_IT_TIME_SCALE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n >= 1)
+            .unwrap_or(1)
+    });
+    timeout * scale
+}
+
+/// Poll `probe` until it returns `Some` or `timeout` ([`scaled`]) passes. The
+/// poll interval starts at 1 ms and doubles up to 20 ms, so short waits stay
+/// short.
 pub fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + scaled(timeout);
     let mut interval = Duration::from_millis(1);
     loop {
         if let Some(value) = probe() {

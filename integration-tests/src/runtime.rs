@@ -400,7 +400,10 @@ impl Drop for Runtime {
 fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> ExitStatus {
     match spawn_and_wait(cmd, timeout) {
         Some(status) => status,
-        None => panic!("{cmd:?} did not finish within {timeout:?} (killed)"),
+        None => panic!(
+            "{cmd:?} did not finish within {:?} (killed)",
+            crate::scaled(timeout)
+        ),
     }
 }
 
@@ -408,7 +411,7 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> ExitStatus {
 /// return `None`.
 fn spawn_and_wait(cmd: &mut Command, timeout: Duration) -> Option<ExitStatus> {
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + crate::scaled(timeout);
     let mut interval = Duration::from_micros(200);
     loop {
         if let Some(status) = child.try_wait().expect("wait for runtime command") {

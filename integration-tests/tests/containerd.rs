@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use corten_integration_tests::{
     cgroup_dirs, cgroup_parent, mounts_under, pid_alive, processes_mentioning, require_root,
-    runtime_bin, skip, unique_name, wait_until, Bundle, OutputExt, BASE_DIR,
+    runtime_bin, scaled, skip, unique_name, wait_until, Bundle, OutputExt, BASE_DIR,
 };
 
 const RUNTIME: &str = "io.containerd.corten.v2";
@@ -58,6 +58,7 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
     let text = format!("{cmd:?}");
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {text}: {e}"));
     let out = read_pipes(&mut child);
+    let timeout = scaled(timeout);
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
@@ -913,7 +914,9 @@ fn twenty_containers_at_once() {
             let c = &c;
             s.spawn(move || {
                 let script = format!("echo {id}; exit {i}");
+                let start = Instant::now();
                 let out = c.run(id, &["--rm"], &["sh", "-c", &script]);
+                eprintln!("{id}: ctr run took {:?}", start.elapsed());
                 assert_eq!(
                     out.status.code(),
                     Some(i32::try_from(i).unwrap()),
