@@ -165,6 +165,13 @@ impl Runtime {
         });
     }
 
+    /// Remember container `id` of `bundle` for the clean-up at drop (for a
+    /// container created by a command the test runs itself).
+    pub fn track_id(&self, id: &str, bundle: &Bundle) {
+        let (out, err) = self.next_io_files();
+        self.track(id, bundle, out, err);
+    }
+
     /// `create --bundle <bundle> --pid-file <scratch>/<id>.pid <extra…> <id>`.
     pub fn create_with(&self, id: &str, bundle: &Bundle, extra: &[&str]) -> Output {
         self.create_with_fds(id, bundle, extra, &[])

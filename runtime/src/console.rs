@@ -25,6 +25,14 @@ pub enum ConsoleError {
         /// Cause.
         source: io::Error,
     },
+    /// The caller's console socket cannot be reached.
+    #[error("console: connect to console socket {path}: {source}")]
+    Connect {
+        /// The socket's path.
+        path: std::path::PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
 }
 
 fn step(op: &'static str) -> impl FnOnce(io::Error) -> ConsoleError {
@@ -33,7 +41,10 @@ fn step(op: &'static str) -> impl FnOnce(io::Error) -> ConsoleError {
 
 /// Connects to the caller's console socket.
 pub fn connect(path: &Path) -> Result<UnixStream, ConsoleError> {
-    UnixStream::connect(path).map_err(step("connect to console socket"))
+    UnixStream::connect(path).map_err(|source| ConsoleError::Connect {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Opens a pty in the container's devpts, binds its peer over `/dev/console`

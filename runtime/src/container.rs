@@ -152,9 +152,18 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerE
         if c.status == Status::Stopped && !c.record.cgroup_paths.values().any(|d| d.exists()) {
             return Ok(());
         }
-        return Ok(cgroups::signal_all(&c.record.cgroup_paths, sig)?);
+        let procs = Processes::of(&c.record);
+        if procs.foreign == 0 {
+            return Ok(cgroups::signal_all(&c.record.cgroup_paths, sig)?);
+        }
+        // A shared cgroup: signal only this container's processes (without
+        // freezing, which would stop the others too).
+        for pid in procs.own {
+            signal(pid, sig);
+        }
+        return Ok(());
     }
-    if c.status == Status::Stopped {
+    if matches!(c.status, Status::Stopped | Status::Creating) {
         return Err(ContainerError::Status("container not running".into()));
     }
     let pid = c.record.pid;
@@ -192,10 +201,76 @@ fn wait_gone(rec: &Record, timeout: Duration) -> bool {
     true
 }
 
-/// Kills every process of the container and waits for the init.
+/// The processes of a container's cgroup (and the cgroups below it), told
+/// apart by pid namespace: a cgroup can hold another container's processes
+/// when two share a `cgroupsPath` (runc only warns), or someone else's in a
+/// cgroup made before the container.
+#[derive(Debug, Default)]
+pub struct Processes {
+    /// The container's: in its pid namespace, or in one below it when the
+    /// namespace is the container's own.
+    pub own: Vec<i32>,
+    /// How many others.
+    pub foreign: usize,
+}
+
+impl Processes {
+    /// The processes of `rec`'s cgroup now. A record from before corten
+    /// kept the pid namespace counts every process as the container's.
+    pub fn of(rec: &Record) -> Processes {
+        let all = cgroups::pids(&rec.cgroup_paths);
+        let Some(ns) = rec.pid_ns else {
+            return Processes {
+                own: all,
+                foreign: 0,
+            };
+        };
+        let mut p = Processes::default();
+        for pid in all {
+            let own = match crate::sys::pid_ns_of(pid) {
+                None => continue, // gone
+                Some(n) if n == ns => true,
+                Some(_) => rec.own_pid_ns && crate::sys::in_pid_ns_tree(pid, ns),
+            };
+            if own {
+                p.own.push(pid);
+            } else {
+                p.foreign += 1;
+            }
+        }
+        p
+    }
+}
+
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill takes two integers and touches no memory; a pid that is
+    // already gone just yields ESRCH.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Kills every process of the container and waits for them. In a cgroup
+/// shared with other processes, only the container's are killed: the init
+/// (the kernel ends the rest of a pid namespace of the container's own with
+/// it), or each of them by pid.
 fn kill_all(c: &Container) {
     if c.record.init_alive() {
         let _ = send_signal(Pid::from_raw(c.record.pid), Signal::SIGKILL);
+    }
+    if Processes::of(&c.record).foreign > 0 {
+        let start = Instant::now();
+        loop {
+            let own = Processes::of(&c.record).own;
+            if own.is_empty() || start.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            // A pid namespace of its own empties itself (its processes may
+            // still be listed while they exit); otherwise kill each.
+            if !c.record.own_pid_ns || c.record.init_alive() {
+                own.iter().for_each(|&pid| signal(pid, libc::SIGKILL));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        return;
     }
     let _ = cgroups::signal_all(&c.record.cgroup_paths, libc::SIGKILL);
     // A frozen (paused) process only dies once thawed.
@@ -208,22 +283,42 @@ fn kill_all(c: &Container) {
 /// Deletes the container: its processes (with `force`, or when only
 /// created), cgroup and state directory.
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> {
-    let c = match Container::load(root, id) {
-        Ok(c) => c,
-        Err(ContainerError::State(StateError::NotExist(_))) if force => {
-            // Nothing recorded: remove a half-written directory, if any.
-            let dir = StateDir::new(root, id)?;
+    let dir = StateDir::new(root, id)?;
+    // Locked first, so a `create` still running is waited for and the
+    // status is read after it.
+    let _lock = match dir.lock() {
+        Ok(l) => l,
+        // runc: `delete --force` of a container that does not exist succeeds.
+        Err(StateError::NotExist(_)) if force => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let loaded = if force {
+        dir.load_or_recover()
+    } else {
+        dir.load()
+    };
+    let record = match loaded {
+        Ok(r) => r,
+        Err(StateError::NotExist(_)) if force => {
+            // Nothing recorded (a state directory from before corten wrote
+            // its record first): remove it.
             dir.remove()?;
             return Ok(());
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
-    let _lock = c.dir.lock()?;
+    let status = record.status(&dir);
+    let c = Container {
+        dir,
+        record,
+        status,
+    };
     match c.status {
         Status::Stopped => {
-            if !c.record.own_pid_ns {
+            if !c.record.own_pid_ns || c.record.creator.is_some() {
                 // Without its own pid namespace, the init's exit leaves the
-                // other processes running: end them as runc does.
+                // other processes running: end them as runc does. Likewise
+                // what a `create` that was killed left.
                 kill_all(&c);
             }
         }
@@ -238,12 +333,19 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
             )))
         }
     }
-    wait_cgroup_empty(&c);
+    let foreign = wait_cgroup_empty(&c);
     crate::logging::step(|| format!("container {id}: no process left"));
     if let Some(base) = c.record.host_mounts_base {
         crate::rootfs::unmount_to(&c.record.rootfs, base);
     }
-    cgroups::remove(&c.record.cgroup_paths)?;
+    if foreign == 0 {
+        cgroups::remove(&c.record.cgroup_paths)?;
+    } else {
+        // The last container in it (or its maker) removes it.
+        crate::logging::step(|| {
+            format!("container {id}: cgroup left in place, {foreign} other process(es) in it")
+        });
+    }
     c.dir.remove()?;
     crate::logging::step(|| format!("container {id}: cgroup and state directory removed"));
     if let Some(h) = c.record.hooks.as_ref().filter(|h| !h.poststop.is_empty()) {
@@ -253,13 +355,17 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
     Ok(())
 }
 
-fn wait_cgroup_empty(c: &Container) {
+/// Kills what is left of the container in its cgroup until none is (at
+/// most 5 s) and returns how many other processes the cgroup holds.
+fn wait_cgroup_empty(c: &Container) -> usize {
     let start = Instant::now();
-    while !cgroups::pids(&c.record.cgroup_paths).is_empty()
-        && start.elapsed() < Duration::from_secs(5)
-    {
-        for pid in cgroups::pids(&c.record.cgroup_paths) {
-            let _ = send_signal(Pid::from_raw(pid), Signal::SIGKILL);
+    loop {
+        let procs = Processes::of(&c.record);
+        if procs.own.is_empty() || start.elapsed() > Duration::from_secs(5) {
+            return procs.foreign;
+        }
+        for pid in procs.own {
+            signal(pid, libc::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(2));
     }

@@ -35,6 +35,7 @@ pub mod gotext;
 pub mod hooks;
 pub mod logging;
 pub mod process;
+pub mod procfs;
 pub mod rootfs;
 pub mod seccomp;
 pub mod signal;

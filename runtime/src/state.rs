@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// Name of the fifo that `start` opens to release the init.
 pub const EXEC_FIFO: &str = "exec.fifo";
 const STATE_FILE: &str = "state.json";
+/// A second copy of the record, written after `state.json`: what `delete
+/// --force` goes by when `state.json` is damaged.
+const RECOVERY_FILE: &str = ".state.json.recovery";
 
 /// Errors from the state directory.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,9 @@ pub enum StateError {
         /// Cause.
         source: io::Error,
     },
+    /// A damaged record that cannot be recovered: what to do about it.
+    #[error("{0}")]
+    Damaged(String),
     /// A corrupt state file.
     #[error("parse {path}: {source}")]
     Parse {
@@ -134,6 +140,17 @@ pub struct Record {
     /// The config's hooks (poststart runs at `start`, poststop at `delete`).
     #[serde(default)]
     pub hooks: Option<crate::spec::Hooks>,
+    /// The init's pid namespace: a process of the cgroup belongs to the
+    /// container when it lives in it (or, with a pid namespace of the
+    /// container's own, below it), so that `kill --all` and `delete` never
+    /// touch another container that shares the cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_ns: Option<crate::sys::NsId>,
+    /// While `create` runs (`pid` is 0): the `corten create` process, as pid
+    /// and start time. The record is written before anything else exists,
+    /// so a `create` killed at any point leaves a record `delete` can undo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<(i32, u64)>,
 }
 
 /// Checks a container id like runc: letters, digits, `_ + - .`, not `.`/`..`.
@@ -210,7 +227,28 @@ impl StateDir {
 
     /// Loads the record.
     pub fn load(&self) -> Result<Record, StateError> {
-        let p = self.path.join(STATE_FILE);
+        self.load_file(STATE_FILE)
+    }
+
+    /// Loads the record; if `state.json` is damaged (unreadable or not a
+    /// record), the recovery copy, with a warning. For `delete --force`,
+    /// which must be able to remove a container whatever happened to its
+    /// `state.json`.
+    pub fn load_or_recover(&self) -> Result<Record, StateError> {
+        match self.load() {
+            Err(e @ (StateError::Parse { .. } | StateError::Io { .. })) => {
+                let rec = self
+                    .load_file(RECOVERY_FILE)
+                    .map_err(|_| e_with_hint(&e, self))?;
+                crate::logging::warn(&format!("{e}: using the copy {RECOVERY_FILE}"));
+                Ok(rec)
+            }
+            other => other,
+        }
+    }
+
+    fn load_file(&self, name: &str) -> Result<Record, StateError> {
+        let p = self.path.join(name);
         let data = fs::read(&p).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 StateError::NotExist(self.id.clone())
@@ -221,14 +259,20 @@ impl StateDir {
         serde_json::from_slice(&data).map_err(|source| StateError::Parse { path: p, source })
     }
 
-    /// Writes the record atomically (temp file + rename).
+    /// Writes the record atomically (temp file + rename), then its recovery
+    /// copy the same way.
     pub fn save(&self, rec: &Record) -> Result<(), StateError> {
-        let p = self.path.join(STATE_FILE);
-        let tmp = self.path.join(".state.json.tmp");
         let data = serde_json::to_vec(rec).map_err(|source| StateError::Parse {
-            path: p.clone(),
+            path: self.path.join(STATE_FILE),
             source,
         })?;
+        self.write_atomic(STATE_FILE, &data)?;
+        self.write_atomic(RECOVERY_FILE, &data)
+    }
+
+    fn write_atomic(&self, name: &str, data: &[u8]) -> Result<(), StateError> {
+        let p = self.path.join(name);
+        let tmp = self.path.join(format!(".{name}.tmp"));
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -236,7 +280,7 @@ impl StateDir {
             .mode(0o600)
             .open(&tmp)
             .map_err(io_err("create", &tmp))?;
-        f.write_all(&data).map_err(io_err("write", &tmp))?;
+        f.write_all(data).map_err(io_err("write", &tmp))?;
         fs::rename(&tmp, &p).map_err(io_err("rename", &p))
     }
 
@@ -247,6 +291,18 @@ impl StateDir {
             _ => Ok(()),
         }
     }
+}
+
+/// `e` (a damaged `state.json` without a usable copy) with what the operator
+/// has to remove by hand.
+fn e_with_hint(e: &StateError, dir: &StateDir) -> StateError {
+    StateError::Damaged(format!(
+        "{e}; no usable copy either: the container's processes and cgroups cannot be found \
+         from it: end them by hand (its cgroup is usually named after the id {:?}), then \
+         remove {}",
+        dir.id,
+        dir.path.display()
+    ))
 }
 
 /// Start time (clock ticks since boot) of `pid`, or `None` if it is gone or a zombie.
@@ -270,6 +326,15 @@ impl Record {
 
     /// The status derived from the live system.
     pub fn status(&self, dir: &StateDir) -> Status {
+        if let Some((pid, start)) = self.creator {
+            // Recorded before the init exists: creating while the `create`
+            // that wrote it runs, stopped (to be deleted) once it is gone.
+            return if pid_start_time(pid) == Some(start) {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
         if !self.init_alive() {
             return Status::Stopped;
         }

@@ -564,3 +564,43 @@ pub fn join_session_keyring(name: &str) -> io::Result<()> {
     // SAFETY: integer arguments only.
     check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, id, PERM) }).map(drop)
 }
+
+/// A namespace's identity: device and inode of its `nsfs` file.
+pub type NsId = (u64, u64);
+
+fn ns_id(fd: BorrowedFd<'_>) -> io::Result<NsId> {
+    let st = fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// The pid namespace of `pid`, or `None` if it is gone.
+pub fn pid_ns_of(pid: i32) -> Option<NsId> {
+    let f = std::fs::File::open(format!("/proc/{pid}/ns/pid")).ok()?;
+    ns_id(f.as_fd()).ok()
+}
+
+/// Whether `pid` lives in pid namespace `ns` or in one nested below it
+/// (followed up with `NS_GET_PARENT`, at most 33 levels: the kernel's
+/// nesting limit is 32).
+pub fn in_pid_ns_tree(pid: i32, ns: NsId) -> bool {
+    let Ok(f) = std::fs::File::open(format!("/proc/{pid}/ns/pid")) else {
+        return false;
+    };
+    let mut current = OwnedFd::from(f);
+    for _ in 0..33 {
+        match ns_id(current.as_fd()) {
+            Ok(id) if id == ns => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+        // SAFETY: NS_GET_PARENT takes no argument and returns a new
+        // descriptor (or -1); `current` is a live nsfs descriptor.
+        let ret = unsafe { libc::ioctl(current.as_raw_fd(), libc::NS_GET_PARENT) };
+        if ret < 0 {
+            return false; // the initial namespace, or a parent we cannot see
+        }
+        // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
+        current = unsafe { OwnedFd::from_raw_fd(ret) };
+    }
+    false
+}

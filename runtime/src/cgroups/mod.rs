@@ -112,9 +112,11 @@ fn place(mount: &Path, own: &str, inner: &Path) -> PathBuf {
     mount.join(rel)
 }
 
-/// Creates the container's cgroup (every level that is missing) and returns
-/// the directories, keyed by hierarchy name (`""` for v2).
-pub fn create(
+/// The container's cgroup directories, keyed by hierarchy name (`""` for
+/// v2), not created yet: `create` records them before it makes them, so
+/// that a `create` killed at any point leaves nothing `delete` cannot find.
+/// An existing cgroup is checked as runc does ([`check_existing`]).
+pub fn plan(
     cgroups_path: Option<&str>,
     id: &str,
     systemd: bool,
@@ -125,17 +127,24 @@ pub fn create(
         ));
     }
     let inner = normalise(cgroups_path, id)?;
-    let v2 = is_v2();
-    let planned = if v2 {
+    let planned = if is_v2() {
         v2::plan(&inner)?
     } else {
         v1::plan(&inner)?
     };
     check_existing(&planned)?;
-    if v2 {
-        v2::create(&planned)
+    Ok(planned)
+}
+
+/// Creates the planned cgroup (every level that is missing) and returns the
+/// directories.
+pub fn create(
+    planned: &BTreeMap<String, PathBuf>,
+) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
+    if is_v2() {
+        v2::create(planned)
     } else {
-        v1::create(&planned)
+        v1::create(planned)
     }
 }
 

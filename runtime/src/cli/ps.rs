@@ -5,7 +5,6 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 use super::Globals;
-use crate::cgroups;
 use crate::container::Container;
 
 /// `ps [--format table|json] ID [PS_OPTIONS…]`
@@ -26,7 +25,8 @@ pub struct Args {
 /// filtered to them.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
     let c = Container::load(&g.root, &a.id)?;
-    let pids = cgroups::pids(&c.record.cgroup_paths);
+    // Only the container's own, should another container share the cgroup.
+    let pids = crate::container::Processes::of(&c.record).own;
     match a.format.as_str() {
         "table" => {}
         "json" => {

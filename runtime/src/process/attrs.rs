@@ -393,10 +393,17 @@ pub fn selinux_enabled() -> bool {
 /// to (`/proc/self/attr/…/exec`). Validation refuses both when the host
 /// lacks the LSM, so here they are only applied.
 pub fn apply_lsm(apparmor: Option<&str>, selinux: Option<&str>) -> Result<(), AttrError> {
+    if apparmor.filter(|p| !p.is_empty()).is_none() && selinux.filter(|l| !l.is_empty()).is_none() {
+        return Ok(());
+    }
+    let proc = crate::procfs::ProcFs::open().map_err(|source| AttrError::Apply {
+        op: "open a procfs handle",
+        source,
+    })?;
     let write = |paths: &[&str], value: &str| -> Result<(), AttrError> {
         let mut last = None;
         for p in paths {
-            match std::fs::write(p, value) {
+            match proc.write(p, value.as_bytes()) {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
             }
@@ -408,12 +415,12 @@ pub fn apply_lsm(apparmor: Option<&str>, selinux: Option<&str>) -> Result<(), At
     };
     if let Some(p) = apparmor.filter(|p| !p.is_empty()) {
         write(
-            &["/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"],
+            &["thread-self/attr/apparmor/exec", "thread-self/attr/exec"],
             &format!("exec {p}"),
         )?;
     }
     if let Some(l) = selinux.filter(|l| !l.is_empty()) {
-        write(&["/proc/self/attr/exec"], l)?;
+        write(&["thread-self/attr/exec"], l)?;
     }
     Ok(())
 }

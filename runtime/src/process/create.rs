@@ -15,6 +15,7 @@ use super::init::{self, InitArgs};
 use super::namespaces::{NsKind, NsPlan};
 use super::sync::{Channel, Msg};
 use crate::cgroups;
+use crate::procfs::ProcFs;
 use crate::spec::{IdMapping, Spec};
 use crate::state::{pid_start_time, Record, StateDir};
 use crate::sys::{self, Forked};
@@ -81,6 +82,9 @@ pub enum CreateError {
     /// `terminal` without a console socket or the reverse.
     #[error("{0}")]
     Usage(&'static str),
+    /// A configuration corten refuses on this host.
+    #[error("{0}")]
+    Refused(String),
 }
 
 fn step(op: impl Into<String>) -> impl FnOnce(io::Error) -> CreateError {
@@ -202,17 +206,35 @@ pub fn create(
     crate::logging::step(|| format!("state directory {} created", dir.path.display()));
     let mut cg = BTreeMap::new();
     let res = (|| {
+        let planned = if opts.cgroups_disabled {
+            BTreeMap::new()
+        } else {
+            cgroups::plan(
+                spec.linux().cgroups_path.as_deref(),
+                id,
+                opts.systemd_cgroup,
+            )?
+        };
+        if !ns.creates(NsKind::Pid) {
+            refuse_indistinguishable(&planned, &ns)?;
+        }
+        // Recorded before it exists: whatever happens to this process from
+        // here on, `delete` finds what to remove.
+        // Until the init exists, a cgroup this `create` makes holds only its
+        // processes; in one that existed before, none is taken for its own
+        // (the sentinel namespace matches no process).
+        let preexisting = planned.values().any(|d| d.exists());
+        dir.save(&Record {
+            pid_ns: preexisting.then_some((0, 0)),
+            ..new_record(&spec, &ns, &planned, id, &bundle, &rootfs, opts)
+        })?;
         if opts.cgroups_disabled {
             let limits = spec.linux().resources.as_ref().and_then(|r| r.as_object());
             if limits.is_some_and(|r| r.keys().any(|k| k != "devices")) {
                 crate::logging::warn("--cgroup-manager disabled: linux.resources is not applied");
             }
         } else {
-            cg = cgroups::create(
-                spec.linux().cgroups_path.as_deref(),
-                id,
-                opts.systemd_cgroup,
-            )?;
+            cg = cgroups::create(&planned)?;
             if let Some(res) = &spec.linux().resources {
                 cgroups::resources::apply(&cg, res)?;
             }
@@ -405,13 +427,27 @@ fn intermediate(args: &InitArgs<'_>, chan: &Channel) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-fn write_id_map(pid: i32, file: &str, maps: &[IdMapping]) -> Result<(), CreateError> {
+fn write_id_map(
+    proc: &ProcFs,
+    pid: i32,
+    file: &str,
+    maps: &[IdMapping],
+) -> Result<(), CreateError> {
     let text: String = maps
         .iter()
         .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
         .collect();
-    let p = format!("/proc/{pid}/{file}");
-    fs::write(&p, text).map_err(step(format!("write {p}")))
+    let p = format!("{pid}/{file}");
+    proc.write(&p, text.as_bytes())
+        .map_err(step(format!("write /proc/{p}")))
+}
+
+/// The procfs handle for the parent's writes, opened only when needed.
+fn parent_procfs(cell: &mut Option<ProcFs>) -> Result<&ProcFs, CreateError> {
+    if cell.is_none() {
+        *cell = Some(ProcFs::open().map_err(step("open a procfs handle"))?);
+    }
+    Ok(cell.as_ref().expect("set above"))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -428,21 +464,24 @@ fn finish(
     seccomp: Option<&crate::seccomp::Filter>,
     opts: &CreateOpts,
 ) -> Result<Created, CreateError> {
+    let mut proc = None;
     if ns.creates(NsKind::User) {
-        write_id_map(pid, "uid_map", &spec.linux().uid_mappings)?;
-        write_id_map(pid, "gid_map", &spec.linux().gid_mappings)?;
+        let proc = parent_procfs(&mut proc)?;
+        write_id_map(proc, pid, "uid_map", &spec.linux().uid_mappings)?;
+        write_id_map(proc, pid, "gid_map", &spec.linux().gid_mappings)?;
     }
     cgroups::add_pid(parent_moves, pid)?;
     if let Some(adj) = spec.process().oom_score_adj {
-        let p = format!("/proc/{pid}/oom_score_adj");
-        fs::write(&p, adj.to_string()).map_err(|e| {
-            let hint = if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) {
-                " (lowering it needs CAP_SYS_RESOURCE)"
-            } else {
-                ""
-            };
-            step(format!("set oom_score_adj to {adj}{hint}"))(e)
-        })?;
+        let proc = parent_procfs(&mut proc)?;
+        proc.write(&format!("{pid}/oom_score_adj"), adj.to_string().as_bytes())
+            .map_err(|e| {
+                let hint = if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) {
+                    " (lowering it needs CAP_SYS_RESOURCE)"
+                } else {
+                    ""
+                };
+                step(format!("set oom_score_adj to {adj}{hint}"))(e)
+            })?;
     }
     chan.send(&Msg::Go).map_err(step("release init"))?;
     crate::logging::step(|| "id maps, cgroup and oom_score_adj set; init released".into());
@@ -498,10 +537,74 @@ fn finish(
         }
     }
     let rec = Record {
-        oci_version: spec.oci_version.clone(),
-        id: dir.id.clone(),
         pid,
         pid_start_time: pid_start_time(pid).unwrap_or_default(),
+        pid_ns: crate::sys::pid_ns_of(pid),
+        creator: None,
+        ..new_record(spec, ns, cg, &dir.id, bundle, rootfs, opts)
+    };
+    dir.save(&rec)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, pid)?;
+    }
+    crate::logging::step(|| "state.json and pid file written".into());
+    chan.send(&Msg::Detach).map_err(step("detach init"))?;
+    // The init closes its end once its parent-death signal is cleared.
+    let _ = chan.recv();
+    Ok(Created { pid })
+}
+
+/// A container without a pid namespace of its own can share an existing
+/// cgroup only with processes of other pid namespaces: `kill --all` and
+/// `delete` tell the container's processes from the others by their pid
+/// namespace (see [`crate::container::Processes`]), and could not here.
+/// (runc accepts it with a warning, and its `delete` then kills them all.)
+fn refuse_indistinguishable(
+    planned: &BTreeMap<String, PathBuf>,
+    ns: &NsPlan,
+) -> Result<(), CreateError> {
+    let joined = ns.join.iter().find(|(k, _, _)| *k == NsKind::Pid);
+    let target = match joined {
+        Some((_, _, f)) => crate::sys::fstat(std::os::fd::AsFd::as_fd(f))
+            .map(|st| (st.st_dev, st.st_ino))
+            .ok(),
+        None => crate::sys::pid_ns_of(i32::try_from(std::process::id()).unwrap_or(0)),
+    };
+    let Some(target) = target else {
+        return Ok(());
+    };
+    let same = cgroups::pids(planned)
+        .into_iter()
+        .filter(|&pid| crate::sys::pid_ns_of(pid) == Some(target))
+        .count();
+    if same > 0 {
+        return Err(CreateError::Refused(format!(
+            "container's cgroup is not empty: {same} process(es) found in the pid namespace \
+             the container would share with them; without a pid namespace of its own it \
+             cannot share a cgroup with them (its kill --all and delete could not tell its \
+             processes apart)"
+        )));
+    }
+    Ok(())
+}
+
+/// The record of a container whose init does not exist yet (`pid` 0, this
+/// process as its creator); `finish` fills in the init.
+fn new_record(
+    spec: &Spec,
+    ns: &NsPlan,
+    cg: &BTreeMap<String, PathBuf>,
+    id: &str,
+    bundle: &Path,
+    rootfs: &Path,
+    opts: &CreateOpts,
+) -> Record {
+    let me = i32::try_from(std::process::id()).unwrap_or(0);
+    Record {
+        oci_version: spec.oci_version.clone(),
+        id: id.to_owned(),
+        pid: 0,
+        pid_start_time: 0,
         bundle: bundle.to_path_buf(),
         rootfs: rootfs.to_path_buf(),
         created: crate::logging::rfc3339_now(true),
@@ -515,16 +618,9 @@ fn finish(
         hooks: spec.hooks.clone(),
         personality: spec.linux().personality.clone(),
         memory_policy: spec.linux().memory_policy.clone(),
-    };
-    dir.save(&rec)?;
-    if let Some(pf) = &opts.pid_file {
-        write_pid_file(pf, pid)?;
+        pid_ns: None,
+        creator: pid_start_time(me).map(|t| (me, t)),
     }
-    crate::logging::step(|| "state.json and pid file written".into());
-    chan.send(&Msg::Detach).map_err(step("detach init"))?;
-    // The init closes its end once its parent-death signal is cleared.
-    let _ = chan.recv();
-    Ok(Created { pid })
 }
 
 /// For a container without a mount namespace: the mounts its rootfs had

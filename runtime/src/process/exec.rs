@@ -152,7 +152,7 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
     let console = opts
         .console_socket
         .as_deref()
-        .map(|p| UnixStream::connect(p).map_err(step("connect to console socket")))
+        .map(|p| crate::console::connect(p).map_err(|e| ExecError::Refused(e.to_string())))
         .transpose()?;
     let (parent_end, child_end) = Channel::pair().map_err(step("create sync socket"))?;
     let attrs = process.attrs(
@@ -249,7 +249,10 @@ fn finish(
         }
     };
     if let Some(adj) = process.oom_score_adj {
-        if let Err(e) = fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()) {
+        let written = crate::procfs::ProcFs::open().and_then(|proc| {
+            proc.write(&format!("{pid}/oom_score_adj"), adj.to_string().as_bytes())
+        });
+        if let Err(e) = written {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid), None);
             return Err(step("set oom_score_adj")(e));

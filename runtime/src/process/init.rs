@@ -155,7 +155,9 @@ pub fn write_time_offsets(spec: &Spec) -> Result<(), InitError> {
         .iter()
         .map(|(clock, o)| format!("{clock} {} {}\n", o.secs, o.nanosecs))
         .collect();
-    std::fs::write("/proc/self/timens_offsets", text).map_err(step("write timens_offsets"))
+    crate::procfs::ProcFs::open()
+        .and_then(|proc| proc.write("self/timens_offsets", text.as_bytes()))
+        .map_err(step("write timens_offsets"))
 }
 
 fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, InitError> {
@@ -388,16 +390,16 @@ fn install_seccomp(f: &crate::seccomp::Filter, chan: &Channel) -> Result<(), Ini
 }
 
 fn set_sysctls(spec: &Spec) -> Result<(), InitError> {
+    if spec.linux().sysctl.is_empty() {
+        return Ok(());
+    }
+    // /proc/sys entries act on the namespaces of the writer, whichever
+    // procfs instance they are reached through.
+    let proc = crate::procfs::ProcFs::open().map_err(step("open a procfs handle"))?;
     for (k, v) in &spec.linux().sysctl {
-        let p = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
-        // The host's procfs is still visible here; its /proc/sys entries act
-        // on the namespaces of the writer.
-        if !sys::is_fs(&p, 0x9fa0) {
-            return Err(step(format!("sysctl {k}"))(io::Error::from_raw_os_error(
-                libc::EXDEV,
-            )));
-        }
-        std::fs::write(&p, v).map_err(step(format!("write sysctl {k}")))?;
+        let p = format!("sys/{}", k.replace('.', "/"));
+        proc.write(&p, v.as_bytes())
+            .map_err(step(format!("write sysctl {k}")))?;
     }
     Ok(())
 }

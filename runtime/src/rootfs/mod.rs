@@ -67,6 +67,16 @@ pub enum RootfsError {
         /// The destination.
         dest: String,
     },
+    /// A mount inside `/proc` (runc's words).
+    #[error("error mounting {source_path:?} to rootfs at {dest:?}: {message}")]
+    ProcMount {
+        /// The mount's source.
+        source_path: String,
+        /// The destination in the container.
+        dest: String,
+        /// What is wrong.
+        message: String,
+    },
     /// `/proc` or `/sys` on something not a directory.
     #[error("mount destination {0} is not a directory")]
     NotDir(String),

@@ -66,7 +66,14 @@ pub fn mount_one(rfs: &Rootfs<'_>, m: &Mount, tree: Option<&OwnedFd>) -> Result<
     })?;
     let typ = m.typ.as_deref().unwrap_or("");
     if opts.is_bind() || typ == "bind" {
+        check_proc_dest(rfs, m, &dest)?;
         return bind(rfs, m, &dest, &opts, tree);
+    }
+    if !matches!(
+        typ,
+        "proc" | "sysfs" | "mqueue" | "tmpfs" | "cgroup" | "cgroup2"
+    ) {
+        check_proc_dest(rfs, m, &dest)?;
     }
     match typ {
         "cgroup" | "cgroup2" => return super::cgroupfs::mount_cgroup(rfs, &dest, &opts),
@@ -183,6 +190,76 @@ pub fn remount_deferred_readonly(spec: &crate::spec::Spec) -> Result<(), RootfsE
 
 /// `/proc` and `/sys` must be mounted on real directories, never through a
 /// symlink (CVE-2023-27561).
+/// The only places under `/proc` a mount may cover (runc's list: files
+/// that lxcfs emulates).
+const PROC_MOUNTS_ALLOWED: [&str; 10] = [
+    "proc/cpuinfo",
+    "proc/diskstats",
+    "proc/meminfo",
+    "proc/stat",
+    "proc/swaps",
+    "proc/uptime",
+    "proc/loadavg",
+    "proc/slabinfo",
+    "proc/net/dev",
+    "proc/sys/kernel/ns_last_pid",
+];
+
+/// runc's `checkProcMount`: nothing may be mounted inside the container's
+/// `/proc` but the files of [`PROC_MOUNTS_ALLOWED`], and `/proc` itself
+/// only from a procfs. A mount there would shadow what the runtime and the
+/// kernel interfaces write to (sysctls, LSM attributes: the CVE-2025-52881
+/// class). The destination is checked where it resolves inside the rootfs,
+/// symlinks followed, as the mount would go.
+fn check_proc_dest(rfs: &Rootfs<'_>, m: &Mount, dest: &str) -> Result<(), RootfsError> {
+    let rel = match open_in_root(rfs.fd(), Path::new(dest), 0) {
+        Ok(fd) => {
+            let root = std::fs::read_link(fd_path(rfs.fd())).unwrap_or_default();
+            let at = std::fs::read_link(fd_path(&fd)).unwrap_or_default();
+            at.strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        }
+        // Not there yet: where it will be made (`..` clamped at the root,
+        // as the kernel does).
+        Err(_) => Path::new(dest)
+            .components()
+            .fold(PathBuf::new(), |mut p, c| {
+                match c {
+                    std::path::Component::Normal(n) => p.push(n),
+                    std::path::Component::ParentDir => {
+                        p.pop();
+                    }
+                    _ => {}
+                }
+                p
+            }),
+    };
+    let source = m.source.clone().unwrap_or_default();
+    let err = |what: &str| RootfsError::ProcMount {
+        source_path: source.clone(),
+        dest: dest.to_owned(),
+        message: format!(
+            "{:?} cannot be mounted because it {what}",
+            rfs.path.join(&rel)
+        ),
+    };
+    if rel == Path::new("proc") {
+        return if sys::is_fs(Path::new(&source), PROC_SUPER_MAGIC) {
+            Ok(())
+        } else {
+            Err(err("is not of type proc"))
+        };
+    }
+    if rel.starts_with("proc") && !PROC_MOUNTS_ALLOWED.iter().any(|a| rel == Path::new(a)) {
+        return Err(err("is inside /proc"));
+    }
+    Ok(())
+}
+
+/// `PROC_SUPER_MAGIC`.
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
 fn check_real_dir(rfs: &Rootfs<'_>, typ: &str, dest: &str) -> Result<(), RootfsError> {
     match open_in_root(rfs.fd(), Path::new(dest), RESOLVE_NO_SYMLINKS) {
         Ok(fd) => {
