@@ -31,7 +31,7 @@ DEB_TOOLCHAIN := cargo-web rustc-web rust-web-clippy rustfmt gcc libc6-dev
 CARGO ?= $(shell command -v cargo 2>/dev/null || echo /usr/bin/cargo)
 TEST_THREADS ?= 2
 
-.PHONY: build deps toolchain demo test fmt-check clippy unit integration test-cgroupv2 install uninstall clean bench
+.PHONY: build deps toolchain demo test fmt-check clippy unit integration test-cgroupv2 install uninstall clean bench bench-deps soak
 
 ## deps: install the Debian packages the demo and tests need (idempotent).
 deps:
@@ -207,8 +207,11 @@ test: deps build fmt-check clippy unit integration conformance-corten test-cgrou
 BENCH_PACKAGES := busybox-static runc crun containerd time python3 util-linux
 BENCH_ARGS ?=
 
-bench: build
-	@[ "$$(id -u)" = 0 ] || { echo "make bench: run as root" >&2; exit 1; }
+bench: build bench-deps
+	/usr/bin/python3 bench/bench.py --repo $(CURDIR) --out $(CURDIR)/target/bench $(BENCH_ARGS)
+
+bench-deps:
+	@[ "$$(id -u)" = 0 ] || { echo "make bench/soak: run as root" >&2; exit 1; }
 	@missing=""; for p in $(BENCH_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
@@ -222,7 +225,13 @@ bench: build
 	  [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; \
 	  exit $$rc; \
 	fi
-	/usr/bin/python3 bench/bench.py --repo $(CURDIR) --out $(CURDIR)/target/bench $(BENCH_ARGS)
+
+## soak: what 1000 `run`s and 300 `exec`s leave behind (mounts, cgroups, state
+## entries, processes, open files, memfds), corten and runc side by side
+## (bench/soak.py; root; about two minutes). Exits 1 if corten leaks.
+SOAK_ARGS ?=
+soak: build bench-deps
+	/usr/bin/python3 bench/soak.py --repo $(CURDIR) --out $(CURDIR)/target/bench $(SOAK_ARGS)
 
 install: build
 	install -d $(BINDIR)
