@@ -49,8 +49,11 @@ case $TARGET_DIR in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
 CARGO=${CARGO:-$(command -v cargo 2>/dev/null || echo /usr/bin/cargo)}
 
 # Every integration test file by default: the whole runtime on cgroup v2.
-# (Not the docker and podman tests: the VM has no dockerd or podman.)
-TESTS=${CGROUPV2_TESTS:-$(cd integration-tests/tests && ls -- *.rs | sed 's/\.rs$//' | grep -vxE 'docker|podman' | tr '\n' ' ')}
+# (Not the docker and podman tests: the VM has no dockerd or podman. Not the
+# bad-input catalogue: 423 cases of input checking that does not depend on
+# the cgroup version, 2 minutes on the host and far more under emulation;
+# CGROUPV2_TESTS=bad_input runs it here.)
+TESTS=${CGROUPV2_TESTS:-$(cd integration-tests/tests && ls -- *.rs | sed 's/\.rs$//' | grep -vxE 'docker|podman|bad_input' | tr '\n' ' ')}
 TEST_THREADS=${CGROUPV2_TEST_THREADS:-2}
 VM_TIMEOUT=${CGROUPV2_TIMEOUT:-1200}
 TEST_TIMEOUT=${CGROUPV2_TEST_TIMEOUT:-600}
