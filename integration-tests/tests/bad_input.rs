@@ -1148,6 +1148,8 @@ fn cli_misuse_cases() {
             .args(&["--root", "{bundle}/config.json", "create", "--bundle", "{bundle}", "{id}"]),
         case("--root a file (state)", 1, "config.json/x/state.json: not a directory")
             .args(&["--root", "{bundle}/config.json", "state", "x"]),
+        case("--root a file (list)", 1, "mkdir …config.json: not a directory")
+            .args(&["--root", "{bundle}/config.json", "list"]),
         case("--root below a file", 1, "mkdir …config.json/sub: not a directory")
             .args(&["--root", "{bundle}/config.json/sub", "create", "--bundle", "{bundle}", "{id}"]),
         case("--root a dangling symlink", 1, "mkdir …/dangling: file exists")
@@ -1399,7 +1401,10 @@ fn hostile_rootfs_cases() {
             .with(|b| replace_in_rootfs(b, "sys", make_file)),
         case("/dev a regular file", 1, "mount destination /dev: not a directory")
             .with(|b| replace_in_rootfs(b, "dev", make_file)),
-        case("/dev a dangling symlink out of the rootfs", 1, "mount destination /dev: no such file or directory")
+        // The link is followed inside the rootfs (its target made there, as
+        // runc does for a dangling link), so /dev is no longer a plain
+        // directory and masking refuses the /dev/null it finds.
+        case("/dev a dangling symlink out of the rootfs", 1, "/dev/null in the container is not the null device (char 1:3); refusing to use it to mask paths")
             .with(|b| replace_in_rootfs(b, "dev", make_symlink("/../../../../tmp/corten-bad-input-dev"))),
         // runc 1.1.5 predates the fix for CVE-2025-31133 and accepts this.
         case("/dev a symlink, so /dev/null is no device for masking", 1, "/dev/null in the container is not the null device (char 1:3); refusing to use it to mask paths")

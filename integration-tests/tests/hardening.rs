@@ -222,6 +222,19 @@ fn delete_force_removes_a_container_whose_state_json_is_damaged() {
         );
         assert_nothing_left(&rt, &b, &id, &format!("state.json {damage:?}"));
     }
+    // state.json removed: the copy too.
+    let id = "gone";
+    rt.run_with(id, &b, &["--detach"])
+        .assert_success("run --detach");
+    let pid = rt.pid(id);
+    fs::remove_file(rt.root().join(id).join("state.json")).unwrap();
+    rt.cmd(&["delete", "--force", id])
+        .assert_success("delete --force without state.json");
+    assert!(
+        wait_until(Duration::from_secs(2), || !pid_alive(pid)),
+        "init {pid} still runs"
+    );
+    assert_nothing_left(&rt, &b, id, "state.json removed");
     // Both copies damaged: refused, with what to remove by hand.
     let id = "both";
     rt.run_with(id, &b, &["--detach"])
@@ -457,4 +470,24 @@ fn a_mount_raced_over_a_sysctl_does_not_receive_the_write() {
     rt.cmd(&["delete", "--force", "race"])
         .assert_success("delete --force");
     assert_nothing_left(&rt, &b, "race", "raced sysctl");
+}
+
+#[test]
+fn a_mount_below_a_dangling_symlink_of_the_image_is_made_where_it_points() {
+    require_root!();
+    // Images have `/var/run -> /run` without a `/run`: runc mounts at the
+    // link's target, made inside the rootfs.
+    let rt = Runtime::new("dangling-dest");
+    let mut b = Bundle::new("dangling-dest");
+    let var = b.rootfs().join("var");
+    fs::create_dir_all(&var).unwrap();
+    let _ = fs::remove_dir_all(b.rootfs().join("run"));
+    std::os::unix::fs::symlink("/run", var.join("run")).unwrap();
+    b.push(
+        "/mounts",
+        serde_json::json!({"destination": "/var/run/secrets", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    b.sh("grep ' /run/secrets ' /proc/self/mountinfo | cut -d' ' -f9");
+    b.save();
+    assert_eq!(rt.run_ok("dangling", &b), "tmpfs\n");
 }

@@ -243,6 +243,17 @@ impl StateDir {
                 crate::logging::warn(&format!("{e}: using the copy {RECOVERY_FILE}"));
                 Ok(rec)
             }
+            // state.json removed: the copy, if there is one.
+            Err(e @ StateError::NotExist(_)) => match self.load_file(RECOVERY_FILE) {
+                Ok(rec) => {
+                    crate::logging::warn(&format!(
+                        "{} has no {STATE_FILE}: using the copy {RECOVERY_FILE}",
+                        self.path.display()
+                    ));
+                    Ok(rec)
+                }
+                Err(_) => Err(e),
+            },
             other => other,
         }
     }

@@ -26,17 +26,34 @@ struct Entry {
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let mut all = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(&g.root) {
-        for e in rd.flatten() {
-            let id = e.file_name().to_string_lossy().into_owned();
-            let Ok(meta) = e.metadata() else { continue };
-            if let Ok(c) = Container::load(&g.root, &id) {
+    let entries = match std::fs::read_dir(&g.root) {
+        Ok(rd) => rd.flatten().collect(),
+        // No root yet: no containers.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        // runc creates the root first and fails there (its words).
+        Err(e) => anyhow::bail!(
+            "mkdir {}: {}",
+            g.root.display(),
+            crate::gotext::errno_text(e.raw_os_error().unwrap_or(libc::EIO))
+        ),
+    };
+    for e in entries {
+        let id = e.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = e.metadata() else { continue };
+        match Container::load(&g.root, &id) {
+            Ok(c) => {
                 // runc names the owner of the state directory, `#uid`
                 // when the host's passwd does not know it.
                 let owner = crate::process::user::name_of(&passwd, meta.uid())
                     .unwrap_or_else(|| format!("#{}", meta.uid()));
                 all.push(Entry { c, owner });
             }
+            // A directory that is not a container, or one being removed.
+            Err(crate::container::ContainerError::State(
+                crate::state::StateError::NotExist(_) | crate::state::StateError::InvalidId(_),
+            )) => {}
+            // runc warns about a record it cannot load, and goes on.
+            Err(err) => crate::logging::warn(&format!("load container {id}: {err}")),
         }
     }
     all.sort_by(|a, b| a.c.record.id.cmp(&b.c.record.id));

@@ -40,10 +40,16 @@ pub fn relative(path: &Path) -> PathBuf {
 /// Opens directory `path` inside the root, creating missing components
 /// (mode 0755).
 pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
+    mkdir_all_links(root, path, 0)
+}
+
+/// [`mkdir_all`], `links` dangling symlinks deep.
+fn mkdir_all_links(root: BorrowedFd<'_>, path: &Path, links: usize) -> io::Result<OwnedFd> {
     let rel = relative(path);
     let mut prefix = PathBuf::new();
     let mut cur = sys::openat2(root, Path::new("."), libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
     for comp in rel.components() {
+        let parent = prefix.clone();
         prefix.push(comp);
         let next = match open_dir(root, &prefix) {
             Ok(fd) => fd,
@@ -53,7 +59,21 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
                     comp.as_os_str(),
                     nix::sys::stat::Mode::from_bits_truncate(0o755),
                 ) {
-                    Ok(()) | Err(nix::Error::EEXIST) => {}
+                    Ok(()) => {}
+                    Err(nix::Error::EEXIST) => {
+                        // A dangling symlink (images have `/var/run -> /run`
+                        // without `/run`): make what it points to, inside the
+                        // root, as runc does.
+                        if let Ok(target) =
+                            nix::fcntl::readlinkat(Some(cur.as_raw_fd()), comp.as_os_str())
+                        {
+                            if links >= 40 {
+                                return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                            }
+                            let target = parent.join(target); // absolute: replaces
+                            drop(mkdir_all_links(root, &target, links + 1)?);
+                        }
+                    }
                     Err(e) => return Err(e.into()),
                 }
                 open_dir(root, &prefix)?
