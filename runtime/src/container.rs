@@ -159,7 +159,7 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerE
         // A shared cgroup: signal only this container's processes (without
         // freezing, which would stop the others too).
         for pid in procs.own {
-            signal(pid, sig);
+            crate::sys::signal(pid, sig);
         }
         return Ok(());
     }
@@ -242,12 +242,6 @@ impl Processes {
     }
 }
 
-fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill takes two integers and touches no memory; a pid that is
-    // already gone just yields ESRCH.
-    unsafe { libc::kill(pid, sig) };
-}
-
 /// Kills every process of the container and waits for them. In a cgroup
 /// shared with other processes, only the container's are killed: the init
 /// (the kernel ends the rest of a pid namespace of the container's own with
@@ -266,7 +260,8 @@ fn kill_all(c: &Container) {
             // A pid namespace of its own empties itself (its processes may
             // still be listed while they exit); otherwise kill each.
             if !c.record.own_pid_ns || c.record.init_alive() {
-                own.iter().for_each(|&pid| signal(pid, libc::SIGKILL));
+                own.iter()
+                    .for_each(|&pid| crate::sys::signal(pid, libc::SIGKILL));
             }
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -365,7 +360,7 @@ fn wait_cgroup_empty(c: &Container) -> usize {
             return procs.foreign;
         }
         for pid in procs.own {
-            signal(pid, libc::SIGKILL);
+            crate::sys::signal(pid, libc::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(2));
     }

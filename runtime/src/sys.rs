@@ -604,3 +604,11 @@ pub fn in_pid_ns_tree(pid: i32, ns: NsId) -> bool {
     }
     false
 }
+
+/// `kill(pid, sig)` for any signal number (nix's `Signal` lacks 0 and the
+/// real-time ones); a pid that is already gone is not an error here.
+pub fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill takes two integers and touches no memory; a pid that is
+    // already gone just yields ESRCH.
+    unsafe { libc::kill(pid, sig) };
+}

@@ -391,9 +391,7 @@ pub fn signal_all(paths: &BTreeMap<String, PathBuf>, sig: i32) -> Result<(), Cgr
     let was_frozen = is_frozen(paths);
     let froze = !was_frozen && set_frozen(paths, true).is_ok();
     for pid in pids(paths) {
-        // SAFETY: kill takes two integers and touches no memory; a pid that
-        // is already gone just yields ESRCH.
-        unsafe { libc::kill(pid, sig) };
+        crate::sys::signal(pid, sig);
     }
     if froze {
         set_frozen(paths, false)?;

@@ -245,7 +245,7 @@ fn check_proc_dest(rfs: &Rootfs<'_>, m: &Mount, dest: &str) -> Result<(), Rootfs
         ),
     };
     if rel == Path::new("proc") {
-        return if sys::is_fs(Path::new(&source), PROC_SUPER_MAGIC) {
+        return if sys::is_fs(Path::new(&source), crate::procfs::PROC_SUPER_MAGIC) {
             Ok(())
         } else {
             Err(err("is not of type proc"))
@@ -256,9 +256,6 @@ fn check_proc_dest(rfs: &Rootfs<'_>, m: &Mount, dest: &str) -> Result<(), Rootfs
     }
     Ok(())
 }
-
-/// `PROC_SUPER_MAGIC`.
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
 fn check_real_dir(rfs: &Rootfs<'_>, typ: &str, dest: &str) -> Result<(), RootfsError> {
     match open_in_root(rfs.fd(), Path::new(dest), RESOLVE_NO_SYMLINKS) {
