@@ -11,6 +11,7 @@
 #   make test-arm64-unit the runtime's unit tests for aarch64 under qemu-aarch64-static
 #   make test-arm64      arm64: cross build, unit tests under qemu-user, container checks in an arm64 qemu VM
 #   make bench   corten vs runc, crun and the runc shim: markdown table + target/bench/results.json
+#   make fuzz    the property-based fuzz targets, FUZZ_CASES (20000) cases each
 #
 # Everything the targets need is installed here, idempotently, from Debian's
 # packages. When no `cargo` is on PATH, Debian's cargo-web/rustc-web are used.
@@ -31,7 +32,7 @@ DEB_TOOLCHAIN := cargo-web rustc-web rust-web-clippy rustfmt gcc libc6-dev
 CARGO ?= $(shell command -v cargo 2>/dev/null || echo /usr/bin/cargo)
 TEST_THREADS ?= 2
 
-.PHONY: build deps toolchain demo test fmt-check clippy unit integration test-cgroupv2 install uninstall clean bench bench-deps soak
+.PHONY: build deps toolchain demo test fmt-check clippy unit integration test-cgroupv2 install uninstall clean bench bench-deps soak fuzz
 
 ## deps: install the Debian packages the demo and tests need (idempotent).
 deps:
@@ -195,6 +196,21 @@ test-arm64-unit: toolchain arm64-toolchain
 
 test-arm64: cross-arm64 test-arm64-unit
 	$(ARM64_ENV) CARGO=$(CARGO) ./scripts/arm64-vm.sh
+
+## fuzz: the property-based fuzz targets (proptest), the unit tests whose
+## names contain `fuzz`: config.json and `exec --process` decoding and
+## validation (runtime/src/spec/fuzz.rs), the seccomp compiler against an
+## independent model on random seccomp_data (runtime/src/seccomp/tests/fuzz.rs),
+## linux.resources into cgroup writes (runtime/src/cgroups/fuzz.rs), the
+## shim's decoding of requests, options, files and stats (shim/src/fuzz.rs).
+## FUZZ_CASES cases each (a plain `cargo test` runs 256). A failure is
+## shrunk and its seed saved under runtime/ or shim/proptest-regressions/,
+## which every later run (`make unit` too) replays first: commit them.
+FUZZ_CASES ?= 20000
+
+fuzz: toolchain
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release --locked \
+	  -p corten -p containerd-shim-corten-v2 fuzz
 
 ## test: everything CI runs.
 test: deps build fmt-check clippy unit integration conformance-corten test-cgroupv2 test-arm64

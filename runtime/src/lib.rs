@@ -31,6 +31,8 @@ pub mod cgroups;
 pub mod cli;
 pub mod console;
 pub mod container;
+#[cfg(test)]
+mod fuzz_support;
 pub mod gotext;
 pub mod hooks;
 pub mod logging;

@@ -164,8 +164,43 @@ fn write(level: &str, msg: &str) {
     emit(&line(format, level, msg));
 }
 
+/// `text` with its control characters (line breaks above all) escaped as
+/// in Rust string literals (`\n`), the rest as it is: for names taken from
+/// the user that an error message quotes as runc quotes them, unescaped,
+/// so that the message stays one line.
+pub(crate) fn one_line(text: &str) -> String {
+    if !text.contains(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Drops the log records of the calling thread: for tests whose inputs
+/// make warnings by the thousand (the fuzz targets).
+#[cfg(test)]
+pub(crate) fn quiet() {
+    QUIET.with(|q| q.set(true));
+}
+
 /// Writes one formatted record to the log's destination.
 fn emit(text: &str) {
+    #[cfg(test)]
+    if QUIET.with(std::cell::Cell::get) {
+        return;
+    }
     let Some(cfg) = CONFIG.get() else {
         let _ = std::io::stderr().write_all(text.as_bytes());
         return;

@@ -24,6 +24,8 @@ mod container;
 mod error;
 mod events;
 mod exec;
+#[cfg(test)]
+mod fuzz;
 mod io;
 mod logger;
 mod mount;

@@ -69,7 +69,7 @@ pub(crate) fn runc_options(options: Option<&Any>) -> Result<Option<Options>> {
 
 /// Field 2 (`config_path`) of a `runtimeoptions.v1.Options` message, whose
 /// fields are all strings.
-fn config_path(mut bytes: &[u8]) -> Result<String> {
+pub(crate) fn config_path(mut bytes: &[u8]) -> Result<String> {
     fn varint(bytes: &mut &[u8]) -> Result<u64> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
@@ -153,8 +153,12 @@ pub(crate) fn save(bundle: &Path, runtime: &Runtime) -> Result<()> {
 
 /// The runtime recorded in `bundle`, if any.
 pub(crate) fn load(bundle: &Path) -> Option<Runtime> {
-    let data = std::fs::read(bundle.join(SAVED)).ok()?;
-    serde_json::from_slice(&data).ok()
+    decode_saved(&std::fs::read(bundle.join(SAVED)).ok()?)
+}
+
+/// The runtime of a [`SAVED`] file's contents.
+pub(crate) fn decode_saved(data: &[u8]) -> Option<Runtime> {
+    serde_json::from_slice(data).ok()
 }
 
 #[cfg(test)]

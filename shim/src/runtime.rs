@@ -298,7 +298,11 @@ impl Runtime {
 
 /// The message of the last `"level":"error"` record in a runc JSON log.
 pub(crate) fn last_error(log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(log).ok()?;
+    last_error_in(&std::fs::read_to_string(log).ok()?)
+}
+
+/// [`last_error`] of the log's text.
+pub(crate) fn last_error_in(text: &str) -> Option<String> {
     text.lines().rev().find_map(|line| {
         let v: serde_json::Value = serde_json::from_str(line).ok()?;
         (v.get("level")?.as_str()? == "error").then(|| v.get("msg")?.as_str().map(str::to_owned))?

@@ -229,8 +229,12 @@ fn io_err(context: &str, e: std::io::Error) -> Error {
 
 /// The pod (sandbox) this container belongs to, from its `config.json`.
 fn group_id(bundle: &Path) -> Option<String> {
-    let data = std::fs::read(bundle.join("config.json")).ok()?;
-    let spec: serde_json::Value = serde_json::from_slice(&data).ok()?;
+    group_of(&std::fs::read(bundle.join("config.json")).ok()?)
+}
+
+/// [`group_id`] for the contents of `config.json`.
+pub(crate) fn group_of(config: &[u8]) -> Option<String> {
+    let spec: serde_json::Value = serde_json::from_slice(config).ok()?;
     spec.pointer("/annotations")?
         .get(SANDBOX_ANNOTATION)?
         .as_str()

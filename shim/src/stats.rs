@@ -318,7 +318,10 @@ fn io_entries_v2(blkio: &Value) -> Vec<Proto> {
                 _ => continue,
             };
             let dev = (num(e, "/major"), num(e, "/minor"));
-            devices.entry(dev).or_default()[slot] += num(e, "/value");
+            // Saturating: the counters come from the runtime's JSON (found
+            // by the fuzz target: two entries near u64::MAX overflowed).
+            let sum = &mut devices.entry(dev).or_default()[slot];
+            *sum = sum.saturating_add(num(e, "/value"));
         }
     }
     devices
@@ -401,5 +404,17 @@ mod tests {
         assert_eq!(bytes, expected);
         let any = to_any(&event, true).unwrap();
         assert_eq!(any.type_url, "io.containerd.cgroups.v2.Metrics");
+    }
+
+    #[test]
+    fn v2_io_sums_saturate() {
+        let entry = serde_json::json!({"major": 8, "minor": 0, "op": "Read", "value": u64::MAX});
+        let event = serde_json::json!({"blkio": {"ioServiceBytesRecursive": [entry, entry]}});
+        let bytes = metrics_v2(&event);
+        // io (6) { usage (1) { major 8, rbytes u64::MAX } }
+        let mut expected = vec![0x32, 15, 0x0a, 13, 0x08, 8, 0x18];
+        expected.extend([0xff; 9]);
+        expected.push(0x01);
+        assert_eq!(bytes, expected);
     }
 }

@@ -447,10 +447,13 @@ pub(crate) fn read_pid(path: &Path) -> RpcResult<u32> {
 
 /// Whether `config.json` asks for a new pid namespace (not one joined by path).
 fn has_own_pid_namespace(bundle: &Path) -> bool {
-    let Ok(data) = std::fs::read(bundle.join("config.json")) else {
-        return true;
-    };
-    let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&data) else {
+    std::fs::read(bundle.join("config.json")).map_or(true, |data| own_pid_namespace(&data))
+}
+
+/// [`has_own_pid_namespace`] for the contents of `config.json` (`true`
+/// when they cannot be read as JSON: the runtime will refuse them).
+pub(crate) fn own_pid_namespace(config: &[u8]) -> bool {
+    let Ok(spec) = serde_json::from_slice::<serde_json::Value>(config) else {
         return true;
     };
     spec.pointer("/linux/namespaces")

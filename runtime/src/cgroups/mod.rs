@@ -6,6 +6,8 @@
 //! statistics come with the cgroups issue; this module is their home.
 
 pub mod bpf_devices;
+#[cfg(test)]
+pub(crate) mod fuzz;
 pub mod resources;
 pub mod schema;
 pub mod stats;

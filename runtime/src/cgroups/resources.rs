@@ -58,6 +58,29 @@ fn string<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
     v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
+/// `s`, which becomes (part of) the one value of a write: refused when it
+/// holds a line break or a NUL, where the kernel would stop reading or see
+/// two values.
+fn one_line<'a>(what: &str, s: &'a str) -> Result<&'a str, CgroupError> {
+    if s.contains(['\n', '\0']) {
+        return Err(CgroupError::Unsupported(format!(
+            "invalid {what} {s:?}: must be one line"
+        )));
+    }
+    Ok(s)
+}
+
+/// `s`, which is the first word of a value (`<device> <setting>`): one
+/// word, as device and interface names are.
+fn one_word<'a>(what: &str, s: &'a str) -> Result<&'a str, CgroupError> {
+    if s.contains(|c: char| c.is_whitespace() || c == '\0') {
+        return Err(CgroupError::Unsupported(format!(
+            "invalid {what} {s:?}: must be one word"
+        )));
+    }
+    Ok(s)
+}
+
 /// Converts cpu shares (v1, 2..262144) to a v2 `cpu.weight` (1..10000), as
 /// runc does.
 pub fn shares_to_weight(shares: u64) -> u64 {
@@ -87,6 +110,10 @@ fn swap_v2(swap: i64, limit: Option<i64>) -> Result<Option<String>, CgroupError>
         (_, Some(-1)) => Err(CgroupError::Unsupported(
             "memory.swap with an unlimited memory.limit cannot be expressed on cgroup v2".into(),
         )),
+        // runc's check; it also keeps `s - l` from overflowing.
+        (_, Some(l)) if l < 0 => Err(CgroupError::Unsupported(format!(
+            "invalid memory value: {l}"
+        ))),
         (s, Some(l)) if s < l => Err(CgroupError::Unsupported(format!(
             "memory.swap ({s}) must be at least memory.limit ({l})"
         ))),
@@ -211,10 +238,10 @@ fn cpu(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
         out.push(w("cpu", "cpu.idle", i));
     }
     if let Some(c) = string(v, "cpus") {
-        out.push(w("cpuset", "cpuset.cpus", c));
+        out.push(w("cpuset", "cpuset.cpus", one_line("cpu.cpus", c)?));
     }
     if let Some(m) = string(v, "mems") {
-        out.push(w("cpuset", "cpuset.mems", m));
+        out.push(w("cpuset", "cpuset.mems", one_line("cpu.mems", m)?));
     }
     Ok(())
 }
@@ -312,7 +339,9 @@ pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
     };
     for (key, v) in obj {
         match key.as_str() {
-            "devices" => {}
+            // Written by `apply` after the rest: checked now, so that a
+            // refusal comes before the first write.
+            "devices" => check_devices(v, v2)?,
             "memory" => memory(v, v2, &mut out)?,
             "cpu" => cpu(v, v2, &mut out)?,
             "pids" => {
@@ -326,6 +355,12 @@ pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
                     let Some(size) = string(h, "pageSize") else {
                         continue;
                     };
+                    // Part of a file name: the kernel's are `2MB`, `1GB`, ...
+                    if !size.chars().all(|c| c.is_ascii_alphanumeric()) {
+                        return Err(CgroupError::Unsupported(format!(
+                            "invalid hugepage size {size:?}"
+                        )));
+                    }
                     let limit = uint(h, "limit").unwrap_or(0);
                     let file = if v2 {
                         format!("hugetlb.{size}.max")
@@ -349,6 +384,7 @@ pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
                     .flatten()
                 {
                     if let (Some(name), Some(prio)) = (string(p, "name"), uint(p, "priority")) {
+                        let name = one_word("network interface name", name)?;
                         out.push(w(
                             "net_prio",
                             "net_prio.ifpriomap",
@@ -367,6 +403,7 @@ pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
                         parts.push(format!("hca_object={o}"));
                     }
                     if !parts.is_empty() {
+                        let dev = one_word("rdma device name", dev)?;
                         out.push(w("rdma", "rdma.max", format!("{dev} {}", parts.join(" "))));
                     }
                 }
@@ -382,12 +419,20 @@ pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
                     ));
                 }
                 for (file, val) in map {
-                    if file.contains('/') || file.starts_with('.') {
+                    // A file of the cgroup's own directory.
+                    if file.is_empty()
+                        || file.starts_with('.')
+                        || file.contains(|c: char| c == '/' || c.is_control())
+                    {
                         return Err(CgroupError::Unsupported(format!(
                             "invalid unified key {file:?}"
                         )));
                     }
                     let val = val.as_str().map_or_else(|| val.to_string(), str::to_string);
+                    // A final newline is what `echo` writes; the kernel
+                    // ignores it.
+                    let val = val.strip_suffix('\n').unwrap_or(&val);
+                    let val = one_line(&format!("unified value for {file}"), val)?;
                     out.push(w("unified", file.clone(), val));
                 }
             }
@@ -398,9 +443,52 @@ pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
     Ok(out)
 }
 
+/// The device rules as `apply` will take them (with its messages), and
+/// on v1 only rules `devices.allow` accepts: type `a`, `b` or `c`, numbers
+/// `*` or 0 to 2^32-1.
+fn check_devices(devices: &Value, v2: bool) -> Result<(), CgroupError> {
+    if !v2 {
+        for (_, rule) in device_rules(devices) {
+            if !super::v1_devices::well_formed(&rule) {
+                return Err(CgroupError::Unsupported(format!(
+                    "invalid device rule {rule:?}"
+                )));
+            }
+        }
+    }
+    let rules = super::bpf_devices::rules_from_spec(devices).map_err(|e| {
+        CgroupError::Unsupported(if v2 {
+            format!("device filter: {e}")
+        } else {
+            e.to_string()
+        })
+    })?;
+    if v2 {
+        return Ok(());
+    }
+    for (index, r) in rules.iter().enumerate() {
+        if r.kind == super::bpf_devices::DeviceKind::All {
+            continue; // `a` takes no numbers
+        }
+        for n in [r.major, r.minor].into_iter().flatten() {
+            if u32::try_from(n).is_err() {
+                return Err(CgroupError::Unsupported(format!(
+                    "linux.resources.devices[{index}]: device number {n} cannot be expressed on cgroup v1"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A device rule as v1's `devices.allow`/`devices.deny` take it.
 pub fn v1_device_rule(d: &Value) -> String {
-    let num = |k: &str| int(d, k).map_or("*".to_string(), |n| n.to_string());
+    // -1 is the wildcard too (runc).
+    let num = |k: &str| {
+        int(d, k)
+            .filter(|n| *n != -1)
+            .map_or("*".to_string(), |n| n.to_string())
+    };
     let typ = d.get("type").and_then(Value::as_str).unwrap_or("a");
     let access = d.get("access").and_then(Value::as_str).unwrap_or("rwm");
     format!("{typ} {}:{} {access}", num("major"), num("minor"))
@@ -593,6 +681,8 @@ mod tests {
         assert_eq!(swap_v2(-1, Some(100)).unwrap().as_deref(), Some("max"));
         assert!(swap_v2(50, Some(100)).is_err());
         assert!(swap_v2(50, None).is_err());
+        // Found by the fuzz target: `s - l` overflowed.
+        assert!(swap_v2(i64::MAX, Some(-2)).is_err());
     }
 
     #[test]
@@ -678,6 +768,57 @@ mod tests {
         let r = json!({"memory": {"limit": 0}, "cpu": {"shares": 0, "quota": 0}, "pids": {"limit": 0}, "blockIO": {"weight": 0}});
         assert_eq!(plan(&r, false).unwrap(), vec![]);
         assert_eq!(plan(&r, true).unwrap(), vec![]);
+    }
+
+    /// Regressions from the fuzz target (`cgroups::fuzz`): what goes into a
+    /// file name or a one-line value, and device rules `apply` would have
+    /// refused only after the other writes.
+    #[test]
+    fn refusals_found_by_fuzzing() {
+        let devices = json!([{"type": "u", "access": "rwm"}]);
+        for (r, v2) in [
+            (json!({"unified": {"": "max"}}), true),
+            (json!({"unified": {"a\nb": "1"}}), true),
+            (json!({"unified": {"\r": "1"}}), true),
+            (json!({"unified": {"memory.high": "1\n2"}}), true),
+            (
+                json!({"hugepageLimits": [{"pageSize": "../x", "limit": 1}]}),
+                false,
+            ),
+            (
+                json!({"hugepageLimits": [{"pageSize": "a/b", "limit": 1}]}),
+                true,
+            ),
+            (json!({"rdma": {"x\ny": {"hcaObjects": 1}}}), true),
+            (
+                json!({"network": {"priorities": [{"name": "a\nb", "priority": 1}]}}),
+                false,
+            ),
+            (json!({"cpu": {"cpus": "0\n1"}}), false),
+            (json!({"memory": {"limit": i64::MIN, "swap": 2}}), true),
+            (json!({"pids": {"limit": 5}, "devices": devices}), true),
+            (json!({"pids": {"limit": 5}, "devices": devices}), false),
+            (
+                json!({"devices": [{"type": "c", "major": 1_i64 << 40}]}),
+                false,
+            ),
+        ] {
+            assert!(plan(&r, v2).is_err(), "{r} v2={v2}");
+        }
+        // apply's own message, now before any write.
+        let e = plan(
+            &json!({"devices": [{"allow": true, "type": "c", "access": "rwxq"}]}),
+            false,
+        );
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            r#"invalid device rule "c *:* rwxq""#
+        );
+        // A final newline is dropped; -1 is v1's wildcard, as in runc.
+        let p = plan(&json!({"unified": {"memory.high": "max\n"}}), true).unwrap();
+        assert_eq!(p[0].value, "max");
+        let rule = json!({"type": "c", "major": -1, "minor": 3, "access": "rw"});
+        assert_eq!(v1_device_rule(&rule), "c *:3 rw");
     }
 
     #[test]

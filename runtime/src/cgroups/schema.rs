@@ -190,7 +190,8 @@ fn walk(v: &Value, ty: Ty, path: &str) -> Result<(), String> {
                 return Err(mismatch(path, "an object", v));
             };
             for (k, x) in o {
-                walk(x, *t, &format!("{path}.{k}"))?;
+                // A key is data: escaped, so the message stays one line.
+                walk(x, *t, &format!("{path}.{}", crate::logging::one_line(k)))?;
             }
             true
         }
@@ -258,6 +259,12 @@ mod tests {
         let e = check(&json!({"unified": {"cpu.max": 5}})).unwrap_err();
         assert!(
             e.starts_with("linux.resources.unified.cpu.max: expected a string"),
+            "{e}"
+        );
+        // A map key with a line break (found by the fuzz target): escaped.
+        let e = check(&json!({"rdma": {"x\ny": {"hcaHandles": -1}}})).unwrap_err();
+        assert!(
+            e.starts_with(r"linux.resources.rdma.x\ny.hcaHandles: "),
             "{e}"
         );
         let e = check(&json!({"cpu": 3})).unwrap_err();

@@ -44,6 +44,11 @@ fn perms_str(p: u8) -> String {
         .collect()
 }
 
+/// Whether [`apply`] can parse `rule`.
+pub(super) fn well_formed(rule: &str) -> bool {
+    parse(rule).is_some()
+}
+
 /// Parses `c 1:3 rwm` (numbers or `*`).
 fn parse(rule: &str) -> Option<(Node, u8)> {
     let mut it = rule.split_whitespace();

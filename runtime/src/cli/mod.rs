@@ -15,7 +15,7 @@ mod spec;
 mod start;
 mod state;
 mod tty;
-mod update;
+pub(crate) mod update;
 mod usage;
 
 use std::path::PathBuf;

@@ -74,6 +74,8 @@ pub struct Args {
 /// optional binary suffix `k`, `m`, `g`, `t`, `p` (with or without `b`/`ib`);
 /// `-1` means unlimited.
 pub fn parse_size(s: &str) -> anyhow::Result<i64> {
+    // In the message, a line break or other control character is escaped.
+    let shown = crate::logging::one_line(s);
     let t = s.trim().to_ascii_lowercase();
     if t == "-1" {
         return Ok(-1);
@@ -84,7 +86,7 @@ pub fn parse_size(s: &str) -> anyhow::Result<i64> {
     let (n, unit) = t.split_at(digits);
     let n: f64 = n
         .parse()
-        .map_err(|_| anyhow::anyhow!("invalid size: '{s}'"))?;
+        .map_err(|_| anyhow::anyhow!("invalid size: '{shown}'"))?;
     let unit = unit.trim().trim_end_matches('b').trim_end_matches('i');
     let mult: f64 = match unit {
         "" => 1.0,
@@ -93,11 +95,11 @@ pub fn parse_size(s: &str) -> anyhow::Result<i64> {
         "g" => 1024.0 * 1024.0 * 1024.0,
         "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         "p" => 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => bail!("invalid size: '{s}'"),
+        _ => bail!("invalid size: '{shown}'"),
     };
     let v = n * mult;
     if !(0.0..9.0e18).contains(&v) {
-        bail!("invalid size: '{s}'");
+        bail!("invalid size: '{shown}'");
     }
     #[allow(clippy::cast_possible_truncation)]
     Ok(v as i64)
@@ -188,6 +190,17 @@ fn section<'a>(res: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String
     v.as_object_mut().expect("just made an object")
 }
 
+/// A `--resources` document: Go's decoding (keys folded, `null`s dropped),
+/// then the fields runc's `update` applies.
+pub(crate) fn decode_resources(text: &str) -> anyhow::Result<Map<String, Value>> {
+    let mut v: Value = serde_json::from_str(text).context("decode resources")?;
+    cgroups::schema::normalise(&mut v);
+    match v {
+        Value::Object(m) => Ok(runc_update_subset(m)),
+        _ => bail!("decode resources: not a JSON object"),
+    }
+}
+
 /// The resources to apply: `--resources` merged with the flags.
 fn requested(a: &Args) -> anyhow::Result<Value> {
     let mut res: Map<String, Value> = match &a.resources {
@@ -202,12 +215,7 @@ fn requested(a: &Args) -> anyhow::Result<Value> {
                 text =
                     std::fs::read_to_string(p).with_context(|| format!("open {}", p.display()))?;
             }
-            let mut v: Value = serde_json::from_str(&text).context("decode resources")?;
-            cgroups::schema::normalise(&mut v);
-            match v {
-                Value::Object(m) => runc_update_subset(m),
-                _ => bail!("decode resources: not a JSON object"),
-            }
+            decode_resources(&text)?
         }
     };
     if a.kernel_memory.is_some() || a.kernel_memory_tcp.is_some() {
@@ -308,5 +316,8 @@ mod tests {
         assert_eq!(parse_size("-1").unwrap(), -1);
         assert!(parse_size("ten").is_err());
         assert!(parse_size("1x").is_err());
+        // Found by the fuzz target (cgroups::fuzz): one line, runc's words.
+        let e = parse_size("1\nx").unwrap_err().to_string();
+        assert_eq!(e, r"invalid size: '1\nx'");
     }
 }

@@ -1,5 +1,7 @@
 //! The ABIs a filter can check: `SCMP_ARCH_*` names, `AUDIT_ARCH_*` values.
 
+use crate::logging::one_line;
+
 /// `__AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE` and the ELF machine numbers of
 /// `<linux/audit.h>`.
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
@@ -92,6 +94,6 @@ pub(super) fn parse(name: &str) -> Result<Option<Arch>, super::SeccompError> {
         | "SCMP_ARCH_PARISC64"
         | "SCMP_ARCH_RISCV64"
         | "SCMP_ARCH_LOONGARCH64" => return Ok(None),
-        _ => return Err(super::SeccompError::UnknownArch(name.to_string())),
+        _ => return Err(super::SeccompError::UnknownArch(one_line(name))),
     }))
 }

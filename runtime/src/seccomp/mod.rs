@@ -82,7 +82,7 @@ mod sys;
 mod syscalls;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fmt;
 use std::io;
@@ -93,6 +93,8 @@ pub use listener::send_to_listener;
 use arch::Arch;
 
 /// Errors from compiling, installing or handing over a seccomp filter.
+/// Names from the profile are quoted as runc quotes them, their control
+/// characters escaped so that a message is one line.
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
     /// `linux.seccomp` does not have the shape of the spec's object.

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::arch::{self, Arch};
 use super::SeccompError;
+use crate::logging::one_line;
 
 /// The profile, validated.
 #[derive(Debug)]
@@ -198,7 +199,7 @@ fn flag(name: &str) -> Result<libc::c_ulong, SeccompError> {
         "SECCOMP_FILTER_FLAG_LOG" => libc::SECCOMP_FILTER_FLAG_LOG,
         "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
         "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
-        _ => return Err(SeccompError::UnknownFlag(name.to_string())),
+        _ => return Err(SeccompError::UnknownFlag(one_line(name))),
     })
 }
 
@@ -223,7 +224,7 @@ fn action(name: &str, errno_ret: Option<u64>) -> Result<u32, SeccompError> {
         "SCMP_ACT_ALLOW" => libc::SECCOMP_RET_ALLOW,
         "SCMP_ACT_LOG" => libc::SECCOMP_RET_LOG,
         "SCMP_ACT_NOTIFY" => libc::SECCOMP_RET_USER_NOTIF,
-        _ => return Err(SeccompError::UnknownAction(name.to_string())),
+        _ => return Err(SeccompError::UnknownAction(one_line(name))),
     };
     // The runtime spec: "When the action doesn't support an errno, the
     // runtime MUST print and error and fail."
@@ -242,13 +243,13 @@ fn arg(raw: &RawArg, name: &str) -> Result<ArgCmp, SeccompError> {
         "SCMP_CMP_GE" => Op::Ge,
         "SCMP_CMP_GT" => Op::Gt,
         "SCMP_CMP_MASKED_EQ" => Op::MaskedEq,
-        other => return Err(SeccompError::UnknownOperator(other.to_string())),
+        other => return Err(SeccompError::UnknownOperator(one_line(other))),
     };
     let index = u8::try_from(raw.index)
         .ok()
         .filter(|i| *i < 6)
         .ok_or_else(|| SeccompError::ArgIndex {
-            name: name.to_string(),
+            name: one_line(name),
             index: raw.index,
         })?;
     Ok(ArgCmp {

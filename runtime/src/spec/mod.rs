@@ -5,6 +5,8 @@
 //! are reported with serde's line and column.
 
 mod default;
+#[cfg(test)]
+mod fuzz;
 pub mod gojson;
 
 /// The runtime-spec version corten implements and writes into `state`.
@@ -405,8 +407,14 @@ impl Spec {
             path: path.clone(),
             source,
         })?;
+        Spec::from_slice(&data, path)
+    }
+
+    /// Decodes the contents of a config file as [`Spec::read`] does, without
+    /// validating them; `path` names the file in errors.
+    pub fn from_slice(data: &[u8], path: PathBuf) -> Result<Spec, SpecError> {
         let mut spec: Spec =
-            gojson::from_slice(&data).map_err(|source| SpecError::Parse { path, source })?;
+            gojson::from_slice(data).map_err(|source| SpecError::Parse { path, source })?;
         if let Some(r) = spec.linux.as_mut().and_then(|l| l.resources.as_mut()) {
             crate::cgroups::schema::normalise(r);
         }

@@ -6,8 +6,11 @@ use super::{Spec, SpecError};
 use crate::process::namespaces::NsKind;
 use crate::process::rlimits;
 
+/// A validation error. Some messages quote names from the config as runc
+/// does, unescaped: a control character in one (a line break) is escaped
+/// here, so that every message is one line.
 fn invalid(msg: impl Into<String>) -> SpecError {
-    SpecError::Invalid(msg.into())
+    SpecError::Invalid(crate::logging::one_line(&msg.into()))
 }
 
 /// Validates everything that can be checked without touching the system.
@@ -333,6 +336,16 @@ mod tests {
         let mut v = base();
         v["process"]["args"] = serde_json::json!([]);
         assert!(check(v).is_err());
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        // Found by the fuzz target (spec::fuzz): runc's message quotes the
+        // name as it is.
+        let mut v = base();
+        v["process"]["rlimits"][0]["type"] = "RLIMIT_\nX".into();
+        let e = check(v).unwrap_err().to_string();
+        assert_eq!(e, "wrong rlimit value: RLIMIT_\\nX");
     }
 
     #[test]

@@ -9,7 +9,8 @@ mod x86_64;
 
 use super::arch::Arch;
 
-fn table(arch: Arch) -> &'static [(&'static str, u32)] {
+/// The `(name, number)` table of `arch`, sorted by name.
+pub(super) fn table(arch: Arch) -> &'static [(&'static str, u32)] {
     match arch {
         Arch::X86_64 => x86_64::SYSCALLS,
         Arch::X86 => x86::SYSCALLS,

@@ -1,10 +1,13 @@
 //! Tests: compiled filters run through a BPF interpreter (`interp`) for the
-//! semantics (`rules`) and a Docker-like profile (`docker`); the real kernel
-//! in `kernel`.
+//! semantics (`rules`), a Docker-like profile (`docker`) and random
+//! profiles (`fuzz`), the last two against an independent model of the
+//! semantics (`reference`); the real kernel in `kernel`.
 
 mod docker;
+pub(crate) mod fuzz;
 mod interp;
 mod kernel;
+mod reference;
 mod rules;
 
 use serde_json::{json, Value};

@@ -580,6 +580,15 @@ fn invalid_profiles_are_refused_with_runc_messages() {
             one(rule(&["read", ""], "SCMP_ACT_ERRNO", None, &[])),
             "empty string is not a valid syscall",
         ),
+        // Found by the fuzz target: names are escaped, the message is one line.
+        (
+            errno_rule(None, &[cmp(0, "SCMP_CMP_\n", 1)]),
+            "string SCMP_CMP_\\n is not a valid operator for seccomp",
+        ),
+        (
+            one(rule(&["\n"], "SCMP_ACT_ERRNO", None, &[cmp(6, "SCMP_CMP_EQ", 1)])),
+            "seccomp: syscall \\n: argument index 6 is out of range (0-5)",
+        ),
     ];
     for (profile, message) in cases {
         assert_eq!(compile_err(&profile), message, "{profile}");
