@@ -491,3 +491,280 @@ fn a_mount_below_a_dangling_symlink_of_the_image_is_made_where_it_points() {
     b.save();
     assert_eq!(rt.run_ok("dangling", &b), "tmpfs\n");
 }
+
+// ---- No hang, ever: each bound of runtime/src/bounds.rs, shown ----
+
+/// Asserts that `out` failed with `needle` in its stderr.
+fn fails_with(out: &std::process::Output, what: &str, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(needle),
+        "{what}: expected a failure saying {needle:?}, got {}:\n{err}",
+        out.status
+    );
+}
+
+/// The container's freezer: the v1 freezer hierarchy's directory, else the
+/// unified hierarchy's `cgroup.freeze` (a pure v2 host).
+fn freezer_file(cgroup: &str) -> (std::path::PathBuf, &'static str, &'static str) {
+    let v1 = Path::new("/sys/fs/cgroup/freezer");
+    if v1.is_dir() {
+        (
+            v1.join(cgroup.trim_start_matches('/'))
+                .join("freezer.state"),
+            "FROZEN",
+            "THAWED",
+        )
+    } else {
+        (
+            Path::new("/sys/fs/cgroup")
+                .join(cgroup.trim_start_matches('/'))
+                .join("cgroup.freeze"),
+            "1",
+            "0",
+        )
+    }
+}
+
+#[test]
+fn an_init_frozen_behind_corten_fails_create_within_the_bound() {
+    require_root!();
+    // A createRuntime hook freezes the container's cgroup while the init
+    // waits for the runtime: the init never reports again. Without a bound
+    // `create` waited forever.
+    let rt = Runtime::new("bound-init").with_env("CORTEN_TIMEOUT_INIT", "1");
+    let mut b = sleeper("bound-init");
+    let (file, frozen, _) = freezer_file(b.cgroup_path());
+    b.set(
+        "/hooks",
+        serde_json::json!({"createRuntime": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo {frozen} > {}", file.display())]
+        }]}),
+    );
+    b.save();
+    let t = Instant::now();
+    let out = rt.create("frozen", &b);
+    fails_with(
+        &out,
+        "create of a frozen init",
+        "container init: no answer within 1s (CORTEN_TIMEOUT_INIT)",
+    );
+    assert!(
+        t.elapsed() < scaled(Duration::from_secs(6)),
+        "create took {:?}",
+        t.elapsed()
+    );
+    assert_nothing_left(&rt, &b, "frozen", "frozen init");
+}
+
+#[test]
+fn an_exec_into_a_frozen_cgroup_fails_within_the_bound() {
+    require_root!();
+    // `exec --cgroup freezer:sub` into a sub-cgroup frozen behind corten's
+    // back: the exec process stops there before it reports. (runc hangs.)
+    let freezer = Path::new("/sys/fs/cgroup/freezer");
+    if !freezer.is_dir() {
+        corten_integration_tests::skip(
+            "an_exec_into_a_frozen_cgroup_fails_within_the_bound",
+            "no cgroup v1 freezer hierarchy (exec --cgroup freezer:… needs one)",
+        );
+        return;
+    }
+    let rt = Runtime::new("bound-exec").with_env("CORTEN_TIMEOUT_INIT", "1");
+    let b = sleeper("bound-exec");
+    rt.create("x", &b).assert_success("create");
+    rt.start("x").assert_success("start");
+    let sub = freezer
+        .join(b.cgroup_path().trim_start_matches('/'))
+        .join("sub");
+    fs::create_dir(&sub).unwrap();
+    fs::write(sub.join("freezer.state"), "FROZEN").unwrap();
+    let t = Instant::now();
+    let out = rt.cmd(&["exec", "--cgroup", "freezer:sub", "x", "true"]);
+    let elapsed = t.elapsed();
+    fs::write(sub.join("freezer.state"), "THAWED").unwrap();
+    fails_with(
+        &out,
+        "exec into a frozen cgroup",
+        "the exec process: no answer within 1s (CORTEN_TIMEOUT_INIT)",
+    );
+    assert!(
+        elapsed < scaled(Duration::from_secs(8)),
+        "exec took {elapsed:?}"
+    );
+    // The killed process dies once thawed; only the init is left.
+    let emptied = wait_until(scaled(Duration::from_secs(5)), || {
+        fs::read_to_string(sub.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty())
+    });
+    assert!(emptied, "the exec process outlived its kill");
+    fs::remove_dir(&sub).unwrap();
+    let ps = rt
+        .cmd(&["ps", "--format", "json", "x"])
+        .assert_success("ps");
+    let pids: Vec<i64> = serde_json::from_slice(&ps.stdout).unwrap();
+    assert_eq!(pids, vec![rt.pid("x")], "processes besides the init");
+    rt.cmd(&["delete", "--force", "x"])
+        .assert_success("delete --force");
+    assert_nothing_left(&rt, &b, "x", "frozen exec");
+}
+
+#[test]
+fn a_command_waits_for_the_containers_lock_within_the_bound() {
+    require_root!();
+    let rt = Runtime::new("bound-lock").with_env("CORTEN_TIMEOUT_LOCK", "1");
+    let b = sleeper("bound-lock");
+    rt.create("x", &b).assert_success("create");
+    // This test holds the lock, as a `create` stopped by a debugger would.
+    let dir = fs::File::open(rt.root().join("x")).unwrap();
+    let held = nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    // (`kill` and `state` take no lock, as runc's do not.)
+    for args in [["start", "x"], ["delete", "x"]] {
+        let t = Instant::now();
+        let out = rt.cmd(&args);
+        fails_with(
+            &out,
+            &format!("{args:?} while locked"),
+            &format!(
+                "container x is locked by another corten command (pid {}): \
+                 no answer within 1s (CORTEN_TIMEOUT_LOCK)",
+                std::process::id()
+            ),
+        );
+        assert!(
+            t.elapsed() < scaled(Duration::from_secs(5)),
+            "{args:?} took {:?}",
+            t.elapsed()
+        );
+    }
+    drop(held);
+    assert_eq!(
+        rt.status("x"),
+        "created",
+        "a refused command changed the state"
+    );
+    rt.cmd(&["delete", "--force", "x"])
+        .assert_success("delete --force once the lock is free");
+    assert_nothing_left(&rt, &b, "x", "lock");
+}
+
+/// A unix socket that listens (backlog 0) and never accepts, with its one
+/// queue slot taken: a further connect waits.
+fn deaf_socket(path: &Path) -> (std::os::fd::OwnedFd, std::os::unix::net::UnixStream) {
+    use nix::sys::socket::{
+        bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &UnixAddr::new(path).unwrap(),
+    )
+    .unwrap();
+    listen(&fd, Backlog::new(0).unwrap()).unwrap();
+    let first = std::os::unix::net::UnixStream::connect(path).unwrap();
+    (fd, first)
+}
+
+#[test]
+fn a_console_socket_that_never_accepts_fails_create_and_exec_within_the_bound() {
+    require_root!();
+    let rt = Runtime::new("bound-socket").with_env("CORTEN_TIMEOUT_SOCKET", "1");
+    let sock = rt.scratch().join("deaf.sock");
+    let _deaf = deaf_socket(&sock);
+    let mut b = sleeper("bound-socket");
+    b.set("/process/terminal", serde_json::json!(true));
+    b.save();
+    let s = sock.to_str().unwrap();
+    let t = Instant::now();
+    let out = rt.create_with("tty", &b, &["--console-socket", s]);
+    let expected =
+        format!("connect to console socket {s}: no answer within 1s (CORTEN_TIMEOUT_SOCKET)");
+    fails_with(&out, "create with a deaf console socket", &expected);
+    assert!(
+        t.elapsed() < scaled(Duration::from_secs(5)),
+        "create took {:?}",
+        t.elapsed()
+    );
+    assert_nothing_left(&rt, &b, "tty", "deaf console socket");
+    // exec -t into a running container: the same bound.
+    let b2 = sleeper("bound-socket-exec");
+    rt.create("x", &b2).assert_success("create");
+    rt.start("x").assert_success("start");
+    let t = Instant::now();
+    let out = rt.cmd(&["exec", "-t", "--console-socket", s, "x", "true"]);
+    fails_with(&out, "exec with a deaf console socket", &expected);
+    assert!(
+        t.elapsed() < scaled(Duration::from_secs(5)),
+        "exec took {:?}",
+        t.elapsed()
+    );
+    rt.cmd(&["delete", "--force", "x"])
+        .assert_success("delete --force");
+    assert_nothing_left(&rt, &b2, "x", "deaf console socket, exec");
+}
+
+#[test]
+fn a_hook_without_timeout_dies_with_the_command_that_ran_it() {
+    require_root!();
+    // A hook with no timeout runs as long as it likes (runc waits too);
+    // killing the command is the way out, and must end the hook as well.
+    let rt = Runtime::new("hook-cancel");
+    let mut b = sleeper("hook-cancel");
+    let pidfile = rt.scratch().join("hook.pid");
+    b.set(
+        "/hooks",
+        serde_json::json!({"createRuntime": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo $$ > {}; exec sleep 1000", pidfile.display())]
+        }]}),
+    );
+    b.save();
+    let mut cmd = rt.command();
+    cmd.args(["create", "--bundle", b.path().to_str().unwrap(), "h"]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn create");
+    let hook = corten_integration_tests::wait_for(scaled(Duration::from_secs(10)), || {
+        fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|p| p.trim().parse::<i64>().ok())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let hook = hook.expect("the hook never started");
+    let gone = wait_until(scaled(Duration::from_secs(5)), || !pid_alive(hook));
+    assert!(gone, "hook {hook} outlived the killed create");
+    rt.cmd(&["delete", "--force", "h"])
+        .assert_success("delete --force");
+    assert_nothing_left(&rt, &b, "h", "killed during a hook");
+}
+
+#[test]
+fn a_hostile_etc_passwd_neither_hangs_nor_exhausts_the_init() {
+    require_root!();
+    // The init reads the image's /etc/passwd for HOME: a fifo there
+    // blocked it for good, a link to /dev/zero read forever.
+    let rt = Runtime::new("hostile-passwd");
+    for (name, make) in [("fifo", "mkfifo"), ("zero", "link to /dev/zero")] {
+        let mut b = Bundle::new(&format!("hostile-passwd-{name}"));
+        let passwd = b.rootfs().join("etc/passwd");
+        let _ = fs::remove_file(&passwd);
+        fs::create_dir_all(passwd.parent().unwrap()).unwrap();
+        if make == "mkfifo" {
+            nix::unistd::mkfifo(&passwd, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        } else {
+            std::os::unix::fs::symlink("/dev/zero", &passwd).unwrap();
+        }
+        b.set("/process/env", serde_json::json!(["PATH=/bin"]));
+        b.sh("echo \"HOME=$HOME\"");
+        b.save();
+        assert_eq!(rt.run_ok(name, &b), "HOME=/\n", "/etc/passwd as a {make}");
+    }
+}

@@ -41,7 +41,7 @@ fn step(op: &'static str) -> impl FnOnce(io::Error) -> ConsoleError {
 
 /// Connects to the caller's console socket.
 pub fn connect(path: &Path) -> Result<UnixStream, ConsoleError> {
-    UnixStream::connect(path).map_err(|source| ConsoleError::Connect {
+    crate::bounds::connect(path).map_err(|source| ConsoleError::Connect {
         path: path.to_owned(),
         source,
     })
@@ -109,7 +109,7 @@ pub fn send_fd(socket: &UnixStream, fd: BorrowedFd<'_>, name: &str) -> Result<()
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(name.as_bytes())];
     sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
-        .map_err(|e| step("send pty master")(e.into()))?;
+        .map_err(|e| step("send pty master")(crate::bounds::socket_error(e.into())))?;
     Ok(())
 }
 

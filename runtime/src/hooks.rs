@@ -150,6 +150,21 @@ pub fn run(index: usize, hook: &Hook, state: &str) -> Result<(), HookError> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let parent = nix::unistd::getpid().as_raw();
+    // SAFETY: runs in the forked child before exec and calls only
+    // async-signal-safe functions (prctl, getppid, _exit) with no memory
+    // shared with the parent.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            // A hook never outlives the command that runs it: killing a
+            // corten command stuck on a hook with no timeout ends the hook.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().map_err(|source| HookError::Spawn {
         index,
         path: hook.path.clone(),

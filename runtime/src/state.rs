@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 /// Name of the fifo that `start` opens to release the init.
@@ -41,6 +42,9 @@ pub enum StateError {
     /// A damaged record that cannot be recovered: what to do about it.
     #[error("{0}")]
     Damaged(String),
+    /// Another corten command held the container's lock too long.
+    #[error("{0}")]
+    Busy(String),
     /// A corrupt state file.
     #[error("parse {path}: {source}")]
     Parse {
@@ -49,6 +53,22 @@ pub enum StateError {
         /// Cause.
         source: serde_json::Error,
     },
+}
+
+/// The process holding a `flock` on `f`, from `/proc/locks`
+/// (`1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF`).
+fn lock_holder(f: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let md = f.metadata().ok()?;
+    let (major, minor) = (libc::major(md.dev()), libc::minor(md.dev()));
+    let id = format!("{major:02x}:{minor:02x}:{}", md.ino());
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        (w.get(1) == Some(&"FLOCK") && w.get(5) == Some(&id.as_str()))
+            .then(|| w.get(4)?.parse().ok())
+            .flatten()
+    })
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StateError + 'a {
@@ -205,19 +225,41 @@ impl StateDir {
     }
 
     /// Takes an exclusive lock on the directory, held until the file drops.
-    pub fn lock(&self) -> Result<File, StateError> {
-        let f = File::open(&self.path).map_err(|e| {
+    /// Waits for another corten command on the container at most
+    /// [`Bound::Lock`](crate::bounds::Bound::Lock): a `create` stopped by a
+    /// debugger, or stuck on a hook with no timeout, holds it.
+    pub fn lock(&self) -> Result<Flock<File>, StateError> {
+        let mut f = File::open(&self.path).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 StateError::NotExist(self.id.clone())
             } else {
                 io_err("open", &self.path)(e)
             }
         })?;
-        // SAFETY: flock takes a descriptor we own and an integer; no memory.
-        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
-            return Err(io_err("lock", &self.path)(io::Error::last_os_error()));
+        let bound = crate::bounds::Bound::Lock;
+        let deadline = std::time::Instant::now() + bound.get();
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            f = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(locked) => return Ok(locked),
+                Err((f, nix::Error::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                    f
+                }
+                Err((f, nix::Error::EWOULDBLOCK)) => {
+                    let holder = lock_holder(&f)
+                        .map(|p| format!(" (pid {p})"))
+                        .unwrap_or_default();
+                    return Err(StateError::Busy(bound.exceeded(&format!(
+                        "container {} is locked by another corten command{holder}",
+                        self.id
+                    ))));
+                }
+                Err((f, nix::Error::EINTR)) => f,
+                Err((_, e)) => return Err(io_err("lock", &self.path)(e.into())),
+            }
         }
-        Ok(f)
     }
 
     /// Path of the exec fifo.

@@ -612,3 +612,22 @@ pub fn signal(pid: i32, sig: i32) {
     // already gone just yields ESRCH.
     unsafe { libc::kill(pid, sig) };
 }
+
+/// SIGKILLs our child `pid` and reaps it, waiting at most `bound`: a child
+/// stuck in a frozen cgroup dies only once thawed, and then, its parent
+/// gone, is reaped by whoever inherits it. Whether it was reaped.
+pub fn kill_and_reap(pid: i32, bound: std::time::Duration) -> bool {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    signal(pid, libc::SIGKILL);
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Ok(WaitStatus::StillAlive) => return false,
+            Err(nix::Error::EINTR) => {}
+            _ => return true,
+        }
+    }
+}

@@ -7,13 +7,13 @@ use std::io;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 use super::init::{self, InitArgs};
 use super::namespaces::{NsKind, NsPlan};
 use super::sync::{Channel, Msg};
+use crate::bounds::Bound;
 use crate::cgroups;
 use crate::procfs::ProcFs;
 use crate::spec::{IdMapping, Spec};
@@ -301,6 +301,9 @@ fn spawn(
     opts: &CreateOpts,
 ) -> Result<Created, CreateError> {
     let (parent_end, child_end) = Channel::pair().map_err(step("create sync socket"))?;
+    parent_end
+        .bound_recv(Bound::Init.get())
+        .map_err(step("bound the sync socket"))?;
     // v1: the init moves itself into its cgroups (see SelfMove).
     let self_move = cgroups::SelfMove::open(cg)?;
     let fifo = fs::OpenOptions::new()
@@ -369,11 +372,16 @@ fn spawn(
         let p = match parent_end.recv() {
             Ok(Some(Msg::Pid(p))) => Ok(p),
             Ok(Some(Msg::Error(e))) => Err(CreateError::Init(e)),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(CreateError::Init(
+                Bound::Init.exceeded("the intermediate process"),
+            )),
             _ => Err(CreateError::Init(
                 "init process exited during set-up".into(),
             )),
         };
-        let _ = waitpid(Pid::from_raw(first), None);
+        // It has reported (or failed) and exits; bounded, as it could be
+        // stuck in a frozen cgroup.
+        sys::kill_and_reap(first, REAP_BOUND);
         p?
     };
     let res = finish(
@@ -390,11 +398,19 @@ fn spawn(
         opts,
     );
     if res.is_err() {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        let _ = waitpid(Pid::from_raw(pid), None);
+        // A frozen init (a cgroup frozen behind corten's back) would not
+        // die, nor be reaped, until thawed.
+        if cgroups::is_frozen(cg) {
+            let _ = cgroups::set_frozen(cg, false);
+        }
+        sys::kill_and_reap(pid, REAP_BOUND);
     }
     res
 }
+
+/// How long a failed `create` or `exec` waits for the process it killed
+/// to be reaped (it is stuck only in a cgroup frozen behind corten's back).
+pub(crate) const REAP_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The intermediate process used when namespaces are joined by path or a
 /// time namespace is created: join, unshare, fork the init as a sibling
@@ -496,7 +512,13 @@ fn finish(
         )
     };
     loop {
-        match chan.recv().ok().flatten() {
+        let msg = match chan.recv() {
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err(CreateError::Init(Bound::Init.exceeded("container init")))
+            }
+            r => r.ok().flatten(),
+        };
+        match msg {
             Some(Msg::Created) => {
                 crate::logging::step(|| "init reports the container created".into());
                 break;

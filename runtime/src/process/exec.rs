@@ -32,6 +32,7 @@ use nix::unistd::Pid;
 use super::init::{self, nstep, InitError};
 use super::namespaces::{NsKind, NsPlan};
 use super::sync::{Channel, Msg};
+use crate::bounds::Bound;
 use crate::cgroups;
 use crate::container::Container;
 use crate::spec::Process;
@@ -155,6 +156,9 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         .map(|p| crate::console::connect(p).map_err(|e| ExecError::Refused(e.to_string())))
         .transpose()?;
     let (parent_end, child_end) = Channel::pair().map_err(step("create sync socket"))?;
+    parent_end
+        .bound_recv(Bound::Init.get())
+        .map_err(step("bound the sync socket"))?;
     let attrs = process.attrs(
         c.record.personality.as_ref(),
         c.record.memory_policy.as_ref(),
@@ -220,7 +224,9 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         filter.as_ref(),
         &c,
     );
-    let _ = waitpid(Pid::from_raw(intermediate), None);
+    // It has reported (or failed) and exits; bounded, as it could be stuck
+    // in a frozen cgroup.
+    sys::kill_and_reap(intermediate, super::create::REAP_BOUND);
     res
 }
 
@@ -242,6 +248,10 @@ fn finish(
     let pid = match chan.recv() {
         Ok(Some(Msg::Pid(p))) => p,
         Ok(Some(Msg::Error(e))) => return Err(ExecError::Child(e)),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            sys::kill_and_reap(intermediate, super::create::REAP_BOUND);
+            return Err(ExecError::Child(Bound::Init.exceeded("the exec process")));
+        }
         _ => {
             return Err(ExecError::Child(
                 "the exec process exited during set-up".into(),
@@ -300,6 +310,12 @@ fn finish(
             Ok(Some(Msg::Error(e))) => {
                 let _ = waitpid(Pid::from_raw(pid), None);
                 return Err(ExecError::Child(e));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                // Stuck before its exec (in a frozen cgroup it dies only
+                // once thawed): killed, reaped if it can be.
+                sys::kill_and_reap(pid, super::create::REAP_BOUND);
+                return Err(ExecError::Child(Bound::Init.exceeded("the exec process")));
             }
             _ => {
                 return fail(ExecError::Child(

@@ -118,6 +118,20 @@ impl Channel {
         }
     }
 
+    /// Bounds every later [`Channel::recv`] on this end: one that waits
+    /// longer than `d` fails with [`io::ErrorKind::TimedOut`]. The parent
+    /// bounds its end, so that a process stuck in its set-up (a frozen
+    /// cgroup, a hung filesystem) cannot hang the command; the other end
+    /// waits for its parent, whose death kills it.
+    pub fn bound_recv(&self, d: std::time::Duration) -> io::Result<()> {
+        let tv = nix::sys::time::TimeVal::new(
+            d.as_secs().try_into().unwrap_or(i64::MAX as _),
+            d.subsec_micros().into(),
+        );
+        nix::sys::socket::setsockopt(&self.0, nix::sys::socket::sockopt::ReceiveTimeout, &tv)?;
+        Ok(())
+    }
+
     /// Receives a message; `None` when the peer closed its end.
     pub fn recv(&self) -> io::Result<Option<Msg>> {
         // Messages are small (an error line is the longest); SOCK_SEQPACKET
@@ -128,6 +142,7 @@ impl Channel {
                 Ok(0) => return Ok(None),
                 Ok(n) => return Msg::decode(&buf[..n]).map(Some),
                 Err(nix::Error::EINTR) => continue,
+                Err(nix::Error::EAGAIN) => return Err(io::ErrorKind::TimedOut.into()),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -161,5 +176,19 @@ mod tests {
         }
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn a_bounded_recv_times_out() {
+        let (a, _b) = Channel::pair().unwrap();
+        a.bound_recv(std::time::Duration::from_millis(50)).unwrap();
+        let t = std::time::Instant::now();
+        let e = a.recv().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            t.elapsed() >= std::time::Duration::from_millis(40),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

@@ -45,12 +45,34 @@ pub fn home(passwd: &str, uid: u32) -> Option<String> {
     })
 }
 
+/// The container's `/etc/passwd` (empty when missing or unreadable). The
+/// image is not trusted: only a regular file is read, opened without
+/// blocking (a fifo there would stop the init for good) and at most
+/// 16 MiB of it (not a symlink to `/dev/zero`'s endless bytes).
+fn read_passwd() -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/etc/passwd")
+    else {
+        return String::new();
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return String::new();
+    }
+    let mut bytes = Vec::new();
+    let _ = f.take(16 << 20).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// The process environment, with `HOME` added from the container's
 /// `/etc/passwd` (or `/`) when the config does not set it, as runc does.
 pub fn env_with_home(env: &[String], uid: u32) -> Vec<String> {
     let mut env = env.to_vec();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
-        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let passwd = read_passwd();
         let home = home(&passwd, uid)
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "/".into());
@@ -64,7 +86,7 @@ pub fn resolve(user: &User) -> Result<(u32, u32), UserError> {
     match user.username.as_deref().filter(|n| !n.is_empty()) {
         None => Ok((user.uid, user.gid)),
         Some(name) => {
-            let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+            let passwd = read_passwd();
             lookup(&passwd, name).ok_or_else(|| UserError::NotFound(name.to_string()))
         }
     }

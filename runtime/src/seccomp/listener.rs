@@ -2,7 +2,7 @@
 
 use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::os::unix::net::UnixStream;
+use std::path::Path;
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde_json::{json, Value};
@@ -32,14 +32,15 @@ pub fn send_to_listener(
         message["metadata"] = Value::from(metadata);
     }
     let bytes = message.to_string().into_bytes();
-    let mut stream =
-        UnixStream::connect(listener_path).map_err(|source| SeccompError::Connect {
+    let mut stream = crate::bounds::connect(Path::new(listener_path)).map_err(|source| {
+        SeccompError::Connect {
             path: listener_path.to_string(),
             source,
-        })?;
+        }
+    })?;
     let send = |source: io::Error| SeccompError::Send {
         path: listener_path.to_string(),
-        source,
+        source: crate::bounds::socket_error(source),
     };
     let fds = [fd.as_raw_fd()];
     let sent = loop {
