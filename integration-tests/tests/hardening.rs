@@ -710,6 +710,37 @@ fn a_console_socket_that_never_accepts_fails_create_and_exec_within_the_bound() 
 }
 
 #[test]
+fn a_seccomp_agent_that_never_accepts_fails_create_within_the_bound() {
+    require_root!();
+    let rt = Runtime::new("bound-agent").with_env("CORTEN_TIMEOUT_SOCKET", "1");
+    let sock = rt.scratch().join("agent.sock");
+    let _deaf = deaf_socket(&sock);
+    let mut b = sleeper("bound-agent");
+    b.set(
+        "/linux/seccomp",
+        serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock.to_str().unwrap(),
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        }),
+    );
+    b.save();
+    let t = Instant::now();
+    let out = rt.create("agent", &b);
+    fails_with(
+        &out,
+        "create with a deaf seccomp agent",
+        "no answer within 1s (CORTEN_TIMEOUT_SOCKET)",
+    );
+    assert!(
+        t.elapsed() < scaled(Duration::from_secs(5)),
+        "create took {:?}",
+        t.elapsed()
+    );
+    assert_nothing_left(&rt, &b, "agent", "deaf seccomp agent");
+}
+
+#[test]
 fn a_hook_without_timeout_dies_with_the_command_that_ran_it() {
     require_root!();
     // A hook with no timeout runs as long as it likes (runc waits too);
