@@ -568,10 +568,14 @@ fn config_json_cases() {
             .set("/process/rlimits", json!([{ "type": "RLIMIT_NOFILE", "soft": 100, "hard": 10 }])),
         case("rlimit at u64::MAX", 1, "error setting rlimit type RLIMIT_NOFILE")
             .set("/process/rlimits", json!([{ "type": "RLIMIT_NOFILE", "soft": u64::MAX, "hard": u64::MAX }])),
-        case("env entry without '='", 1, r#"env entry "FOO" is not KEY=value"#)
+        case("env entry without '='", 1, r#"invalid environment variable: "FOO""#)
             .set("/process/env", json!([PATH_ENV, "FOO"])),
-        case("env entry empty", 1, r#"env entry "" is not KEY=value"#)
+        case("env entry empty", 1, r#"invalid environment variable: """#)
             .set("/process/env", json!([PATH_ENV, ""])),
+        case("env entry with an empty name", 1, r#"environment variable name can't be empty: "=1""#)
+            .set("/process/env", json!([PATH_ENV, "=1"])),
+        case("env name with a NUL", 1, r#"environment variable name can't contain null(\x00): "A\x00B=1""#)
+            .set("/process/env", json!([PATH_ENV, "A\u{0}B=1"])),
         case("env entry a number", 1, "invalid type: integer `1`, expected a string")
             .set("/process/env", json!([1])),
         case("env a string", 1, r#"invalid type: string "A=b", expected a sequence"#)
@@ -753,6 +757,10 @@ fn config_json_cases() {
             .push("/linux/devices", json!({ "path": "", "type": "c", "major": 1, "minor": 3 })),
         case("device path escaping with ..", 1, r#"device path "/../../../tmp/escape" is not under /dev"#)
             .push("/linux/devices", json!({ "path": "/../../../tmp/escape", "type": "c", "major": 1, "minor": 3 })),
+        case("device major the wildcard -1", 1, "device /dev/foo: cannot mkdev() device with wildcards")
+            .push("/linux/devices", json!({ "path": "/dev/foo", "type": "c", "major": -1, "minor": 3 })),
+        case("device path climbing out of /dev", 1, r#"device path "/dev/../etc/foo" is not under /dev"#)
+            .push("/linux/devices", json!({ "path": "/dev/../etc/foo", "type": "c", "major": 1, "minor": 3 })),
         case("device major a string", 1, r#"invalid type: string "1", expected i64"#)
             .push("/linux/devices", json!({ "path": "/dev/foo", "type": "c", "major": "1", "minor": 3 })),
         case("device fileMode a string", 1, r#"invalid type: string "0666", expected u32"#)
@@ -1237,8 +1245,11 @@ fn cli_misuse_cases() {
         case("exec of a missing binary", 255, "stat /nonexistent: no such file or directory")
             .args(&["exec", PRE, "/nonexistent"])
             .pre(Running),
-        case("exec --env without '='", 255, r#"env entry "FOO" is not KEY=value"#)
+        case("exec --env without '='", 255, r#"exec failed: invalid environment variable: "FOO""#)
             .args(&["exec", "--env", "FOO", PRE, "true"])
+            .pre(Running),
+        case("exec --user -1", 255, "uids and gids must be in range 0-2147483647")
+            .args(&["exec", "--user", "-1", PRE, "true"])
             .pre(Running),
         case("exec --user with a group name", 255, "parsing def as int for gid failed")
             .args(&["exec", "--user", "abc:def", PRE, "true"])

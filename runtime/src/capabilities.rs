@@ -24,15 +24,13 @@ pub enum CapError {
     },
 }
 
-/// Parses `CAP_KILL` (or `kill`, as runc's `--cap` also accepts).
+/// Parses `CAP_KILL`: exactly, as runc (`cap_kill` and `KILL`, in the
+/// config or `exec --cap`, are unknown names, warned about and ignored).
 pub fn parse(name: &str) -> Result<Capability, CapError> {
-    let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    };
-    Capability::from_str(&full).map_err(|_| CapError::Unknown(name.to_string()))
+    Capability::from_str(name)
+        .ok()
+        .filter(|c| c.to_string() == name)
+        .ok_or_else(|| CapError::Unknown(name.to_string()))
 }
 
 /// The capabilities this kernel knows (`/proc/sys/kernel/cap_last_cap`),
@@ -149,9 +147,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_with_and_without_prefix() {
+    fn parses_runcs_exact_names_only() {
         assert_eq!(parse("CAP_KILL").unwrap(), Capability::CAP_KILL);
-        assert_eq!(parse("net_admin").unwrap(), Capability::CAP_NET_ADMIN);
+        assert!(parse("net_admin").is_err());
+        assert!(parse("cap_net_admin").is_err());
         assert!(parse("CAP_NOPE").is_err());
     }
 }

@@ -59,6 +59,28 @@ pub fn exit_status(status: ExitStatus) -> String {
     s
 }
 
+/// A string as Go's `%q` prints it: double quotes, `\\`, `\"`, `\n`,
+/// `\t`, `\r` escaped, other control bytes as `\xNN` (Rust's `{:?}` writes
+/// `\0` and `\u{1}`).
+pub fn quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Go's description of `errno`: the C library's, its first letter lower
 /// case (`No such file or directory` → `no such file or directory`).
 pub fn errno_text(errno: i32) -> String {
@@ -119,6 +141,12 @@ pub fn go_errors(msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotes_as_go() {
+        assert_eq!(quote("A\0B=1"), r#""A\x00B=1""#);
+        assert_eq!(quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
+    }
 
     #[test]
     fn errors_read_as_go_prints_them() {

@@ -99,6 +99,7 @@ impl Runtime {
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        crate::sys::die_with_parent(&mut c);
         c
     }
 

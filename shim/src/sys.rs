@@ -40,6 +40,30 @@ pub(crate) fn set_window_size(fd: BorrowedFd<'_>, width: u32, height: u32) -> io
     Ok(())
 }
 
+/// Makes `command`'s child die (SIGKILL) when the calling thread ends, as
+/// containerd's runc shim starts runc (go-runc's `Pdeathsig`): a shim
+/// killed mid-`create` must not leave a `corten create` running on, racing
+/// containerd's clean-up (`delete --force` before the container is
+/// recorded, the container made after it).
+pub(crate) fn die_with_parent(command: &mut Command) {
+    let parent = nix::unistd::getpid().as_raw();
+    // SAFETY: the closure runs in the child between fork and exec and calls
+    // only async-signal-safe functions (prctl, getppid) on integers; it
+    // allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The shim died between fork and prctl: no signal will come.
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Makes `command`'s child get `fds` as descriptors 3, 4, 5, … (as the
 /// logging binaries of containerd's `binary://` URIs expect). The returned
 /// descriptors must be kept open until the command is spawned.

@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(short, long)]
     tty: bool,
     /// User as uid[:gid].
-    #[arg(short, long)]
+    #[arg(short, long, allow_hyphen_values = true)]
     user: Option<String>,
     /// Additional gids, repeatable.
     #[arg(short = 'g', long = "additional-gids")]
@@ -162,7 +162,7 @@ fn sub_cgroups(args: &[String]) -> anyhow::Result<std::collections::BTreeMap<Str
 
 /// `--user`'s numbers, with runc's message when one is not a number.
 fn go_atoi(s: &str, what: &str) -> anyhow::Result<u32> {
-    s.parse().map_err(|e: std::num::ParseIntError| {
+    let n: i64 = s.parse().map_err(|e: std::num::ParseIntError| {
         let why = match e.kind() {
             std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
                 "value out of range"
@@ -170,7 +170,17 @@ fn go_atoi(s: &str, what: &str) -> anyhow::Result<u32> {
             _ => "invalid syntax",
         };
         anyhow::anyhow!("parsing {s} as int for {what} failed: strconv.Atoi: parsing {s:?}: {why}")
-    })
+    })?;
+    // Go's Atoi takes a sign; runc's init then refuses what is no id.
+    u32::try_from(n)
+        .ok()
+        .filter(|n| *n <= i32::MAX as u32)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "unable to start container process: unable to setup user: \
+                 uids and gids must be in range 0-2147483647"
+            )
+        })
 }
 
 /// Runs `exec`; the exit code is the process's unless `--detach`. Like

@@ -82,6 +82,23 @@ fn first_positional(args: &[String]) -> Option<&str> {
     None
 }
 
+/// Whether `-v`/`--version` comes among the global flags, before any
+/// command.
+fn version_before_command(args: &[String]) -> bool {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-v" | "--version" => return true,
+            f if VALUE_FLAGS.contains(&f) => {
+                it.next();
+            }
+            f if !f.starts_with('-') => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// The command named in `args`, if it is one corten has.
 fn command_of(args: &[String]) -> Option<String> {
     let name = first_positional(args)?;
@@ -107,6 +124,12 @@ fn help_text(command: Option<&str>) -> String {
 pub fn help_command(args: &[String]) -> Option<ExitCode> {
     if args.len() == 1 {
         print!("{}", help_text(None));
+        return Some(ExitCode::SUCCESS);
+    }
+    if version_before_command(args) {
+        // runc (urfave/cli) answers --version before looking at a command:
+        // `runc --version x` prints the version.
+        println!("{}", super::VERSION);
         return Some(ExitCode::SUCCESS);
     }
     let name = first_positional(args)?;

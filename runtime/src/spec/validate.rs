@@ -100,9 +100,23 @@ pub fn validate_process(process: &super::Process) -> Result<(), SpecError> {
     if process.args.is_empty() {
         return Err(invalid("args must not be empty"));
     }
+    // runc's checks and words (its init refuses these; no container
+    // process can be given such an environment).
     for e in &process.env {
-        if !e.contains('=') {
-            return Err(invalid(format!("env entry {e:?} is not KEY=value")));
+        let q = crate::gotext::quote(e);
+        match e.split_once('=') {
+            None => return Err(invalid(format!("invalid environment variable: {q}"))),
+            Some(("", _)) => {
+                return Err(invalid(format!(
+                    "environment variable name can't be empty: {q}"
+                )))
+            }
+            Some((k, _)) if k.contains('\0') => {
+                return Err(invalid(format!(
+                    "environment variable name can't contain null(\\x00): {q}"
+                )))
+            }
+            _ => {}
         }
     }
     for r in &process.rlimits {
@@ -221,7 +235,14 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
         if !matches!(d.typ.as_str(), "c" | "b" | "u" | "p") {
             return Err(invalid(format!("invalid device type {:?}", d.typ)));
         }
-        if !d.path.starts_with("/dev/") {
+        if d.typ != "p" && (d.major < 0 || d.minor < 0) {
+            // -1 is the wildcard of device rules, no device number.
+            return Err(invalid(format!(
+                "device {}: cannot mkdev() device with wildcards",
+                d.path
+            )));
+        }
+        if !d.path.starts_with("/dev/") || d.path.split('/').any(|c| c == "..") {
             return Err(invalid(format!(
                 "device path {:?} is not under /dev",
                 d.path

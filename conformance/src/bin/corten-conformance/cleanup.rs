@@ -80,7 +80,7 @@ pub fn remove_cgroup(host: &Host, cgroups_path: &str) {
 }
 
 /// Mount points at or below `dir` in our mount namespace, deepest first.
-fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
     let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let prefix = dir.to_string_lossy().into_owned();
     let mut found: Vec<PathBuf> = text

@@ -1,5 +1,6 @@
 //! The cases, one module per area of the spec (and `runc`, `runc_more`:
-//! runc 1.1.5's command line contract and behaviour beyond the spec). Each case cites the section
+//! runc 1.1.5's command line contract and behaviour beyond the spec;
+//! `bad_input`: bad input refused as runc refuses it). Each case cites the section
 //! it checks (`runtime.md#create`, `config-linux.md#namespaces`, …) and,
 //! when runc 1.1 is known to diverge from the spec there, why.
 
@@ -7,6 +8,7 @@ use anyhow::Result;
 
 use crate::ctx::Ctx;
 
+mod bad_input;
 mod cgroups;
 mod devices;
 mod hooks;
@@ -86,5 +88,6 @@ pub fn all() -> Vec<Case> {
     all.extend(seccomp::cases());
     all.extend(runc::cases());
     all.extend(runc_more::cases());
+    all.extend(bad_input::cases());
     all
 }
