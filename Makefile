@@ -243,7 +243,8 @@ bench-deps:
 	fi
 
 ## soak: what 1000 `run`s and 300 `exec`s leave behind (mounts, cgroups, state
-## entries, processes, open files, memfds), corten and runc side by side
+## entries, processes, open files, memfds), and what 100 `create`s killed at
+## random points leave after `delete --force`, corten and runc side by side
 ## (bench/soak.py; root; about two minutes). Exits 1 if corten leaks.
 SOAK_ARGS ?=
 soak: build bench-deps
