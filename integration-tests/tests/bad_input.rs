@@ -462,7 +462,8 @@ fn config_json_cases() {
         case("truncated JSON", 1, "config.json: EOF while parsing a value")
             .raw(r#"{ "ociVersion": "1.0.2", "process": "#),
         case("empty file", 1, "config.json: EOF while parsing a value at line 1 column 0").raw(""),
-        case("a JSON array", 1, "expected struct Spec").raw("[]"),
+        case("a JSON array", 1, "invalid type: sequence, expected struct Spec").raw("[]"),
+        case("a JSON array of numbers", 1, "invalid type: sequence, expected struct Spec").raw("[1, 2, 3]"),
         case("JSON null", 1, "invalid type: null, expected struct Spec").raw("null"),
         case("a JSON string", 1, r#"invalid type: string "hello", expected struct Spec"#)
             .raw(r#""hello""#),
@@ -858,6 +859,8 @@ fn config_json_cases() {
             }),
         case("resources a string", 1, r#"linux.resources: expected an object, got the string "x""#)
             .set("/linux/resources", json!("x")),
+        case("memory.limit below what the init needs", 1, "init killed by the OOM killer during set-up: the memory limit of 4096 bytes")
+            .set("/linux/resources", json!({ "memory": { "limit": 4096 } })),
         case("memory.limit a string", 1, r#"linux.resources.memory.limit: expected an int64, got the string "64m""#)
             .set("/linux/resources/memory", json!({ "limit": "64m" })),
         case("memory.limit 2^64", 1, "linux.resources.memory.limit: expected an int64")
@@ -1426,6 +1429,12 @@ fn hostile_rootfs_cases() {
                 symlink("/proc/sys/kernel", b.rootfs().join("evil")).expect("symlink");
                 let source = b.path().join("config.json");
                 b.mount("/evil/shmmax", "bind", utf8(&source), &["bind"]);
+            }),
+        case("mount at a dangling symlink to a missing file of /proc", 1, "cannot be mounted because it is inside /proc")
+            .with(|b| {
+                symlink("../proc/sys/kernel/no-such-file", b.rootfs().join("dangling")).expect("symlink");
+                let source = b.path().join("config.json");
+                b.mount("/dangling", "bind", utf8(&source), &["bind"]);
             }),
         case("mount below a regular file", 1, "mount destination /etc/passwd/x: not a directory")
             .mount("/etc/passwd/x", "tmpfs", "tmpfs"),

@@ -7,6 +7,7 @@ use std::io;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
@@ -555,7 +556,7 @@ fn finish(
                     .map_err(step("resume init after hooks"))?;
             }
             Some(Msg::Error(e)) => return Err(CreateError::Init(e)),
-            _ => return Err(CreateError::Init(exit_reason(pid))),
+            _ => return Err(CreateError::Init(exit_reason(pid, cg, spec))),
         }
     }
     let rec = Record {
@@ -653,12 +654,29 @@ fn host_mounts_base(ns: &NsPlan, rootfs: &Path) -> Option<usize> {
     (!ns.has(NsKind::Mount)).then(|| *BASE.get_or_init(|| crate::rootfs::mounts_at(rootfs)))
 }
 
-fn exit_reason(pid: i32) -> String {
+fn exit_reason(pid: i32, cg: &BTreeMap<String, PathBuf>, spec: &Spec) -> String {
     match waitpid(
         Pid::from_raw(pid),
         Some(nix::sys::wait::WaitPidFlag::WNOHANG),
     ) {
         Ok(WaitStatus::Exited(_, c)) => format!("init exited with status {c} during set-up"),
+        Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _))
+            if cgroups::stats::oom_kills(cg).is_some_and(|n| n > 0) =>
+        {
+            // The limit was set before the init joined (runc sets it after,
+            // and fails with the usage: `unable to set memory limit …`).
+            let limit = spec
+                .linux()
+                .resources
+                .as_ref()
+                .and_then(|r| r.pointer("/memory/limit"))
+                .map(|l| format!(" of {l} bytes"))
+                .unwrap_or_default();
+            format!(
+                "init killed by the OOM killer during set-up: the memory limit{limit} \
+                 (linux.resources.memory.limit) is below what the container needs to start"
+            )
+        }
         Ok(WaitStatus::Signaled(_, s, _)) => format!("init killed by {s} during set-up"),
         _ => "init process exited during set-up".to_string(),
     }

@@ -212,29 +212,7 @@ const PROC_MOUNTS_ALLOWED: [&str; 10] = [
 /// class). The destination is checked where it resolves inside the rootfs,
 /// symlinks followed, as the mount would go.
 fn check_proc_dest(rfs: &Rootfs<'_>, m: &Mount, dest: &str) -> Result<(), RootfsError> {
-    let rel = match open_in_root(rfs.fd(), Path::new(dest), 0) {
-        Ok(fd) => {
-            let root = std::fs::read_link(fd_path(rfs.fd())).unwrap_or_default();
-            let at = std::fs::read_link(fd_path(&fd)).unwrap_or_default();
-            at.strip_prefix(&root)
-                .map(Path::to_path_buf)
-                .unwrap_or_default()
-        }
-        // Not there yet: where it will be made (`..` clamped at the root,
-        // as the kernel does).
-        Err(_) => Path::new(dest)
-            .components()
-            .fold(PathBuf::new(), |mut p, c| {
-                match c {
-                    std::path::Component::Normal(n) => p.push(n),
-                    std::path::Component::ParentDir => {
-                        p.pop();
-                    }
-                    _ => {}
-                }
-                p
-            }),
-    };
+    let rel = where_in_root(rfs, &lexical(Path::new(dest)), 0);
     let source = m.source.clone().unwrap_or_default();
     let err = |what: &str| RootfsError::ProcMount {
         source_path: source.clone(),
@@ -255,6 +233,53 @@ fn check_proc_dest(rfs: &Rootfs<'_>, m: &Mount, dest: &str) -> Result<(), Rootfs
         return Err(err("is inside /proc"));
     }
     Ok(())
+}
+
+/// `path` with `.` and `..` resolved lexically (`..` clamped at the root,
+/// as the kernel does), relative to the root.
+fn lexical(path: &Path) -> PathBuf {
+    path.components().fold(PathBuf::new(), |mut p, c| {
+        match c {
+            std::path::Component::Normal(n) => p.push(n),
+            std::path::Component::ParentDir => {
+                p.pop();
+            }
+            _ => {}
+        }
+        p
+    })
+}
+
+/// Where `rel` (relative to the root, no `..`) resolves inside the rootfs,
+/// symlinks followed (at most 40, as the kernel), also when it does not
+/// exist yet: a dangling symlink (`/etc/x -> /proc/sys/...`) is followed
+/// to where the mount would be made.
+fn where_in_root(rfs: &Rootfs<'_>, rel: &Path, links: usize) -> PathBuf {
+    if let Ok(fd) = open_in_root(rfs.fd(), rel, 0) {
+        let root = std::fs::read_link(fd_path(rfs.fd())).unwrap_or_default();
+        let at = std::fs::read_link(fd_path(&fd)).unwrap_or_default();
+        return at
+            .strip_prefix(&root)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+    }
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return rel.to_path_buf();
+    };
+    let parent = where_in_root(rfs, parent, links);
+    let here = parent.join(name);
+    match nix::fcntl::readlinkat(Some(std::os::fd::AsRawFd::as_raw_fd(&rfs.fd())), &here) {
+        Ok(target) if links < 40 => {
+            let target = Path::new(&target);
+            let next = if target.is_absolute() {
+                lexical(target)
+            } else {
+                lexical(&parent.join(target))
+            };
+            where_in_root(rfs, &next, links + 1)
+        }
+        _ => here,
+    }
 }
 
 fn check_real_dir(rfs: &Rootfs<'_>, typ: &str, dest: &str) -> Result<(), RootfsError> {

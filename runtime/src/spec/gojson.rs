@@ -94,6 +94,12 @@ impl<'de> de::Deserializer<'de> for Go {
                 entries: struct_entries(map, fields).into_iter(),
                 value: None,
             }),
+            // serde_json would fill a struct from an array, field by field;
+            // Go refuses (`cannot unmarshal array into Go value of type …`).
+            Value::Array(_) => Err(serde::de::Error::invalid_type(
+                serde::de::Unexpected::Seq,
+                &visitor,
+            )),
             other => other.deserialize_struct(name, fields, visitor),
         }
     }
@@ -205,6 +211,15 @@ mod tests {
         assert!(s.process.unwrap().env.is_empty());
         // Go keeps the last value of a field given twice.
         assert_eq!(s.hostname.as_deref(), Some("folded"));
+    }
+
+    #[test]
+    fn an_array_is_no_struct() {
+        let e = from_value::<crate::spec::Spec>(serde_json::json!([1, 2, 3])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid type: sequence, expected struct Spec"
+        );
     }
 
     #[test]
