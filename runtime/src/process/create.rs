@@ -655,10 +655,22 @@ fn host_mounts_base(ns: &NsPlan, rootfs: &Path) -> Option<usize> {
 }
 
 fn exit_reason(pid: i32, cg: &BTreeMap<String, PathBuf>, spec: &Spec) -> String {
-    match waitpid(
-        Pid::from_raw(pid),
-        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-    ) {
+    // The channel closes as the init exits, a moment before its status is
+    // there to take: wait for it, briefly.
+    let deadline = std::time::Instant::now() + REAP_BOUND;
+    let status = loop {
+        match waitpid(
+            Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        ) {
+            Ok(WaitStatus::StillAlive) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(nix::Error::EINTR) => {}
+            other => break other,
+        }
+    };
+    match status {
         Ok(WaitStatus::Exited(_, c)) => format!("init exited with status {c} during set-up"),
         Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _))
             if cgroups::stats::oom_kills(cg).is_some_and(|n| n > 0) =>
