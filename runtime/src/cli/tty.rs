@@ -190,8 +190,7 @@ pub fn proxy(master: OwnedFd, pid: i32, forwarded: &[Signal]) -> io::Result<u8> 
                 if sig == libc::SIGWINCH {
                     copy_winsize(master_file.as_fd());
                 } else if sig != libc::SIGCHLD {
-                    // SAFETY: kill takes two integers.
-                    unsafe { libc::kill(pid, sig) };
+                    crate::sys::signal(pid, sig);
                 }
             }
         }

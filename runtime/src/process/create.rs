@@ -439,9 +439,7 @@ fn intermediate(args: &InitArgs<'_>, chan: &Channel) -> ! {
             1
         }
     };
-    // SAFETY: a forked child must leave with _exit, without the parent's
-    // atexit handlers or stdio buffers.
-    unsafe { libc::_exit(code) }
+    crate::sys::exit_child(code)
 }
 
 fn write_id_map(

@@ -326,12 +326,6 @@ fn finish(
     }
 }
 
-fn exit_child(code: i32) -> ! {
-    // SAFETY: a forked child leaves with _exit, without running the
-    // parent's atexit handlers or flushing copied stdio buffers.
-    unsafe { libc::_exit(code) }
-}
-
 /// The intermediate: joins the namespaces, forks the process as a sibling
 /// (so `corten exec` is its parent and reaps it), reports its pid, exits.
 fn intermediate(c: &Child<'_>, chan: &Channel) -> ! {
@@ -355,7 +349,7 @@ fn intermediate(c: &Child<'_>, chan: &Channel) -> ! {
                     Err(e) => e.to_string(),
                 };
                 let _ = chan.send(&Msg::Error(err));
-                exit_child(1)
+                sys::exit_child(1)
             }
             Ok(Forked::Parent(pid)) => Ok(pid),
             Err(e) => Err(format!("clone exec process: {e}")),
@@ -364,11 +358,11 @@ fn intermediate(c: &Child<'_>, chan: &Channel) -> ! {
     match res {
         Ok(pid) => {
             let _ = chan.send(&Msg::Pid(pid));
-            exit_child(0)
+            sys::exit_child(0)
         }
         Err(e) => {
             let _ = chan.send(&Msg::Error(e));
-            exit_child(1)
+            sys::exit_child(1)
         }
     }
 }

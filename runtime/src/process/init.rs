@@ -139,10 +139,7 @@ pub fn run(args: &InitArgs<'_>, chan: &Channel) -> ! {
         Err(e) => e,
     };
     let _ = chan.send(&Msg::Error(err.to_string()));
-    // SAFETY: _exit ends the process without running the parent's atexit
-    // handlers or flushing its copied stdio buffers, which is what a forked
-    // child must do.
-    unsafe { libc::_exit(1) }
+    crate::sys::exit_child(1)
 }
 
 /// Writes `/proc/self/timens_offsets` for a new time namespace.
@@ -295,8 +292,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         if !h.start_container.is_empty() {
             if let Err(e) = crate::hooks::run_all(&h.start_container, state) {
                 eprintln!("corten: {e}");
-                // SAFETY: see `run`.
-                unsafe { libc::_exit(1) }
+                crate::sys::exit_child(1)
             }
         }
     }
@@ -464,10 +460,7 @@ fn wait_for_start(fifo: std::os::fd::RawFd) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // EOF or an error cannot happen while we hold the fifo open for
             // writing too; if it does, nobody can start us.
-            _ => {
-                // SAFETY: see `run`.
-                unsafe { libc::_exit(1) }
-            }
+            _ => crate::sys::exit_child(1),
         }
     }
 }
@@ -487,6 +480,5 @@ pub fn exec(path: &Path, args: &[String], env: &[String]) -> ! {
         .collect();
     let err = nix::unistd::execve(&cpath, &cargs, &cenv).unwrap_err();
     eprintln!("exec {}: {err}", path.display());
-    // SAFETY: see `run`.
-    unsafe { libc::_exit(127) }
+    crate::sys::exit_child(127)
 }
