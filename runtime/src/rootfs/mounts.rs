@@ -212,7 +212,7 @@ const PROC_MOUNTS_ALLOWED: [&str; 10] = [
 /// class). The destination is checked where it resolves inside the rootfs,
 /// symlinks followed, as the mount would go.
 fn check_proc_dest(rfs: &Rootfs<'_>, m: &Mount, dest: &str) -> Result<(), RootfsError> {
-    let rel = where_in_root(rfs, &lexical(Path::new(dest)), 0);
+    let rel = where_in_root(rfs, &lexical(Path::new(dest)), &mut 40);
     let source = m.source.clone().unwrap_or_default();
     let err = |what: &str| RootfsError::ProcMount {
         source_path: source.clone(),
@@ -251,10 +251,10 @@ fn lexical(path: &Path) -> PathBuf {
 }
 
 /// Where `rel` (relative to the root, no `..`) resolves inside the rootfs,
-/// symlinks followed (at most 40, as the kernel), also when it does not
+/// symlinks followed (at most 40 in all, as the kernel), also when it does not
 /// exist yet: a dangling symlink (`/etc/x -> /proc/sys/...`) is followed
 /// to where the mount would be made.
-fn where_in_root(rfs: &Rootfs<'_>, rel: &Path, links: usize) -> PathBuf {
+fn where_in_root(rfs: &Rootfs<'_>, rel: &Path, links: &mut usize) -> PathBuf {
     if let Ok(fd) = open_in_root(rfs.fd(), rel, 0) {
         let root = std::fs::read_link(fd_path(rfs.fd())).unwrap_or_default();
         let at = std::fs::read_link(fd_path(&fd)).unwrap_or_default();
@@ -269,14 +269,15 @@ fn where_in_root(rfs: &Rootfs<'_>, rel: &Path, links: usize) -> PathBuf {
     let parent = where_in_root(rfs, parent, links);
     let here = parent.join(name);
     match nix::fcntl::readlinkat(Some(std::os::fd::AsRawFd::as_raw_fd(&rfs.fd())), &here) {
-        Ok(target) if links < 40 => {
+        Ok(target) if *links > 0 => {
+            *links -= 1;
             let target = Path::new(&target);
             let next = if target.is_absolute() {
                 lexical(target)
             } else {
                 lexical(&parent.join(target))
             };
-            where_in_root(rfs, &next, links + 1)
+            where_in_root(rfs, &next, links)
         }
         _ => here,
     }
