@@ -57,9 +57,16 @@ impl Bound {
             .and_then(|v| parse(&v))
             .unwrap_or(Duration::from_secs(self.default_secs()))
     }
-}
 
-impl Bound {
+    /// The bound as the `timeval` of `SO_RCVTIMEO`/`SO_SNDTIMEO`.
+    pub fn timeval(self) -> nix::sys::time::TimeVal {
+        let d = self.get();
+        nix::sys::time::TimeVal::new(
+            d.as_secs().try_into().unwrap_or(i64::MAX as _),
+            d.subsec_micros().into(),
+        )
+    }
+
     /// `<what>: no answer within <bound> (<variable>)`: the one-line error
     /// of a wait that reached its bound.
     /// (Without the `<what>: ` when `what` is empty.)
@@ -80,18 +87,13 @@ impl Bound {
 /// `no answer within … (CORTEN_TIMEOUT_SOCKET)`.
 pub fn connect(path: &Path) -> io::Result<UnixStream> {
     use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, UnixAddr};
-    let d = Bound::Socket.get();
-    let tv = nix::sys::time::TimeVal::new(
-        d.as_secs().try_into().unwrap_or(i64::MAX as _),
-        d.subsec_micros().into(),
-    );
     let fd = socket::socket(
         AddressFamily::Unix,
         SockType::Stream,
         SockFlag::SOCK_CLOEXEC,
         None,
     )?;
-    socket::setsockopt(&fd, sockopt::SendTimeout, &tv)?;
+    socket::setsockopt(&fd, sockopt::SendTimeout, &Bound::Socket.timeval())?;
     let addr = UnixAddr::new(path)?;
     loop {
         match socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {

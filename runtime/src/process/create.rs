@@ -303,7 +303,7 @@ fn spawn(
 ) -> Result<Created, CreateError> {
     let (parent_end, child_end) = Channel::pair().map_err(step("create sync socket"))?;
     parent_end
-        .bound_recv(Bound::Init.get())
+        .bound_recv(Bound::Init)
         .map_err(step("bound the sync socket"))?;
     // v1: the init moves itself into its cgroups (see SelfMove).
     let self_move = cgroups::SelfMove::open(cg)?;

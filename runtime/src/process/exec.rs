@@ -157,7 +157,7 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         .transpose()?;
     let (parent_end, child_end) = Channel::pair().map_err(step("create sync socket"))?;
     parent_end
-        .bound_recv(Bound::Init.get())
+        .bound_recv(Bound::Init)
         .map_err(step("bound the sync socket"))?;
     let attrs = process.attrs(
         c.record.personality.as_ref(),

@@ -118,17 +118,17 @@ impl Channel {
         }
     }
 
-    /// Bounds every later [`Channel::recv`] on this end: one that waits
-    /// longer than `d` fails with [`io::ErrorKind::TimedOut`]. The parent
+    /// Bounds every later [`Channel::recv`] on this end by `bound`: one
+    /// that waits longer fails with [`io::ErrorKind::TimedOut`]. The parent
     /// bounds its end, so that a process stuck in its set-up (a frozen
     /// cgroup, a hung filesystem) cannot hang the command; the other end
     /// waits for its parent, whose death kills it.
-    pub fn bound_recv(&self, d: std::time::Duration) -> io::Result<()> {
-        let tv = nix::sys::time::TimeVal::new(
-            d.as_secs().try_into().unwrap_or(i64::MAX as _),
-            d.subsec_micros().into(),
-        );
-        nix::sys::socket::setsockopt(&self.0, nix::sys::socket::sockopt::ReceiveTimeout, &tv)?;
+    pub fn bound_recv(&self, bound: crate::bounds::Bound) -> io::Result<()> {
+        nix::sys::socket::setsockopt(
+            &self.0,
+            nix::sys::socket::sockopt::ReceiveTimeout,
+            &bound.timeval(),
+        )?;
         Ok(())
     }
 
@@ -181,7 +181,9 @@ mod tests {
     #[test]
     fn a_bounded_recv_times_out() {
         let (a, _b) = Channel::pair().unwrap();
-        a.bound_recv(std::time::Duration::from_millis(50)).unwrap();
+        // The default bound is seconds: set the socket option directly.
+        let tv = nix::sys::time::TimeVal::new(0, 50_000);
+        nix::sys::socket::setsockopt(&a.0, nix::sys::socket::sockopt::ReceiveTimeout, &tv).unwrap();
         let t = std::time::Instant::now();
         let e = a.recv().unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
