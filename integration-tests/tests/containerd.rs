@@ -1012,10 +1012,8 @@ enum RootfsKind {
 /// - `during`: a background killer waits the delay and kills the shim,
 ///   while the wrapper becomes `corten create` (`exec`), the shim's own
 ///   child with the parent-death signal the shim gave it, as without the
-///   wrapper. (An earlier version ran `create` as the wrapper's child,
-///   tied to it with `setpriv --pdeathsig`: where setpriv is missing, as in
-///   the cgroup v2 VM, `create` outlived the shim only because of the
-///   wrapper.)
+///   wrapper (were it the wrapper's child, it could outlive the shim
+///   because of the wrapper).
 ///
 /// `create` writes the init's pid to a file of the test's: the shim, dead,
 /// does not need it, and the bundle may be gone once it could be read. The

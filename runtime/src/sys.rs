@@ -613,23 +613,34 @@ pub fn signal(pid: i32, sig: i32) {
     unsafe { libc::kill(pid, sig) };
 }
 
-/// SIGKILLs our child `pid` and reaps it, waiting at most `bound`: a child
-/// stuck in a frozen cgroup dies only once thawed, and then, its parent
-/// gone, is reaped by whoever inherits it. Whether it was reaped.
-pub fn kill_and_reap(pid: i32, bound: std::time::Duration) -> bool {
+/// Reaps our child `pid`, waiting at most `bound` for it to end: its
+/// status, or `StillAlive` when the bound passed first.
+pub fn reap_within(
+    pid: i32,
+    bound: std::time::Duration,
+) -> nix::Result<nix::sys::wait::WaitStatus> {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    signal(pid, libc::SIGKILL);
     let deadline = std::time::Instant::now() + bound;
     loop {
         match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            Ok(WaitStatus::StillAlive) => return false,
             Err(nix::Error::EINTR) => {}
-            _ => return true,
+            other => return other,
         }
     }
+}
+
+/// SIGKILLs our child `pid` and reaps it, waiting at most `bound`: a child
+/// stuck in a frozen cgroup dies only once thawed, and then, its parent
+/// gone, is reaped by whoever inherits it. Whether it was reaped.
+pub fn kill_and_reap(pid: i32, bound: std::time::Duration) -> bool {
+    signal(pid, libc::SIGKILL);
+    !matches!(
+        reap_within(pid, bound),
+        Ok(nix::sys::wait::WaitStatus::StillAlive)
+    )
 }
 
 /// Ends a forked child with `_exit`: none of the parent's atexit handlers

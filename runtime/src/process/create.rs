@@ -8,8 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::Pid;
+use nix::sys::wait::WaitStatus;
 
 use super::init::{self, InitArgs};
 use super::namespaces::{NsKind, NsPlan};
@@ -655,19 +654,7 @@ fn host_mounts_base(ns: &NsPlan, rootfs: &Path) -> Option<usize> {
 fn exit_reason(pid: i32, cg: &BTreeMap<String, PathBuf>, spec: &Spec) -> String {
     // The channel closes as the init exits, a moment before its status is
     // there to take: wait for it, briefly.
-    let deadline = std::time::Instant::now() + REAP_BOUND;
-    let status = loop {
-        match waitpid(
-            Pid::from_raw(pid),
-            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-        ) {
-            Ok(WaitStatus::StillAlive) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            Err(nix::Error::EINTR) => {}
-            other => break other,
-        }
-    };
+    let status = sys::reap_within(pid, REAP_BOUND);
     match status {
         Ok(WaitStatus::Exited(_, c)) => format!("init exited with status {c} during set-up"),
         Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _))
