@@ -68,9 +68,9 @@ impl Container {
         })
     }
 
-    /// The OCI state JSON as `corten state` prints it (owner `""`, as runc).
-    pub fn oci_state(&self) -> serde_json::Value {
-        self.record.oci_state(self.status, "")
+    /// The OCI state as `corten state` prints it (owner `""`, as runc).
+    pub fn container_state(&self) -> crate::state::ContainerState<'_> {
+        self.record.container_state(self.status, "")
     }
 }
 
@@ -120,7 +120,7 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
         // poststart runs after the user process is executed (runtime spec):
         // wait until the init no longer runs corten.
         wait_exec(&c.record, Duration::from_secs(10));
-        let state = c.record.hook_state(Status::Running).to_string();
+        let state = c.record.hook_state(Status::Running).to_json();
         crate::hooks::run_all_warn("poststart", &h.poststart, &state);
     }
     Ok(())
@@ -344,7 +344,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
     c.dir.remove()?;
     crate::logging::step(|| format!("container {id}: cgroup and state directory removed"));
     if let Some(h) = c.record.hooks.as_ref().filter(|h| !h.poststop.is_empty()) {
-        let state = c.record.hook_state(Status::Stopped).to_string();
+        let state = c.record.hook_state(Status::Stopped).to_json();
         crate::hooks::run_all_warn("poststop", &h.poststop, &state);
     }
     Ok(())

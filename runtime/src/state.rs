@@ -402,75 +402,106 @@ impl Record {
         Status::Running
     }
 
-    /// The state `corten state` and `list --format json` print: runc's
-    /// `containerState`, its fields in runc's order, `annotations` left out
-    /// when empty (`omitempty`), `pid` 0 once stopped. `owner` is given by
-    /// the caller: runc's `state` prints `""`, its `list` the owner's name.
-    pub fn oci_state(&self, status: Status, owner: &str) -> serde_json::Value {
-        let pid = if status == Status::Stopped {
+    /// The pid the state reports: 0 once stopped, as runc.
+    fn reported_pid(&self, status: Status) -> i32 {
+        if status == Status::Stopped {
             0
         } else {
             self.pid
-        };
-        let mut v = serde_json::json!({
-            "ociVersion": self.oci_version,
-            "id": self.id,
-            "pid": pid,
-            "status": status,
-            "bundle": self.bundle,
-            "rootfs": self.rootfs,
-            "created": self.created,
-        });
-        if !self.annotations.is_empty() {
-            v["annotations"] = serde_json::json!(self.annotations);
         }
-        v["owner"] = serde_json::Value::from(owner);
-        v
     }
 
-    /// The state given to hooks and to a seccomp agent (the runtime spec's
-    /// `State`, as runc encodes it: `pid` and `annotations` left out when
-    /// zero or empty).
-    pub fn hook_state(&self, status: Status) -> serde_json::Value {
-        let pid = if status == Status::Stopped {
-            0
-        } else {
-            self.pid
-        };
-        hook_state(
-            &self.oci_version,
-            &self.id,
+    /// The state `corten state` and `list --format json` print. `owner` is
+    /// given by the caller: runc's `state` prints `""`, its `list` the
+    /// owner's name.
+    pub fn container_state<'a>(&'a self, status: Status, owner: &'a str) -> ContainerState<'a> {
+        ContainerState {
+            oci_version: &self.oci_version,
+            id: &self.id,
+            pid: self.reported_pid(status),
             status,
-            pid,
-            &self.bundle,
-            &self.annotations,
-        )
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            annotations: &self.annotations,
+            owner,
+        }
+    }
+
+    /// The state given to hooks and to a seccomp agent.
+    pub fn hook_state(&self, status: Status) -> HookState<'_> {
+        HookState {
+            oci_version: &self.oci_version,
+            id: &self.id,
+            status,
+            pid: self.reported_pid(status),
+            bundle: &self.bundle,
+            annotations: &self.annotations,
+        }
     }
 }
 
-/// The runtime spec's `State` (`ociVersion`, `id`, `status`, `pid`,
-/// `bundle`, `annotations`), in runc's order and with its `omitempty`s.
-pub fn hook_state(
-    oci_version: &str,
-    id: &str,
-    status: Status,
-    pid: i32,
-    bundle: &Path,
-    annotations: &BTreeMap<String, String>,
-) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "ociVersion": oci_version,
-        "id": id,
-        "status": status,
-    });
-    if pid != 0 {
-        v["pid"] = pid.into();
+/// runc's `containerState`, what `state` and `list --format json` print:
+/// its fields in runc's order, `annotations` left out when empty
+/// (`omitempty`). Hooks get the other shape, [`HookState`]: runc encodes
+/// the two differently (order of `pid`, `rootfs`/`created`/`owner`), and
+/// clients compare the text.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerState<'a> {
+    /// Spec version of the bundle.
+    pub oci_version: &'a str,
+    /// Container id.
+    pub id: &'a str,
+    /// Host pid of the init, 0 once stopped.
+    pub pid: i32,
+    /// Status.
+    pub status: Status,
+    /// Absolute bundle path.
+    pub bundle: &'a Path,
+    /// Absolute rootfs path.
+    pub rootfs: &'a Path,
+    /// Creation time, RFC 3339.
+    pub created: &'a str,
+    /// Annotations of the config.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: &'a BTreeMap<String, String>,
+    /// The owner's user name (`""` from `state`).
+    pub owner: &'a str,
+}
+
+/// The runtime spec's `State`, given to hooks on stdin and to a seccomp
+/// agent, as runc encodes it: `pid` and `annotations` left out when zero or
+/// empty.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookState<'a> {
+    /// Spec version of the bundle.
+    pub oci_version: &'a str,
+    /// Container id.
+    pub id: &'a str,
+    /// Status.
+    pub status: Status,
+    /// Host pid of the init; 0 (left out) when there is none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pid: i32,
+    /// Absolute bundle path.
+    pub bundle: &'a Path,
+    /// Annotations of the config.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+impl HookState<'_> {
+    /// The JSON text hooks read on stdin.
+    pub fn to_json(&self) -> String {
+        // Serialising strings, numbers and a string map cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
     }
-    v["bundle"] = serde_json::json!(bundle);
-    if !annotations.is_empty() {
-        v["annotations"] = serde_json::json!(annotations);
-    }
-    v
 }
 
 #[cfg(test)]

@@ -67,12 +67,12 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
         "json" => {
             let v: Vec<_> = all
                 .iter()
-                .map(|e| e.c.record.oci_state(e.c.status, &e.owner))
+                .map(|e| e.c.record.container_state(e.c.status, &e.owner))
                 .collect();
             if v.is_empty() {
                 println!("null");
             } else {
-                println!("{}", serde_json::Value::Array(v));
+                println!("{}", serde_json::to_string(&v)?);
             }
         }
         "table" => print!("{}", table(&all)),
@@ -87,11 +87,11 @@ fn table(all: &[Entry]) -> String {
         .map(String::from)
         .to_vec()];
     for Entry { c, owner } in all {
-        let st = c.oci_state();
+        let st = c.container_state();
         rows.push(vec![
             c.record.id.clone(),
-            st["pid"].to_string(),
-            st["status"].as_str().unwrap_or_default().to_string(),
+            st.pid.to_string(),
+            st.status.to_string(),
             c.record.bundle.display().to_string(),
             c.record.created.clone(),
             owner.clone(),

@@ -17,7 +17,7 @@ pub struct Args {
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
     let c = container::Container::load(&g.root, &a.id)?;
     let mut out = std::io::stdout().lock();
-    out.write_all(serde_json::to_string_pretty(&c.oci_state())?.as_bytes())?;
+    out.write_all(serde_json::to_string_pretty(&c.container_state())?.as_bytes())?;
     out.flush()?;
     Ok(())
 }

@@ -271,15 +271,15 @@ pub fn create(
             // runtime.md lifecycle: a failed create still ends with the
             // poststop hooks (failures only warned about).
             if let Some(h) = spec.hooks.as_ref().filter(|h| !h.poststop.is_empty()) {
-                let state = crate::state::hook_state(
-                    &spec.oci_version,
+                let state = crate::state::HookState {
+                    oci_version: &spec.oci_version,
                     id,
-                    crate::state::Status::Stopped,
-                    0,
-                    &bundle,
-                    &spec.annotations,
-                )
-                .to_string();
+                    status: crate::state::Status::Stopped,
+                    pid: 0,
+                    bundle: &bundle,
+                    annotations: &spec.annotations,
+                }
+                .to_json();
                 crate::hooks::run_all_warn("poststop", &h.poststop, &state);
             }
             Err(e)
@@ -499,15 +499,13 @@ fn finish(
     }
     chan.send(&Msg::Go).map_err(step("release init"))?;
     crate::logging::step(|| "id maps, cgroup and oom_score_adj set; init released".into());
-    let state = |status| {
-        crate::state::hook_state(
-            &spec.oci_version,
-            &dir.id,
-            status,
-            pid,
-            bundle,
-            &spec.annotations,
-        )
+    let state = |status| crate::state::HookState {
+        oci_version: &spec.oci_version,
+        id: &dir.id,
+        status,
+        pid,
+        bundle,
+        annotations: &spec.annotations,
     };
     loop {
         let msg = match chan.recv() {
@@ -544,7 +542,7 @@ fn finish(
             Some(Msg::Hooks) => {
                 // The namespaces and mounts exist: prestart and createRuntime
                 // hooks, in the runtime's namespaces.
-                let state = state(crate::state::Status::Creating).to_string();
+                let state = state(crate::state::Status::Creating).to_json();
                 if let Some(h) = &spec.hooks {
                     crate::hooks::run_all(&h.prestart, &state)?;
                     crate::hooks::run_all(&h.create_runtime, &state)?;

@@ -228,15 +228,15 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
                 _ => return Err(InitError::Orphaned),
             };
             let state = |status| {
-                crate::state::hook_state(
-                    &spec.oci_version,
-                    a.id,
+                crate::state::HookState {
+                    oci_version: &spec.oci_version,
+                    id: a.id,
                     status,
                     pid,
-                    a.bundle,
-                    &spec.annotations,
-                )
-                .to_string()
+                    bundle: a.bundle,
+                    annotations: &spec.annotations,
+                }
+                .to_json()
             };
             crate::hooks::run_all(&h.create_container, &state(crate::state::Status::Creating))?;
             Some(state(crate::state::Status::Created))

@@ -5,9 +5,22 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::SeccompError;
+use crate::state::HookState;
+
+/// The runtime spec's `ContainerProcessState`, in runc's field order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProcessState<'a> {
+    oci_version: &'a str,
+    fds: [&'a str; 1],
+    pid: i32,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    metadata: &'a str,
+    state: &'a HookState<'a>,
+}
 
 /// Sends the notify listener `fd` to the agent listening on the unix stream
 /// socket `listener_path`, as runc does: one connection carrying the OCI
@@ -20,18 +33,17 @@ pub fn send_to_listener(
     metadata: &str,
     fd: BorrowedFd<'_>,
     pid: i32,
-    state: &Value,
+    state: &HookState<'_>,
 ) -> Result<(), SeccompError> {
-    let mut message = json!({
-        "ociVersion": crate::spec::OCI_VERSION,
-        "fds": ["seccompFd"],
-        "pid": pid,
-        "state": state,
-    });
-    if !metadata.is_empty() {
-        message["metadata"] = Value::from(metadata);
-    }
-    let bytes = message.to_string().into_bytes();
+    let message = ProcessState {
+        oci_version: crate::spec::OCI_VERSION,
+        fds: ["seccompFd"],
+        pid,
+        metadata,
+        state,
+    };
+    // Strings, numbers and the state cannot fail to serialise.
+    let bytes = serde_json::to_vec(&message).unwrap_or_default();
     let mut stream = crate::bounds::connect(Path::new(listener_path)).map_err(|source| {
         SeccompError::Connect {
             path: listener_path.to_string(),

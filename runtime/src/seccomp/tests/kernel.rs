@@ -177,7 +177,15 @@ fn send_to_listener_passes_the_state_and_the_fd() {
     let listener = UnixListener::bind(&path).expect("bind");
     let (read_end, _write_end) = nix::unistd::pipe().expect("pipe");
     let path_str = path.to_str().expect("utf-8 path");
-    let state = json!({ "ociVersion": "1.0.2-dev", "id": "c1", "status": "creating", "pid": 4242 });
+    let annotations = Default::default();
+    let state = crate::state::HookState {
+        oci_version: "1.0.2-dev",
+        id: "c1",
+        status: crate::state::Status::Creating,
+        pid: 4242,
+        bundle: std::path::Path::new("/bundle"),
+        annotations: &annotations,
+    };
 
     send_to_listener(path_str, "MKNOD=/dev/null", read_end.as_fd(), 4242, &state).expect("send");
     let (stream, _) = listener.accept().expect("accept");
@@ -185,8 +193,13 @@ fn send_to_listener_passes_the_state_and_the_fd() {
     assert_eq!(
         message,
         json!({ "ociVersion": crate::spec::OCI_VERSION, "fds": ["seccompFd"], "pid": 4242,
-                "metadata": "MKNOD=/dev/null", "state": state })
+                "metadata": "MKNOD=/dev/null",
+                "state": { "ociVersion": "1.0.2-dev", "id": "c1", "status": "creating",
+                           "pid": 4242, "bundle": "/bundle" } })
     );
+    // runc's field order (ContainerProcessState): metadata before state.
+    let keys: Vec<&str> = message.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(keys, ["ociVersion", "fds", "pid", "metadata", "state"]);
     let ino = |fd: OwnedFd| std::fs::File::from(fd).metadata().expect("fstat").ino();
     assert_eq!(
         ino(fd),
@@ -440,9 +453,15 @@ fn notify_child() -> i32 {
         Err(code) => return code,
     };
     let pid = i32::try_from(std::process::id()).unwrap_or(-1);
-    let state = json!({
-        "ociVersion": "1.0.2-dev", "id": "seccomp-test", "status": "creating", "pid": pid, "bundle": "/bundle"
-    });
+    let annotations = Default::default();
+    let state = crate::state::HookState {
+        oci_version: "1.0.2-dev",
+        id: "seccomp-test",
+        status: crate::state::Status::Creating,
+        pid,
+        bundle: std::path::Path::new("/bundle"),
+        annotations: &annotations,
+    };
     if let Err(e) = send_to_listener(&socket, "meta", fd.as_fd(), pid, &state) {
         eprintln!("{e}");
         return 94;
