@@ -138,7 +138,7 @@ pub fn set_paused(root: &Path, id: &str, pause: bool) -> Result<(), ContainerErr
         (true, _) => return Err(ContainerError::Status("container not running".into())),
         (false, _) => return Err(ContainerError::Status("container not paused".into())),
     }
-    cgroups::set_frozen(&c.record.cgroup_paths, pause)?;
+    c.record.cgroup_paths.set_frozen(pause)?;
     Ok(())
 }
 
@@ -149,12 +149,12 @@ pub fn set_paused(root: &Path, id: &str, pause: bool) -> Result<(), ContainerErr
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerError> {
     let c = Container::load(root, id)?;
     if all {
-        if c.status == Status::Stopped && !c.record.cgroup_paths.values().any(|d| d.exists()) {
+        if c.status == Status::Stopped && c.record.cgroup_paths.is_gone() {
             return Ok(());
         }
         let procs = Processes::of(&c.record);
         if procs.foreign == 0 {
-            return Ok(cgroups::signal_all(&c.record.cgroup_paths, sig)?);
+            return Ok(c.record.cgroup_paths.signal_all(sig)?);
         }
         // A shared cgroup: signal only this container's processes (without
         // freezing, which would stop the others too).
@@ -175,7 +175,7 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerE
     };
     sent.map_err(|source| ContainerError::Kill { sig, pid, source })?;
     if c.status == Status::Paused && sig == libc::SIGKILL {
-        let _ = cgroups::set_frozen(&c.record.cgroup_paths, false);
+        let _ = c.record.cgroup_paths.set_frozen(false);
     }
     Ok(())
 }
@@ -218,7 +218,7 @@ impl Processes {
     /// The processes of `rec`'s cgroup now. A record from before corten
     /// kept the pid namespace counts every process as the container's.
     pub fn of(rec: &Record) -> Processes {
-        let all = cgroups::pids(&rec.cgroup_paths);
+        let all = rec.cgroup_paths.pids();
         let Some(ns) = rec.pid_ns else {
             return Processes {
                 own: all,
@@ -267,10 +267,10 @@ fn kill_all(c: &Container) {
         }
         return;
     }
-    let _ = cgroups::signal_all(&c.record.cgroup_paths, libc::SIGKILL);
+    let _ = c.record.cgroup_paths.signal_all(libc::SIGKILL);
     // A frozen (paused) process only dies once thawed.
-    if cgroups::is_frozen(&c.record.cgroup_paths) {
-        let _ = cgroups::set_frozen(&c.record.cgroup_paths, false);
+    if c.record.cgroup_paths.is_frozen() {
+        let _ = c.record.cgroup_paths.set_frozen(false);
     }
     wait_gone(&c.record, Duration::from_secs(10));
 }
@@ -334,7 +334,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
         crate::rootfs::unmount_to(&c.record.rootfs, base);
     }
     if foreign == 0 {
-        cgroups::remove(&c.record.cgroup_paths)?;
+        c.record.cgroup_paths.remove()?;
     } else {
         // The last container in it (or its maker) removes it.
         crate::logging::step(|| {

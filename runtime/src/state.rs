@@ -129,9 +129,9 @@ pub struct Record {
     /// Annotations of the config.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    /// Cgroup paths per controller (or `""` for v2) that corten created.
+    /// The cgroup corten created (recorded as runc's per-hierarchy map).
     #[serde(default)]
-    pub cgroup_paths: BTreeMap<String, PathBuf>,
+    pub cgroup_paths: crate::cgroups::Cgroup,
     /// Whether the container has its own pid namespace.
     #[serde(default)]
     pub own_pid_ns: bool,
@@ -393,7 +393,7 @@ impl Record {
         }
         // Frozen before anything else, as runc: a paused created container
         // is `paused` (and `resume` brings it back to `created`).
-        if crate::cgroups::is_frozen(&self.cgroup_paths) {
+        if self.cgroup_paths.is_frozen() {
             return Status::Paused;
         }
         if dir.fifo().exists() {

@@ -8,6 +8,7 @@
 pub mod bpf_devices;
 #[cfg(test)]
 pub(crate) mod fuzz;
+mod paths;
 pub mod resources;
 pub mod schema;
 pub mod stats;
@@ -19,6 +20,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+
+pub use paths::Cgroup;
 
 /// Errors from cgroup handling.
 #[derive(Debug, thiserror::Error)]
@@ -71,9 +74,8 @@ pub enum CgroupError {
     Frozen,
 }
 
-/// The key of the unified (cgroup2) hierarchy of a hybrid host in a
-/// container's cgroup paths; on a pure v2 host the one directory's key is
-/// `""`.
+/// The key of the unified (cgroup2) hierarchy of a hybrid host among a
+/// container's v1 hierarchies.
 pub const UNIFIED: &str = "unified";
 
 /// The root of the cgroup filesystems.
@@ -114,15 +116,10 @@ fn place(mount: &Path, own: &str, inner: &Path) -> PathBuf {
     mount.join(rel)
 }
 
-/// The container's cgroup directories, keyed by hierarchy name (`""` for
-/// v2), not created yet: `create` records them before it makes them, so
+/// The container's cgroup directories, not created yet: `create` records them before it makes them, so
 /// that a `create` killed at any point leaves nothing `delete` cannot find.
 /// An existing cgroup is checked as runc does ([`check_existing`]).
-pub fn plan(
-    cgroups_path: Option<&str>,
-    id: &str,
-    systemd: bool,
-) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
+pub fn plan(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Cgroup, CgroupError> {
     if systemd {
         return Err(CgroupError::Systemd(
             cgroups_path.unwrap_or_default().to_string(),
@@ -138,31 +135,15 @@ pub fn plan(
     Ok(planned)
 }
 
-/// Creates the planned cgroup (every level that is missing) and returns the
-/// directories.
-pub fn create(
-    planned: &BTreeMap<String, PathBuf>,
-) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
-    if is_v2() {
-        v2::create(planned)
-    } else {
-        v1::create(planned)
-    }
-}
-
 /// runc's checks of a cgroup that exists before the container: a frozen one
 /// is refused (the init would stop in it and `create` never return); one
 /// with processes in it (or its children) is used with runc's warning.
-fn check_existing(planned: &BTreeMap<String, PathBuf>) -> Result<(), CgroupError> {
-    if is_frozen(planned) {
+fn check_existing(planned: &Cgroup) -> Result<(), CgroupError> {
+    if planned.is_frozen() {
         return Err(CgroupError::Frozen);
     }
-    let dir = planned
-        .get("pids")
-        .or_else(|| planned.get(""))
-        .or_else(|| planned.values().next());
     let mut found = Vec::new();
-    if let Some(d) = dir {
+    if let Some(d) = planned.procs_dir() {
         collect_pids(d, &mut found);
     }
     let n = found.len();
@@ -192,14 +173,12 @@ pub struct SelfMove {
 }
 
 impl SelfMove {
-    /// Opens `tasks` (close-on-exec) in every v1 directory of `paths`; the
-    /// v2 directory (key `""`) is left to `CLONE_INTO_CGROUP` or [`add_pid`].
-    pub fn open(paths: &BTreeMap<String, PathBuf>) -> Result<Self, CgroupError> {
+    /// Opens `tasks` (close-on-exec) in every v1 hierarchy of `cg`; a
+    /// cgroup2 directory is left to `CLONE_INTO_CGROUP` or
+    /// [`Cgroup::add_pid`].
+    pub fn open(cg: &Cgroup) -> Result<Self, CgroupError> {
         let mut files = Vec::new();
-        for (key, dir) in paths {
-            if key.is_empty() || key == UNIFIED {
-                continue;
-            }
+        for (key, dir) in cg.v1_hierarchies() {
             let path = dir.join("tasks");
             let f = fs::OpenOptions::new()
                 .write(true)
@@ -243,41 +222,148 @@ impl SelfMove {
     }
 }
 
-/// The directories a new process does not enter by itself, for the parent
-/// to move it into with [`add_pid`]: none on v1 (the process writes its
-/// [`SelfMove`] files), the v2 directory when the kernel refused
-/// `CLONE_INTO_CGROUP` (`cloned_into` false).
-pub fn left_to_parent(
-    paths: &BTreeMap<String, PathBuf>,
-    cloned_into: bool,
-) -> BTreeMap<String, PathBuf> {
-    paths
-        .iter()
-        .filter(|(k, _)| (k.is_empty() || *k == UNIFIED) && !cloned_into)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+impl Cgroup {
+    /// Creates the planned cgroup (every level that is missing) and returns
+    /// its directories.
+    pub fn create(&self) -> Result<Cgroup, CgroupError> {
+        match self {
+            Cgroup::V1(m) => v1::create(m).map(Cgroup::V1),
+            Cgroup::V2(d) => v2::create(d).map(Cgroup::V2),
+        }
+    }
+
+    /// The directories a new process does not enter by itself, for the
+    /// parent to move it into with [`Cgroup::add_pid`]: none on v1 (the
+    /// process writes its [`SelfMove`] files), the cgroup2 directory when
+    /// the kernel refused `CLONE_INTO_CGROUP` (`cloned_into` false).
+    pub fn left_to_parent(&self, cloned_into: bool) -> Vec<PathBuf> {
+        match self.cgroup2_dir() {
+            Some(d) if !cloned_into => vec![d.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Pids in the container's cgroup and the cgroups below it (the first
+    /// hierarchy that lists them), as runc's `GetAllPids`.
+    pub fn pids(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        if let Some(d) = self.procs_dir() {
+            collect_pids(d, &mut out);
+        }
+        out
+    }
+
+    /// The directories an `exec --cgroup` process joins: for each hierarchy,
+    /// the sub-cgroup named for one of its controllers, else the one given
+    /// without a controller (key `""`), else the container's own. `subs`
+    /// maps a controller (or `""`) to a relative path, as runc parses
+    /// `[<controller>[,<controller>…]:]<path>`.
+    pub fn with_sub_cgroups(&self, subs: &BTreeMap<String, String>) -> Result<Cgroup, CgroupError> {
+        let ctrl_of = |c: &str| c.strip_prefix("name=").unwrap_or(c).to_string();
+        let hierarchies: Vec<&str> = match self {
+            Cgroup::V1(m) => m.keys().map(String::as_str).collect(),
+            Cgroup::V2(_) => Vec::new(),
+        };
+        for (ctrl, sub) in subs {
+            if sub.split('/').any(|c| c == "..") {
+                return Err(CgroupError::InvalidPath(sub.clone()));
+            }
+            let known = ctrl.is_empty()
+                || hierarchies
+                    .iter()
+                    .any(|k| k.split(',').any(|c| ctrl_of(c) == *ctrl));
+            if !known {
+                return Err(CgroupError::Unsupported(format!(
+                    "unknown controller {ctrl} in SubCgroupPaths"
+                )));
+            }
+        }
+        Ok(self.map_dirs(|key, dir| {
+            let sub = key
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .find_map(|c| subs.get(&ctrl_of(c)))
+                .or_else(|| subs.get(""));
+            sub.map_or_else(|| dir.clone(), |s| dir.join(s.trim_start_matches('/')))
+        }))
+    }
+
+    /// Whether the container's cgroup is frozen.
+    pub fn is_frozen(&self) -> bool {
+        match self {
+            Cgroup::V1(m) => m.get("freezer").is_some_and(|d| {
+                fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            }),
+            Cgroup::V2(d) => {
+                fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            }
+        }
+    }
+
+    /// Freezes (`true`) or thaws the container's cgroup and waits until the
+    /// kernel reports the new state (v1 `freezer.state`, v2 `cgroup.events`).
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        let (file, value, state_file, want): (&str, &str, &str, &str) = match (self, frozen) {
+            (Cgroup::V2(_), true) => ("cgroup.freeze", "1", "cgroup.events", "frozen 1"),
+            (Cgroup::V2(_), false) => ("cgroup.freeze", "0", "cgroup.events", "frozen 0"),
+            (Cgroup::V1(_), true) => ("freezer.state", "FROZEN", "freezer.state", "FROZEN"),
+            (Cgroup::V1(_), false) => ("freezer.state", "THAWED", "freezer.state", "THAWED"),
+        };
+        let dir = self.dir_for("freezer").ok_or_else(|| {
+            CgroupError::Unsupported("the freezer cgroup is not available".into())
+        })?;
+        for _ in 0..2000 {
+            write(&dir.join(file), value)?;
+            let state = fs::read_to_string(dir.join(state_file)).unwrap_or_default();
+            if state.lines().any(|l| l.trim() == want) {
+                return Ok(());
+            }
+            // v1 passes through FREEZING; writing again nudges the kernel on.
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Err(CgroupError::Unsupported(format!(
+            "the cgroup did not reach {want:?} in {}",
+            dir.display()
+        )))
+    }
+
+    /// Sends `sig` to every process of the cgroup. On v2 with `cgroup.kill`
+    /// and SIGKILL, the kernel does it atomically; otherwise the cgroup is
+    /// frozen first so no process can fork away, signalled, and thawed (as
+    /// runc does).
+    pub fn signal_all(&self, sig: i32) -> Result<(), CgroupError> {
+        if let Cgroup::V2(dir) = self {
+            if sig == libc::SIGKILL && dir.join("cgroup.kill").exists() {
+                return write(&dir.join("cgroup.kill"), "1");
+            }
+        }
+        let was_frozen = self.is_frozen();
+        let froze = !was_frozen && self.set_frozen(true).is_ok();
+        for pid in self.pids() {
+            crate::sys::signal(pid, sig);
+        }
+        if froze {
+            self.set_frozen(false)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every directory (they must be empty of processes), retrying
+    /// briefly while the kernel finishes tearing down exited tasks.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        for dir in self.dirs() {
+            remove_tree(dir)?;
+        }
+        Ok(())
+    }
 }
 
-/// Moves `pid` into every directory.
-pub fn add_pid(paths: &BTreeMap<String, PathBuf>, pid: i32) -> Result<(), CgroupError> {
-    for dir in paths.values() {
+/// Moves `pid` into every directory of `dirs`.
+pub fn add_pid(dirs: &[PathBuf], pid: i32) -> Result<(), CgroupError> {
+    for dir in dirs {
         write(&dir.join("cgroup.procs"), &pid.to_string())?;
     }
     Ok(())
-}
-
-/// Pids in the container's cgroup and the cgroups below it (the first
-/// hierarchy that lists them), as runc's `GetAllPids`.
-pub fn pids(paths: &BTreeMap<String, PathBuf>) -> Vec<i32> {
-    let dir = paths
-        .get("pids")
-        .or_else(|| paths.get(""))
-        .or_else(|| paths.values().next());
-    let mut out = Vec::new();
-    if let Some(d) = dir {
-        collect_pids(d, &mut out);
-    }
-    out
 }
 
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
@@ -298,116 +384,6 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
         .collect()
-}
-
-/// The directories an `exec --cgroup` process joins: for each hierarchy of
-/// `paths`, the sub-cgroup named for one of its controllers, else the one
-/// given without a controller (key `""`), else the container's own.
-/// `subs` maps a controller (or `""`) to a relative path, as runc parses
-/// `[<controller>[,<controller>…]:]<path>`.
-pub fn with_sub_cgroups(
-    paths: &BTreeMap<String, PathBuf>,
-    subs: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
-    let ctrl_of = |c: &str| c.strip_prefix("name=").unwrap_or(c).to_string();
-    for (ctrl, sub) in subs {
-        if sub.split('/').any(|c| c == "..") {
-            return Err(CgroupError::InvalidPath(sub.clone()));
-        }
-        let known = ctrl.is_empty()
-            || paths
-                .keys()
-                .any(|k| k.split(',').any(|c| ctrl_of(c) == *ctrl));
-        if !known {
-            return Err(CgroupError::Unsupported(format!(
-                "unknown controller {ctrl} in SubCgroupPaths"
-            )));
-        }
-    }
-    Ok(paths
-        .iter()
-        .map(|(key, dir)| {
-            let sub = key
-                .split(',')
-                .find_map(|c| subs.get(&ctrl_of(c)))
-                .or_else(|| subs.get(""));
-            let dir = sub.map_or_else(|| dir.clone(), |s| dir.join(s.trim_start_matches('/')));
-            (key.clone(), dir)
-        })
-        .collect())
-}
-
-/// Whether the container's cgroup is frozen.
-pub fn is_frozen(paths: &BTreeMap<String, PathBuf>) -> bool {
-    if let Some(d) = paths.get("freezer") {
-        return fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN");
-    }
-    if let Some(d) = paths.get("") {
-        return fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
-    }
-    false
-}
-
-/// Freezes (`true`) or thaws the container's cgroup and waits until the
-/// kernel reports the new state (v1 `freezer.state`, v2 `cgroup.events`).
-pub fn set_frozen(paths: &BTreeMap<String, PathBuf>, frozen: bool) -> Result<(), CgroupError> {
-    let (file, value, state_file, want): (&str, &str, &str, &str) = if paths.contains_key("") {
-        (
-            "cgroup.freeze",
-            if frozen { "1" } else { "0" },
-            "cgroup.events",
-            if frozen { "frozen 1" } else { "frozen 0" },
-        )
-    } else if frozen {
-        ("freezer.state", "FROZEN", "freezer.state", "FROZEN")
-    } else {
-        ("freezer.state", "THAWED", "freezer.state", "THAWED")
-    };
-    let dir = resources::dir_for(paths, "freezer")
-        .ok_or_else(|| CgroupError::Unsupported("the freezer cgroup is not available".into()))?;
-    for _ in 0..2000 {
-        write(&dir.join(file), value)?;
-        let state = fs::read_to_string(dir.join(state_file)).unwrap_or_default();
-        if state.lines().any(|l| l.trim() == want) {
-            return Ok(());
-        }
-        // v1 passes through FREEZING; writing again nudges the kernel on.
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    Err(CgroupError::Unsupported(format!(
-        "the cgroup did not reach {want:?} in {}",
-        dir.display()
-    )))
-}
-
-/// Sends `sig` to every process of the cgroup. On v2 with `cgroup.kill`
-/// and SIGKILL, the kernel does it atomically; otherwise the cgroup is
-/// frozen first so no process can fork away, signalled, and thawed (as
-/// runc does).
-pub fn signal_all(paths: &BTreeMap<String, PathBuf>, sig: i32) -> Result<(), CgroupError> {
-    if let Some(dir) = paths.get("") {
-        if sig == libc::SIGKILL && dir.join("cgroup.kill").exists() {
-            return write(&dir.join("cgroup.kill"), "1");
-        }
-    }
-    let was_frozen = is_frozen(paths);
-    let froze = !was_frozen && set_frozen(paths, true).is_ok();
-    for pid in pids(paths) {
-        crate::sys::signal(pid, sig);
-    }
-    if froze {
-        set_frozen(paths, false)?;
-    }
-    Ok(())
-}
-
-/// Removes every directory (they must be empty of processes), retrying
-/// briefly while the kernel finishes tearing down exited tasks.
-pub fn remove(paths: &BTreeMap<String, PathBuf>) -> Result<(), CgroupError> {
-    for dir in paths.values() {
-        remove_tree(dir)?;
-    }
-    Ok(())
 }
 
 /// Removes `dir` after the cgroups below it (made by `exec --cgroup`
@@ -490,15 +466,19 @@ mod tests {
     }
 
     #[test]
-    fn only_v2_is_left_to_the_parent_and_only_without_clone_into_cgroup() {
-        let v1: BTreeMap<String, PathBuf> = [("pids", "/p"), ("cpu,cpuacct", "/c")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), PathBuf::from(v)))
-            .collect();
-        assert!(left_to_parent(&v1, false).is_empty());
-        let v2: BTreeMap<String, PathBuf> = [(String::new(), PathBuf::from("/u"))].into();
-        assert!(left_to_parent(&v2, true).is_empty());
-        assert_eq!(left_to_parent(&v2, false), v2);
+    fn only_cgroup2_is_left_to_the_parent_and_only_without_clone_into_cgroup() {
+        let v1 = Cgroup::V1(
+            [("pids", "/p"), ("cpu,cpuacct", "/c")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), PathBuf::from(v)))
+                .collect(),
+        );
+        assert!(v1.left_to_parent(false).is_empty());
+        let hybrid = Cgroup::V1(BTreeMap::from([(UNIFIED.to_string(), PathBuf::from("/h"))]));
+        assert_eq!(hybrid.left_to_parent(false), [PathBuf::from("/h")]);
+        let v2 = Cgroup::V2("/u".into());
+        assert!(v2.left_to_parent(true).is_empty());
+        assert_eq!(v2.left_to_parent(false), [PathBuf::from("/u")]);
     }
 
     #[test]

@@ -8,12 +8,11 @@
 //! runc. Device rules are separate ([`device_rules`]): v1 writes them to
 //! `devices.allow`/`devices.deny`, v2 compiles them into an eBPF program.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
-use super::{write, CgroupError};
+use super::{write, Cgroup, CgroupError};
 
 /// One write: `value` into `file` of the hierarchy carrying `controller`
 /// (v1) or of the single directory (v2).
@@ -526,19 +525,8 @@ pub fn device_rules(devices: &Value) -> Vec<(bool, String)> {
     out
 }
 
-/// The directory of `controller` among the container's cgroup directories
-/// (keyed by v1 hierarchy, e.g. `cpu,cpuacct`; `""` for v2).
-pub fn dir_for<'a>(paths: &'a BTreeMap<String, PathBuf>, controller: &str) -> Option<&'a PathBuf> {
-    paths.get("").or_else(|| {
-        paths
-            .iter()
-            .find(|(k, _)| k.split(',').any(|c| c == controller))
-            .map(|(_, d)| d)
-    })
-}
-
-fn do_write(paths: &BTreeMap<String, PathBuf>, x: &Write) -> Result<(), CgroupError> {
-    let dir = dir_for(paths, x.controller).ok_or_else(|| {
+fn do_write(paths: &Cgroup, x: &Write) -> Result<(), CgroupError> {
+    let dir = paths.dir_for(x.controller).ok_or_else(|| {
         CgroupError::Unsupported(format!(
             "cgroup controller {} is not available on this host (needed for {})",
             x.controller, x.file
@@ -566,12 +554,12 @@ fn do_write(paths: &BTreeMap<String, PathBuf>, x: &Write) -> Result<(), CgroupEr
 }
 
 /// Applies `linux.resources` to the container's cgroup directories.
-pub fn apply(paths: &BTreeMap<String, PathBuf>, res: &Value) -> Result<(), CgroupError> {
-    let v2 = paths.contains_key("");
-    let mut writes = plan(res, v2)?;
+pub fn apply(paths: &Cgroup, res: &Value) -> Result<(), CgroupError> {
+    let mut writes = plan(res, paths.is_v2())?;
     writes.retain(|x| {
         x.file != SWAP_IF_SUPPORTED
-            || dir_for(paths, "memory")
+            || paths
+                .dir_for("memory")
                 .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists())
     });
     for x in &mut writes {
@@ -598,11 +586,13 @@ pub fn apply(paths: &BTreeMap<String, PathBuf>, res: &Value) -> Result<(), Cgrou
         }
     }
     if let Some(devices) = res.get("devices") {
-        if v2 {
-            let dir = paths.get("").map_or(Path::new(""), PathBuf::as_path);
-            apply_v2_devices(dir, devices)?;
-        } else if let Some(dir) = dir_for(paths, "devices") {
-            super::v1_devices::apply(dir, &device_rules(devices))?;
+        match paths {
+            Cgroup::V2(dir) => apply_v2_devices(dir, devices)?,
+            Cgroup::V1(_) => {
+                if let Some(dir) = paths.dir_for("devices") {
+                    super::v1_devices::apply(dir, &device_rules(devices))?;
+                }
+            }
         }
     }
     Ok(())
@@ -611,12 +601,9 @@ pub fn apply(paths: &BTreeMap<String, PathBuf>, res: &Value) -> Result<(), Cgrou
 /// v1 memory and memory+swap, in runc's order: swap first when it is
 /// unlimited or above the current memory limit (so memory never exceeds
 /// it in between), else memory first.
-fn memory_and_swap_v1(
-    paths: &BTreeMap<String, PathBuf>,
-    mem: &Write,
-    swap: &Write,
-) -> Result<(), CgroupError> {
-    let current = dir_for(paths, "memory")
+fn memory_and_swap_v1(paths: &Cgroup, mem: &Write, swap: &Write) -> Result<(), CgroupError> {
+    let current = paths
+        .dir_for("memory")
         .and_then(|d| std::fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
         .and_then(|s| s.trim().parse::<u64>().ok())
         .unwrap_or(u64::MAX);
@@ -633,11 +620,7 @@ fn memory_and_swap_v1(
 /// v1 CFS period and quota, as runc: a period the kernel refuses (EINVAL:
 /// the old quota over the new period would exceed the parent's bandwidth)
 /// is written again once the quota has changed.
-fn period_and_quota_v1(
-    paths: &BTreeMap<String, PathBuf>,
-    period: &Write,
-    quota: &Write,
-) -> Result<(), CgroupError> {
+fn period_and_quota_v1(paths: &Cgroup, period: &Write, quota: &Write) -> Result<(), CgroupError> {
     match do_write(paths, period) {
         Err(CgroupError::Write { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
             do_write(paths, quota)?;
@@ -829,16 +812,5 @@ mod tests {
         assert_eq!(d[0], (false, "a *:* rwm".to_string()));
         assert_eq!(d[1], (true, "c 10:229 rw".to_string()));
         assert_eq!(d.len(), 2 + DEFAULT_ALLOWED.len());
-    }
-
-    #[test]
-    fn finds_combined_hierarchies() {
-        let paths = BTreeMap::from([
-            ("cpu,cpuacct".to_string(), PathBuf::from("/c")),
-            ("memory".to_string(), PathBuf::from("/m")),
-        ]);
-        assert_eq!(dir_for(&paths, "cpu"), Some(&PathBuf::from("/c")));
-        assert_eq!(dir_for(&paths, "cpuacct"), Some(&PathBuf::from("/c")));
-        assert_eq!(dir_for(&paths, "pids"), None);
     }
 }

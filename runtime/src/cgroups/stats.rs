@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use super::resources::dir_for;
+use super::Cgroup;
 
 fn read(dir: &Path, file: &str) -> Option<String> {
     fs::read_to_string(dir.join(file)).ok()
@@ -110,8 +110,8 @@ fn throttling(periods: Option<u64>, throttled: Option<u64>, time_ns: Option<u64>
     Value::Object(t)
 }
 
-fn cpu_v1(paths: &BTreeMap<String, PathBuf>) -> Value {
-    let usage = match dir_for(paths, "cpuacct") {
+fn cpu_v1(paths: &Cgroup) -> Value {
+    let usage = match paths.dir_for("cpuacct") {
         Some(d) => {
             // `cpuacct.usage_all`: a header, then `cpu user system` per CPU.
             let (mut user, mut system) = (Vec::new(), Vec::new());
@@ -139,7 +139,8 @@ fn cpu_v1(paths: &BTreeMap<String, PathBuf>) -> Value {
         }
         None => cpu_usage(None, Default::default(), 0, 0),
     };
-    let stat = dir_for(paths, "cpu")
+    let stat = paths
+        .dir_for("cpu")
         .map(|d| flat_keyed(d, "cpu.stat"))
         .unwrap_or_default();
     json!({
@@ -460,8 +461,8 @@ fn hugetlb(d: Option<&PathBuf>, v2: bool) -> Value {
 
 /// The `data` of a runc `stats` event for the container's cgroup: runc's
 /// `types.Stats`, its fields in runc's order.
-pub fn collect(paths: &BTreeMap<String, PathBuf>) -> Value {
-    if let Some(d) = paths.get("") {
+pub fn collect(paths: &Cgroup) -> Value {
+    if let Cgroup::V2(d) = paths {
         json!({
             "cpu": cpu_v2(d),
             "cpuset": cpuset(None),
@@ -475,11 +476,11 @@ pub fn collect(paths: &BTreeMap<String, PathBuf>) -> Value {
     } else {
         json!({
             "cpu": cpu_v1(paths),
-            "cpuset": cpuset(dir_for(paths, "cpuset")),
-            "memory": memory_v1(dir_for(paths, "memory")),
-            "pids": pids(dir_for(paths, "pids")),
-            "blkio": blkio_v1(dir_for(paths, "blkio")),
-            "hugetlb": hugetlb(dir_for(paths, "hugetlb"), false),
+            "cpuset": cpuset(paths.dir_for("cpuset")),
+            "memory": memory_v1(paths.dir_for("memory")),
+            "pids": pids(paths.dir_for("pids")),
+            "blkio": blkio_v1(paths.dir_for("blkio")),
+            "hugetlb": hugetlb(paths.dir_for("hugetlb"), false),
             "intel_rdt": {},
             "network_interfaces": null,
         })
@@ -488,11 +489,11 @@ pub fn collect(paths: &BTreeMap<String, PathBuf>) -> Value {
 
 /// How many times the kernel's OOM killer acted in the cgroup (v1
 /// `memory.oom_control`, v2 `memory.events`), or `None` if unknown.
-pub fn oom_kills(paths: &BTreeMap<String, PathBuf>) -> Option<u64> {
-    match paths.get("") {
-        Some(d) => flat_keyed(d, "memory.events").get("oom_kill").copied(),
-        None => {
-            let d = dir_for(paths, "memory")?;
+pub fn oom_kills(paths: &Cgroup) -> Option<u64> {
+    match paths {
+        Cgroup::V2(d) => flat_keyed(d, "memory.events").get("oom_kill").copied(),
+        Cgroup::V1(_) => {
+            let d = paths.dir_for("memory")?;
             flat_keyed(d, "memory.oom_control").get("oom_kill").copied()
         }
     }
@@ -515,7 +516,10 @@ mod tests {
     #[test]
     fn reads_this_processs_cgroup_files() {
         // Every host has /proc/self/cgroup; stats of a missing dir are empty.
-        let paths = BTreeMap::from([("memory".to_string(), PathBuf::from("/nonexistent"))]);
+        let paths = Cgroup::V1(BTreeMap::from([(
+            "memory".to_string(),
+            PathBuf::from("/nonexistent"),
+        )]));
         let s = collect(&paths);
         assert_eq!(
             s["memory"]["usage"].to_string(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{mkdir_levels, place, CgroupError};
+use super::{mkdir_levels, place, Cgroup, CgroupError};
 
 /// A mounted v1 hierarchy.
 #[derive(Debug, Clone)]
@@ -116,11 +116,13 @@ fn init_cpuset(dir: &Path) -> Result<(), CgroupError> {
 }
 
 /// The container's directory in every hierarchy, not created yet.
-pub fn plan(inner: &Path) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
-    Ok(hierarchies()?
-        .into_iter()
-        .map(|h| (h.controllers.join(","), place(&h.mount, &h.own, inner)))
-        .collect())
+pub fn plan(inner: &Path) -> Result<Cgroup, CgroupError> {
+    Ok(Cgroup::V1(
+        hierarchies()?
+            .into_iter()
+            .map(|h| (h.controllers.join(","), place(&h.mount, &h.own, inner)))
+            .collect(),
+    ))
 }
 
 /// Creates the planned directories (missing levels too; cpuset levels get
@@ -136,7 +138,7 @@ pub fn create(
         if let Err(e) =
             mkdir_levels(&dir, &init).and_then(|()| if cpuset { init_cpuset(&dir) } else { Ok(()) })
         {
-            let _ = super::remove(&out);
+            let _ = Cgroup::V1(out).remove();
             return Err(e);
         }
         out.insert(key.clone(), dir);

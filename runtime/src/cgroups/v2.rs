@@ -1,10 +1,9 @@
 //! cgroup v2: one directory in the unified hierarchy.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{mkdir_levels, place, CgroupError, CGROUP_ROOT};
+use super::{mkdir_levels, place, Cgroup, CgroupError, CGROUP_ROOT};
 
 /// The caller's own cgroup (the `0::` line of `/proc/self/cgroup`).
 fn own_cgroup() -> Result<String, CgroupError> {
@@ -18,29 +17,27 @@ fn own_cgroup() -> Result<String, CgroupError> {
         .to_string())
 }
 
-/// The container's directory (key `""`), not created yet.
-pub fn plan(inner: &Path) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
-    let dir = place(Path::new(CGROUP_ROOT), &own_cgroup()?, inner);
-    Ok(BTreeMap::from([(String::new(), dir)]))
+/// The container's directory, not created yet.
+pub fn plan(inner: &Path) -> Result<Cgroup, CgroupError> {
+    Ok(Cgroup::V2(place(
+        Path::new(CGROUP_ROOT),
+        &own_cgroup()?,
+        inner,
+    )))
 }
 
 /// Creates the planned directory.
-pub fn create(
-    planned: &BTreeMap<String, PathBuf>,
-) -> Result<BTreeMap<String, PathBuf>, CgroupError> {
-    let Some(dir) = planned.get("").cloned() else {
-        return Ok(BTreeMap::new());
-    };
+pub fn create(dir: &Path) -> Result<PathBuf, CgroupError> {
     // Every level above the container's directory delegates the controllers
     // it has to its children; a level holding processes refuses (EBUSY), and
     // then only the controllers already delegated are available.
-    mkdir_levels(&dir, &|d| {
+    mkdir_levels(dir, &|d| {
         if let Some(parent) = d.parent() {
             enable_controllers(parent);
         }
         Ok(())
     })?;
-    Ok(BTreeMap::from([(String::new(), dir)]))
+    Ok(dir.to_path_buf())
 }
 
 /// Writes `+<controller>` for each controller of `dir` into its

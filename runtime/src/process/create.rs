@@ -1,7 +1,6 @@
 //! The parent side of `create`: validate, record, clone the init, map its
 //! ids, place it in its cgroup, wait until it is ready, save the state.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::net::UnixStream;
@@ -204,10 +203,10 @@ pub fn create(
     dir.create(root)?;
     let lock = dir.lock()?;
     crate::logging::step(|| format!("state directory {} created", dir.path.display()));
-    let mut cg = BTreeMap::new();
+    let mut cg = cgroups::Cgroup::default();
     let res = (|| {
         let planned = if opts.cgroups_disabled {
-            BTreeMap::new()
+            cgroups::Cgroup::default()
         } else {
             cgroups::plan(
                 spec.linux().cgroups_path.as_deref(),
@@ -223,7 +222,7 @@ pub fn create(
         // Until the init exists, a cgroup this `create` makes holds only its
         // processes; in one that existed before, none is taken for its own
         // (the sentinel namespace matches no process).
-        let preexisting = planned.values().any(|d| d.exists());
+        let preexisting = !planned.is_gone();
         dir.save(&Record {
             pid_ns: preexisting.then_some((0, 0)),
             ..new_record(&spec, &ns, &planned, id, &bundle, &rootfs, opts)
@@ -234,14 +233,14 @@ pub fn create(
                 crate::logging::warn("--cgroup-manager disabled: linux.resources is not applied");
             }
         } else {
-            cg = cgroups::create(&planned)?;
+            cg = planned.create()?;
             if let Some(res) = &spec.linux().resources {
                 cgroups::resources::apply(&cg, res)?;
             }
             crate::logging::step(|| {
                 format!(
                     "cgroup created and limited: {:?}",
-                    cg.values().collect::<Vec<_>>()
+                    cg.dirs().collect::<Vec<_>>()
                 )
             });
         }
@@ -266,7 +265,7 @@ pub fn create(
             if let Some(base) = host_mounts_base(&ns, &rootfs) {
                 crate::rootfs::unmount_to(&rootfs, base);
             }
-            let _ = cgroups::remove(&cg);
+            let _ = cg.remove();
             let _ = dir.remove();
             // runtime.md lifecycle: a failed create still ends with the
             // poststop hooks (failures only warned about).
@@ -293,7 +292,7 @@ fn spawn(
     bundle: &Path,
     rootfs: &Path,
     ns: &NsPlan,
-    cg: &BTreeMap<String, PathBuf>,
+    cg: &crate::cgroups::Cgroup,
     dir: &StateDir,
     lock: &fs::File,
     console: Option<&UnixStream>,
@@ -400,8 +399,8 @@ fn spawn(
     if res.is_err() {
         // A frozen init (a cgroup frozen behind corten's back) would not
         // die, nor be reaped, until thawed.
-        if cgroups::is_frozen(cg) {
-            let _ = cgroups::set_frozen(cg, false);
+        if cg.is_frozen() {
+            let _ = cg.set_frozen(false);
         }
         sys::kill_and_reap(pid, REAP_BOUND);
     }
@@ -468,8 +467,8 @@ fn parent_procfs(cell: &mut Option<ProcFs>) -> Result<&ProcFs, CreateError> {
 fn finish(
     spec: &Spec,
     ns: &NsPlan,
-    cg: &BTreeMap<String, PathBuf>,
-    parent_moves: &BTreeMap<String, PathBuf>,
+    cg: &crate::cgroups::Cgroup,
+    parent_moves: &[PathBuf],
     dir: &StateDir,
     bundle: &Path,
     rootfs: &Path,
@@ -578,7 +577,7 @@ fn finish(
 /// namespace (see [`crate::container::Processes`]), and could not here.
 /// (runc accepts it with a warning, and its `delete` then kills them all.)
 fn refuse_indistinguishable(
-    planned: &BTreeMap<String, PathBuf>,
+    planned: &crate::cgroups::Cgroup,
     ns: &NsPlan,
 ) -> Result<(), CreateError> {
     let joined = ns.join.iter().find(|(k, _, _)| *k == NsKind::Pid);
@@ -591,7 +590,8 @@ fn refuse_indistinguishable(
     let Some(target) = target else {
         return Ok(());
     };
-    let same = cgroups::pids(planned)
+    let same = planned
+        .pids()
         .into_iter()
         .filter(|&pid| crate::sys::pid_ns_of(pid) == Some(target))
         .count();
@@ -611,7 +611,7 @@ fn refuse_indistinguishable(
 fn new_record(
     spec: &Spec,
     ns: &NsPlan,
-    cg: &BTreeMap<String, PathBuf>,
+    cg: &crate::cgroups::Cgroup,
     id: &str,
     bundle: &Path,
     rootfs: &Path,
@@ -649,7 +649,7 @@ fn host_mounts_base(ns: &NsPlan, rootfs: &Path) -> Option<usize> {
     (!ns.has(NsKind::Mount)).then(|| *BASE.get_or_init(|| crate::rootfs::mounts_at(rootfs)))
 }
 
-fn exit_reason(pid: i32, cg: &BTreeMap<String, PathBuf>, spec: &Spec) -> String {
+fn exit_reason(pid: i32, cg: &crate::cgroups::Cgroup, spec: &Spec) -> String {
     // The channel closes as the init exits, a moment before its status is
     // there to take: wait for it, briefly.
     let status = sys::reap_within(pid, REAP_BOUND);

@@ -186,7 +186,7 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
         .open(&root_path)
         .map_err(step(format!("open {root_path}")))?;
-    let cg = &cgroups::with_sub_cgroups(&c.record.cgroup_paths, &opts.sub_cgroups)?;
+    let cg = &c.record.cgroup_paths.with_sub_cgroups(&opts.sub_cgroups)?;
     let self_move = cgroups::SelfMove::open(cg)?;
     let child = Child {
         process,
@@ -231,7 +231,7 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
 }
 
 fn finish(
-    parent_moves: &BTreeMap<String, PathBuf>,
+    parent_moves: &[PathBuf],
     intermediate: i32,
     chan: &Channel,
     process: &Process,

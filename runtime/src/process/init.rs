@@ -105,7 +105,7 @@ pub struct InitArgs<'a> {
     /// Namespace plan.
     pub ns: &'a NsPlan,
     /// The container's cgroup directories.
-    pub cgroup_paths: &'a std::collections::BTreeMap<String, PathBuf>,
+    pub cgroup_paths: &'a crate::cgroups::Cgroup,
     /// The exec fifo, opened read-write by the parent before the clone (so
     /// that an init in a user namespace, without access to the host's state
     /// directory, has it too); the init blocks reading it until `start`.

@@ -10,7 +10,6 @@ pub mod rlimits;
 pub mod sync;
 pub mod user;
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 
@@ -24,18 +23,12 @@ use crate::sys::{self, Forked};
 /// ([`crate::cgroups::SelfMove`]).
 pub(crate) fn clone_in_cgroup(
     flags: u64,
-    cg: &BTreeMap<String, PathBuf>,
-) -> io::Result<(Forked, BTreeMap<String, PathBuf>)> {
+    cg: &crate::cgroups::Cgroup,
+) -> io::Result<(Forked, Vec<PathBuf>)> {
     // The v2 directory, or the unified one of a hybrid host.
-    let dir = cg
-        .get("")
-        .or_else(|| cg.get(crate::cgroups::UNIFIED))
-        .and_then(|d| std::fs::File::open(d).ok());
+    let dir = cg.cgroup2_dir().and_then(|d| std::fs::File::open(d).ok());
     let Some(dir) = dir else {
-        return Ok((
-            sys::clone3(flags, None)?,
-            crate::cgroups::left_to_parent(cg, false),
-        ));
+        return Ok((sys::clone3(flags, None)?, cg.left_to_parent(false)));
     };
     match sys::clone3(flags, Some(std::os::fd::AsFd::as_fd(&dir))) {
         Err(e)
@@ -47,16 +40,13 @@ pub(crate) fn clone_in_cgroup(
             crate::logging::debug(&format!(
                 "CLONE_INTO_CGROUP refused ({e}); moving the child afterwards"
             ));
-            Ok((
-                sys::clone3(flags, None)?,
-                crate::cgroups::left_to_parent(cg, false),
-            ))
+            Ok((sys::clone3(flags, None)?, cg.left_to_parent(false)))
         }
         r => {
             if let Ok(Forked::Parent(pid)) = r {
                 crate::logging::debug(&format!("cloned pid {pid} with CLONE_INTO_CGROUP"));
             }
-            Ok((r?, crate::cgroups::left_to_parent(cg, true)))
+            Ok((r?, cg.left_to_parent(true)))
         }
     }
 }

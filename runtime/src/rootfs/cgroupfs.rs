@@ -38,7 +38,7 @@ pub fn mount_cgroup(rfs: &Rootfs<'_>, dest: &str, opts: &MountOptions) -> Result
                 None::<&str>,
             )
             .map_err(err(dest, "mount cgroup2"))?;
-        } else if let Some(dir) = rfs.cgroup_paths.get("") {
+        } else if let Some(dir) = rfs.cgroup_paths.v2_dir() {
             bind_ro(rfs, dir, &fd_path(&target), dest, flags)?;
         }
         return finish(rfs, dest, opts);
@@ -53,12 +53,9 @@ pub fn mount_cgroup(rfs: &Rootfs<'_>, dest: &str, opts: &MountOptions) -> Result
         Some(data),
     )
     .map_err(err(dest, "mount cgroup tmpfs"))?;
-    for (name, dir) in rfs.cgroup_paths {
-        // As runc: the hybrid host's unified hierarchy is not shown, and
-        // `name=systemd` appears as `systemd`.
-        if name == crate::cgroups::UNIFIED {
-            continue;
-        }
+    // As runc: the hybrid host's unified hierarchy is not shown, and
+    // `name=systemd` appears as `systemd`.
+    for (name, dir) in rfs.cgroup_paths.v1_hierarchies() {
         let name = name.strip_prefix("name=").unwrap_or(name);
         let sub = format!("{}/{}", dest.trim_end_matches('/'), name);
         let fd = ensure(rfs.fd(), Path::new(&sub), false).map_err(|e| RootfsError::Dest {

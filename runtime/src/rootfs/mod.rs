@@ -12,7 +12,6 @@ pub mod options;
 mod paths;
 pub mod resolve;
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -157,7 +156,7 @@ pub struct Rootfs<'a> {
     /// The container has its own cgroup namespace.
     pub cgroupns: bool,
     /// The container's cgroup directories.
-    pub cgroup_paths: &'a BTreeMap<String, PathBuf>,
+    pub cgroup_paths: &'a crate::cgroups::Cgroup,
     /// Bind mount sources cloned by the runtime, by mount index (see
     /// [`mounts::clone_bind_sources`]); empty when there are none.
     pub bind_trees: &'a [Option<OwnedFd>],
@@ -186,7 +185,7 @@ impl<'a> Rootfs<'a> {
         bundle: &'a Path,
         userns: bool,
         cgroupns: bool,
-        cgroup_paths: &'a BTreeMap<String, PathBuf>,
+        cgroup_paths: &'a crate::cgroups::Cgroup,
         own_mnt_ns: bool,
         bind_trees: &'a [Option<OwnedFd>],
     ) -> Result<Rootfs<'a>, RootfsError> {

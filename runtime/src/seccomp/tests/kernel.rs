@@ -198,7 +198,12 @@ fn send_to_listener_passes_the_state_and_the_fd() {
                            "pid": 4242, "bundle": "/bundle" } })
     );
     // runc's field order (ContainerProcessState): metadata before state.
-    let keys: Vec<&str> = message.as_object().expect("object").keys().map(String::as_str).collect();
+    let keys: Vec<&str> = message
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(keys, ["ociVersion", "fds", "pid", "metadata", "state"]);
     let ino = |fd: OwnedFd| std::fs::File::from(fd).metadata().expect("fstat").ino();
     assert_eq!(
