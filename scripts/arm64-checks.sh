@@ -241,7 +241,7 @@ if [ "$WITH_UNIT" = 1 ]; then
     echo "arm64: ===== unit tests (runtime library) on the arm64 kernel ====="
     start=$(cut -d' ' -f1 /proc/uptime)
     (cd /tmp && RUST_BACKTRACE=0 timeout 600 /tests/corten-unit --test-threads=2 >/tmp/unit.log 2>&1; echo $? >/tmp/unit.rc)
-    grep -E '^test .* (FAILED|ok)$|^test result:' /tmp/unit.log | grep -E 'FAILED|seccomp::tests::kernel|bpf_devices::tests::kernel|symlink_cannot_escape|^test result:'
+    grep -E '^test .* (FAILED|ok)$|^test result:' /tmp/unit.log | grep -E 'FAILED|seccomp::tests::kernel|devices::tests::kernel|symlink_cannot_escape|^test result:'
     line=$(grep '^test result:' /tmp/unit.log | tail -n1)
     p=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) passed;.*/\1/p')
     f=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) failed;.*/\1/p')

@@ -167,13 +167,7 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerE
         return Err(ContainerError::Status("container not running".into()));
     }
     let pid = c.record.pid;
-    let sent = match Signal::try_from(sig) {
-        Ok(s) => send_signal(Pid::from_raw(pid), s),
-        // 0 and real-time signals are not in nix's enum.
-        // SAFETY: kill takes two integers and touches no memory.
-        Err(_) => nix::errno::Errno::result(unsafe { libc::kill(pid, sig) }).map(drop),
-    };
-    sent.map_err(|source| ContainerError::Kill { sig, pid, source })?;
+    crate::sys::kill(pid, sig).map_err(|source| ContainerError::Kill { sig, pid, source })?;
     if c.status == Status::Paused && sig == libc::SIGKILL {
         let _ = c.record.cgroup_paths.set_frozen(false);
     }

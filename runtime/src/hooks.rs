@@ -11,7 +11,6 @@
 //! | `poststart` | `start`, after the process started | runtime | warning, the rest goes on |
 //! | `poststop` | `delete`, after the container is gone | runtime | warning, the rest goes on |
 
-use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::process::{Child, Command, Stdio};
@@ -137,59 +136,6 @@ fn nonblocking(fd: std::os::fd::BorrowedFd<'_>) {
     }
 }
 
-/// A hook's program, arguments and environment as execve(2) takes them,
-/// built before the fork (the child must not allocate).
-struct Execve {
-    strings: Vec<CString>,
-    argv: Vec<*const libc::c_char>,
-    envp: Vec<*const libc::c_char>,
-}
-
-// SAFETY: the pointers point into `strings`' heap buffers, which move with
-// the struct and are never changed; the struct is only read.
-unsafe impl Send for Execve {}
-// SAFETY: as for Send: read-only.
-unsafe impl Sync for Execve {}
-
-impl Execve {
-    fn new(hook: &Hook) -> std::io::Result<Execve> {
-        let c = |s: &str| {
-            CString::new(s).map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "contains a NUL byte")
-            })
-        };
-        let mut strings = vec![c(&hook.path)?];
-        let args: Vec<&str> = if hook.args.is_empty() {
-            vec![hook.path.as_str()]
-        } else {
-            hook.args.iter().map(String::as_str).collect()
-        };
-        for a in &args {
-            strings.push(c(a)?);
-        }
-        let env: Vec<&String> = hook.env.iter().filter(|e| e.contains('=')).collect();
-        for e in &env {
-            strings.push(c(e)?);
-        }
-        let ptrs = |r: std::ops::Range<usize>| {
-            let mut v: Vec<_> = strings[r].iter().map(|s| s.as_ptr()).collect();
-            v.push(std::ptr::null());
-            v
-        };
-        let argv = ptrs(1..1 + args.len());
-        let envp = ptrs(1 + args.len()..strings.len());
-        Ok(Execve {
-            strings,
-            argv,
-            envp,
-        })
-    }
-
-    fn path(&self) -> *const libc::c_char {
-        self.strings[0].as_ptr()
-    }
-}
-
 /// Runs `hook` with `state` (the OCI state JSON) on its stdin, as runc
 /// does; waits at most its `timeout` seconds, counted from the start
 /// (killing it then). Output is collected while it runs, for the error.
@@ -204,30 +150,28 @@ pub fn run(index: usize, hook: &Hook, state: &str) -> Result<(), HookError> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let exec = Execve::new(hook).map_err(|source| HookError::Spawn {
-        index,
-        path: hook.path.clone(),
-        source,
-    })?;
-    let parent = nix::unistd::getpid().as_raw();
-    // SAFETY: runs in the forked child before exec; calls only
-    // async-signal-safe functions (prctl, getppid, _exit, execve) on
-    // integers and on `exec`'s buffers, built before the fork and not
-    // touched by anyone else.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            // A hook never outlives the command that runs it: killing a
-            // corten command stuck on a hook with no timeout ends the hook.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            // The exec itself: std's (execvp) would run a file that is no
-            // program with /bin/sh, where runc fails with ENOEXEC.
-            libc::execve(exec.path(), exec.argv.as_ptr(), exec.envp.as_ptr());
-            Err(std::io::Error::last_os_error())
-        });
-    }
+    let args: Vec<&str> = if hook.args.is_empty() {
+        vec![hook.path.as_str()]
+    } else {
+        hook.args.iter().map(String::as_str).collect()
+    };
+    let env: Vec<&str> = hook
+        .env
+        .iter()
+        .filter(|e| e.contains('='))
+        .map(String::as_str)
+        .collect();
+    let exec =
+        crate::sys::Execve::new(&hook.path, &args, &env).map_err(|source| HookError::Spawn {
+            index,
+            path: hook.path.clone(),
+            source,
+        })?;
+    // A hook never outlives the command that runs it: killing a corten
+    // command stuck on a hook with no timeout ends the hook. The exec itself
+    // is execve: std's (execvp) would run a file that is no program with
+    // /bin/sh, where runc fails with ENOEXEC.
+    crate::sys::execve_dying_with_parent(&mut cmd, exec);
     let mut child = cmd.spawn().map_err(|source| HookError::Spawn {
         index,
         path: hook.path.clone(),

@@ -15,7 +15,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,10 +67,11 @@ pub fn init(file: Option<PathBuf>, format: Format, debug: bool) -> std::io::Resu
     let to_file = file.is_some();
     let out = if debug && !to_file {
         // F_DUPFD_CLOEXEC: the copy never reaches the container's program.
-        nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        // (std's try_clone_to_owned is F_DUPFD_CLOEXEC from 3.)
+        std::os::fd::AsFd::as_fd(&std::io::stderr())
+            .try_clone_to_owned()
             .ok()
-            // SAFETY: fcntl just returned this new descriptor, owned by nothing else.
-            .map(|fd| File::from(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }))
+            .map(File::from)
     } else {
         file
     };

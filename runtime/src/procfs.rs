@@ -19,7 +19,7 @@
 //! - the opened file checked with `fstatfs` to be procfs before the write.
 
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::sys::{self, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV};
@@ -115,52 +115,16 @@ impl ProcFs {
 }
 
 fn cwd() -> BorrowedFd<'static> {
-    // SAFETY: AT_FDCWD is a constant that is valid for the life of the process.
-    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+    sys::cwd_fd()
 }
 
-/// `fsopen("proc")`, `fsconfig(FSCONFIG_CMD_CREATE)`, `fsmount`: a procfs
-/// mount that is attached nowhere.
+/// A procfs mount that is attached nowhere, checked to be procfs.
 fn private_instance() -> io::Result<OwnedFd> {
-    const FSOPEN_CLOEXEC: libc::c_uint = 1;
-    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-    /// `MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC`.
-    const ATTRS: libc::c_uint = 0x02 | 0x04 | 0x08;
-    let name = c"proc";
-    // SAFETY: name is a NUL-terminated string alive for the call.
-    let fs = check_fd(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) })?;
-    // SAFETY: fsconfig with CMD_CREATE takes no key, value or aux.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fsmount takes a descriptor and two integers.
-    let mnt = check_fd(unsafe {
-        libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, ATTRS)
-    })?;
+    let mnt = sys::detached_procfs()?;
     if sys::fs_magic(mnt.as_fd())? != PROC_SUPER_MAGIC {
         return Err(io::Error::other("fsmount(proc) is not procfs"));
     }
     Ok(mnt)
-}
-
-fn check_fd(ret: libc::c_long) -> io::Result<OwnedFd> {
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = libc::c_int::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 #[cfg(test)]

@@ -606,11 +606,163 @@ pub fn in_pid_ns_tree(pid: i32, ns: NsId) -> bool {
 }
 
 /// `kill(pid, sig)` for any signal number (nix's `Signal` lacks 0 and the
-/// real-time ones); a pid that is already gone is not an error here.
+/// real-time ones).
+pub fn kill(pid: i32, sig: i32) -> nix::Result<()> {
+    // SAFETY: kill takes two integers and touches no memory.
+    nix::errno::Errno::result(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// [`kill`] where a pid that is already gone is not an error.
 pub fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill takes two integers and touches no memory; a pid that is
-    // already gone just yields ESRCH.
-    unsafe { libc::kill(pid, sig) };
+    let _ = kill(pid, sig);
+}
+
+/// `openat` returning an owned descriptor (nix 0.29's returns a raw one).
+pub fn openat(
+    dir: BorrowedFd<'_>,
+    name: &Path,
+    flags: nix::fcntl::OFlag,
+    mode: nix::sys::stat::Mode,
+) -> io::Result<OwnedFd> {
+    let name = cstring(name)?;
+    // SAFETY: name is NUL-terminated and alive for the call; the kernel
+    // returns a new descriptor or -1.
+    let ret = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags.bits(),
+            libc::c_uint::from(mode.bits()),
+        )
+    };
+    owned(libc::c_long::from(ret))
+}
+
+/// `fsopen("proc")`, `fsconfig(FSCONFIG_CMD_CREATE)`, `fsmount`: a procfs
+/// mount (nosuid, nodev, noexec) that is attached nowhere.
+pub fn detached_procfs() -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    /// `MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC`.
+    const ATTRS: libc::c_uint = 0x02 | 0x04 | 0x08;
+    let name = c"proc";
+    // SAFETY: name is a NUL-terminated string alive for the call.
+    let fs = owned(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: fsconfig with CMD_CREATE takes no key, value or aux.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })?;
+    // SAFETY: fsmount takes a descriptor and two integers.
+    owned(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, ATTRS) })
+}
+
+/// The descriptor standing for the current directory in `*at` calls.
+pub fn cwd_fd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is no descriptor: the kernel reads it as "the current
+    // directory", and it can never be closed.
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
+/// The descriptors a message received over a unix socket carried
+/// (`SCM_RIGHTS`), owned: the kernel installed them for this process.
+pub fn received_fds(fds: Vec<std::os::fd::RawFd>) -> Vec<OwnedFd> {
+    fds.into_iter()
+        // SAFETY: each is a new descriptor the kernel just installed for
+        // the receiver (nix hands them out raw); nothing else owns them.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect()
+}
+
+/// `setdomainname(2)` (nix wraps only `sethostname`).
+pub fn setdomainname(name: &str) -> io::Result<()> {
+    let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: c is a NUL-terminated string alive for the call; the kernel
+    // copies `name.len()` bytes of it.
+    if unsafe { libc::setdomainname(c.as_ptr(), name.len()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Copies the window size of terminal `from` to terminal `to` (best effort:
+/// `from` may be no terminal).
+pub fn copy_winsize(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize, which `ws` is, alive for the call.
+    if unsafe { libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } == 0 {
+        let _ = set_winsize(to, ws.ws_row, ws.ws_col);
+    }
+}
+
+/// `personality(2)` (nix's wrapper knows only some flag bits).
+pub fn personality(persona: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: personality takes an integer and touches no memory.
+    if unsafe { libc::personality(persona) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `set_mempolicy(2)` with the node mask `mask` (`None`: no nodes).
+pub fn set_mempolicy(mode: libc::c_int, mask: Option<&[libc::c_ulong]>) -> io::Result<()> {
+    let (ptr, maxnode) = match mask {
+        Some(m) => (m.as_ptr(), m.len() * libc::c_ulong::BITS as usize + 1),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: ptr is null or points to `mask`, alive for the call and
+    // holding `maxnode - 1` bits, as set_mempolicy(2) reads it.
+    check(unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) }).map(drop)
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, value)`: the calling process.
+pub fn ioprio_set(value: u32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) }).map(drop)
+}
+
+/// `sched_attr`, version 0 layout (sched_setattr(2)).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct SchedAttr {
+    /// Size of this structure.
+    pub size: u32,
+    /// `SCHED_*` policy.
+    pub sched_policy: u32,
+    /// `SCHED_FLAG_*`.
+    pub sched_flags: u64,
+    /// Nice value (normal policies).
+    pub sched_nice: i32,
+    /// Static priority (real-time policies).
+    pub sched_priority: u32,
+    /// SCHED_DEADLINE runtime, ns.
+    pub sched_runtime: u64,
+    /// SCHED_DEADLINE deadline, ns.
+    pub sched_deadline: u64,
+    /// SCHED_DEADLINE period, ns.
+    pub sched_period: u64,
+}
+
+/// `sched_setattr(0, attr, 0)`: the calling thread; `attr.size` is set here.
+pub fn sched_setattr(mut attr: SchedAttr) -> io::Result<()> {
+    attr.size = u32::try_from(std::mem::size_of::<SchedAttr>()).unwrap_or(48);
+    // SAFETY: attr is a valid sched_attr (version 0 layout) whose size field
+    // matches; the kernel only reads it.
+    check(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) })
+        .map(drop)
 }
 
 /// Reaps our child `pid`, waiting at most `bound` for it to end: its
@@ -641,6 +793,74 @@ pub fn kill_and_reap(pid: i32, bound: std::time::Duration) -> bool {
         reap_within(pid, bound),
         Ok(nix::sys::wait::WaitStatus::StillAlive)
     )
+}
+
+/// A program, its arguments and environment as execve(2) takes them, built
+/// before a fork (the child must not allocate).
+#[derive(Debug)]
+pub struct Execve {
+    strings: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the pointers point into `strings`' heap buffers, which move with
+// the struct and are never changed; the struct is only read.
+unsafe impl Send for Execve {}
+// SAFETY: as for Send: read-only.
+unsafe impl Sync for Execve {}
+
+impl Execve {
+    /// `path` with argv `args` and environment `env`; fails on a NUL byte.
+    pub fn new(path: &str, args: &[&str], env: &[&str]) -> io::Result<Execve> {
+        let c = |s: &str| {
+            CString::new(s)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "contains a NUL byte"))
+        };
+        let mut strings = vec![c(path)?];
+        for s in args.iter().chain(env) {
+            strings.push(c(s)?);
+        }
+        let ptrs = |r: std::ops::Range<usize>| {
+            let mut v: Vec<_> = strings[r].iter().map(|s| s.as_ptr()).collect();
+            v.push(std::ptr::null());
+            v
+        };
+        let argv = ptrs(1..1 + args.len());
+        let envp = ptrs(1 + args.len()..strings.len());
+        Ok(Execve {
+            strings,
+            argv,
+            envp,
+        })
+    }
+}
+
+/// Makes `cmd`'s child die with this process (parent-death SIGKILL, and
+/// `_exit(1)` if this process is already gone) and run `exec` with
+/// execve(2) instead of std's execvp.
+pub fn execve_dying_with_parent(cmd: &mut std::process::Command, exec: Execve) {
+    let parent = nix::unistd::getpid().as_raw();
+    // SAFETY: runs in the forked child before exec; calls only
+    // async-signal-safe functions (prctl, getppid, _exit, execve) on
+    // integers and on `exec`'s buffers, built before the fork and not
+    // touched by anyone else.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            // The whole `Execve` is moved in (Send), not its raw fields.
+            let exec = &exec;
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            libc::execve(
+                exec.strings[0].as_ptr(),
+                exec.argv.as_ptr(),
+                exec.envp.as_ptr(),
+            );
+            Err(io::Error::last_os_error())
+        });
+    }
 }
 
 /// Ends a forked child with `_exit`: none of the parent's atexit handlers

@@ -12,7 +12,7 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-use super::{bpf_devices, resources, schema};
+use super::{devices, resources, schema};
 use crate::fuzz_support::{self as fz, json, number, object, one_line, scalar};
 
 /// Keys of `linux.resources`, at any depth.
@@ -382,11 +382,11 @@ fn check(mut res: Value) -> Result<(), TestCaseError> {
         };
         if v2 {
             prop_assert!(
-                bpf_devices::rules_from_spec(devices).is_ok(),
+                devices::rules_from_spec(devices).is_ok(),
                 "planned, but the device rules fail after the writes: {devices}"
             );
         } else {
-            for (_, line) in resources::device_rules(devices) {
+            for (_, line) in devices::device_rules(devices) {
                 prop_assert!(v1_device_line(&line), "v1 device rule {line:?}");
             }
         }

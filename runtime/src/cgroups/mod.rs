@@ -5,7 +5,7 @@
 //! included) and [`v2`] (the unified hierarchy). Resource limits, freezing and
 //! statistics come with the cgroups issue; this module is their home.
 
-pub mod bpf_devices;
+pub mod devices;
 #[cfg(test)]
 pub(crate) mod fuzz;
 mod paths;
@@ -13,7 +13,6 @@ pub mod resources;
 pub mod schema;
 pub mod stats;
 pub mod v1;
-pub mod v1_devices;
 pub mod v2;
 
 use std::collections::BTreeMap;
@@ -213,10 +212,9 @@ impl SelfMove {
             })?;
         }
         for (_, f) in &self.files {
-            // SAFETY: closes this process's copy of a descriptor it owns and
-            // will not use again; the parent's copy is unaffected, and the
-            // `File` above is never dropped in this process (see the doc).
-            unsafe { libc::close(std::os::fd::AsRawFd::as_raw_fd(f)) };
+            // This process's copy, closed by number: the parent's copy is
+            // unaffected, and the `File` is never dropped here (see above).
+            let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(f));
         }
         Ok(())
     }

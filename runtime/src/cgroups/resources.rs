@@ -8,8 +8,6 @@
 //! runc. Device rules are separate ([`device_rules`]): v1 writes them to
 //! `devices.allow`/`devices.deny`, v2 compiles them into an eBPF program.
 
-use std::path::Path;
-
 use serde_json::Value;
 
 use super::{write, Cgroup, CgroupError};
@@ -340,7 +338,7 @@ pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
         match key.as_str() {
             // Written by `apply` after the rest: checked now, so that a
             // refusal comes before the first write.
-            "devices" => check_devices(v, v2)?,
+            "devices" => super::devices::check(v, v2)?,
             "memory" => memory(v, v2, &mut out)?,
             "cpu" => cpu(v, v2, &mut out)?,
             "pids" => {
@@ -442,89 +440,6 @@ pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
     Ok(out)
 }
 
-/// The device rules as `apply` will take them (with its messages), and
-/// on v1 only rules `devices.allow` accepts: type `a`, `b` or `c`, numbers
-/// `*` or 0 to 2^32-1.
-fn check_devices(devices: &Value, v2: bool) -> Result<(), CgroupError> {
-    if !v2 {
-        for (_, rule) in device_rules(devices) {
-            if !super::v1_devices::well_formed(&rule) {
-                return Err(CgroupError::Unsupported(format!(
-                    "invalid device rule {rule:?}"
-                )));
-            }
-        }
-    }
-    let rules = super::bpf_devices::rules_from_spec(devices).map_err(|e| {
-        CgroupError::Unsupported(if v2 {
-            format!("device filter: {e}")
-        } else {
-            e.to_string()
-        })
-    })?;
-    if v2 {
-        return Ok(());
-    }
-    for (index, r) in rules.iter().enumerate() {
-        if r.kind == super::bpf_devices::DeviceKind::All {
-            continue; // `a` takes no numbers
-        }
-        for n in [r.major, r.minor].into_iter().flatten() {
-            if u32::try_from(n).is_err() {
-                return Err(CgroupError::Unsupported(format!(
-                    "linux.resources.devices[{index}]: device number {n} cannot be expressed on cgroup v1"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A device rule as v1's `devices.allow`/`devices.deny` take it.
-pub fn v1_device_rule(d: &Value) -> String {
-    // -1 is the wildcard too (runc).
-    let num = |k: &str| {
-        int(d, k)
-            .filter(|n| *n != -1)
-            .map_or("*".to_string(), |n| n.to_string())
-    };
-    let typ = d.get("type").and_then(Value::as_str).unwrap_or("a");
-    let access = d.get("access").and_then(Value::as_str).unwrap_or("rwm");
-    format!("{typ} {}:{} {access}", num("major"), num("minor"))
-}
-
-/// The devices every container may use after its own rules (runc's list):
-/// mknod of anything, then the standard nodes.
-pub const DEFAULT_ALLOWED: &[&str] = &[
-    "c *:* m",
-    "b *:* m",
-    "c 1:3 rwm",
-    "c 1:8 rwm",
-    "c 1:7 rwm",
-    "c 5:0 rwm",
-    "c 1:5 rwm",
-    "c 1:9 rwm",
-    "c 136:* rwm",
-    "c 5:2 rwm",
-    "c 10:200 rwm",
-];
-
-/// v1 device rules: the config's rules in order, then the defaults, as
-/// `(allow, "type major:minor access")`.
-pub fn device_rules(devices: &Value) -> Vec<(bool, String)> {
-    let mut out: Vec<(bool, String)> = devices
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| {
-            let allow = d.get("allow").and_then(Value::as_bool).unwrap_or(false);
-            (allow, v1_device_rule(d))
-        })
-        .collect();
-    out.extend(DEFAULT_ALLOWED.iter().map(|r| (true, (*r).to_string())));
-    out
-}
-
 fn do_write(paths: &Cgroup, x: &Write) -> Result<(), CgroupError> {
     let dir = paths.dir_for(x.controller).ok_or_else(|| {
         CgroupError::Unsupported(format!(
@@ -586,14 +501,7 @@ pub fn apply(paths: &Cgroup, res: &Value) -> Result<(), CgroupError> {
         }
     }
     if let Some(devices) = res.get("devices") {
-        match paths {
-            Cgroup::V2(dir) => apply_v2_devices(dir, devices)?,
-            Cgroup::V1(_) => {
-                if let Some(dir) = paths.dir_for("devices") {
-                    super::v1_devices::apply(dir, &device_rules(devices))?;
-                }
-            }
-        }
+        super::devices::apply(paths, devices)?;
     }
     Ok(())
 }
@@ -631,16 +539,6 @@ fn period_and_quota_v1(paths: &Cgroup, period: &Write, quota: &Write) -> Result<
             do_write(paths, quota)
         }
     }
-}
-
-/// v2: the device rules (then the defaults) as an eBPF program attached to
-/// the cgroup.
-fn apply_v2_devices(dir: &Path, devices: &Value) -> Result<(), CgroupError> {
-    let err =
-        |e: super::bpf_devices::BpfError| CgroupError::Unsupported(format!("device filter: {e}"));
-    let mut rules = super::bpf_devices::rules_from_spec(devices).map_err(err)?;
-    rules.extend(super::bpf_devices::default_allowed());
-    super::bpf_devices::apply(dir, &rules).map_err(err)
 }
 
 #[cfg(test)]
@@ -797,20 +695,8 @@ mod tests {
             e.unwrap_err().to_string(),
             r#"invalid device rule "c *:* rwxq""#
         );
-        // A final newline is dropped; -1 is v1's wildcard, as in runc.
+        // A final newline is dropped.
         let p = plan(&json!({"unified": {"memory.high": "max\n"}}), true).unwrap();
         assert_eq!(p[0].value, "max");
-        let rule = json!({"type": "c", "major": -1, "minor": 3, "access": "rw"});
-        assert_eq!(v1_device_rule(&rule), "c *:3 rw");
-    }
-
-    #[test]
-    fn device_rules_then_defaults() {
-        let d = device_rules(
-            &json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]),
-        );
-        assert_eq!(d[0], (false, "a *:* rwm".to_string()));
-        assert_eq!(d[1], (true, "c 10:229 rw".to_string()));
-        assert_eq!(d.len(), 2 + DEFAULT_ALLOWED.len());
     }
 }

@@ -4,7 +4,7 @@
 //! terminal, window size followed on SIGWINCH) until the process exits.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -67,9 +67,8 @@ fn recv_fd(conn: &UnixStream) -> io::Result<OwnedFd> {
     )?;
     for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(fd) = fds.first() {
-                // SAFETY: the kernel just installed this descriptor for us.
-                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            if let Some(fd) = crate::sys::received_fds(fds).into_iter().next() {
+                return Ok(fd);
             }
         }
     }
@@ -106,19 +105,7 @@ impl Drop for RawMode {
 }
 
 fn copy_winsize(master: BorrowedFd<'_>) {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ/TIOCSWINSZ read or write one winsize, which `ws`
-    // is, alive for both calls.
-    unsafe {
-        if libc::ioctl(libc::STDIN_FILENO, libc::TIOCGWINSZ, &mut ws) == 0 {
-            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-        }
-    }
+    crate::sys::copy_winsize(io::stdin().as_fd(), master);
 }
 
 fn status_code(s: WaitStatus) -> Option<u8> {

@@ -273,10 +273,7 @@ impl Attrs {
     pub fn apply_final(&self) -> Result<(), AttrError> {
         if let Some(p) = &self.personality {
             let persona: libc::c_ulong = if p.domain == "LINUX32" { 0x0008 } else { 0 };
-            // SAFETY: personality takes an integer and touches no memory.
-            if unsafe { libc::personality(persona) } == -1 {
-                return Err(apply("personality"));
-            }
+            crate::sys::personality(persona).map_err(apply("personality"))?;
         }
         if let Some(m) = &self.memory_policy {
             let mut mode = mpol_mode(&m.mode)?;
@@ -290,24 +287,12 @@ impl Attrs {
                     mask[node / bits] |= 1 << (node % bits);
                 }
             }
-            let (ptr, maxnode) = if m.nodes.is_some() {
-                (mask.as_ptr(), mask.len() * bits + 1)
-            } else {
-                (std::ptr::null(), 0)
-            };
-            // SAFETY: ptr is null or points to `mask`, alive for the call and
-            // holding `maxnode - 1` bits, as set_mempolicy(2) reads it.
-            if unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) } != 0 {
-                return Err(apply("set_mempolicy"));
-            }
+            crate::sys::set_mempolicy(mode, m.nodes.as_ref().map(|_| &mask[..]))
+                .map_err(apply("set_mempolicy"))?;
         }
         if let Some(io) = &self.io_priority {
             let value = (io_class(&io.class)? << 13) | io.priority;
-            const IOPRIO_WHO_PROCESS: libc::c_int = 1;
-            // SAFETY: integer arguments only.
-            if unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) } != 0 {
-                return Err(apply("ioprio_set"));
-            }
+            crate::sys::ioprio_set(value).map_err(apply("ioprio_set"))?;
         }
         if let Some(s) = &self.scheduler {
             let mut flags = 0;
@@ -315,7 +300,7 @@ impl Attrs {
                 flags |= sched_flag(f)?;
             }
             let attr = SchedAttr {
-                size: u32::try_from(std::mem::size_of::<SchedAttr>()).unwrap_or(48),
+                size: 0,
                 sched_policy: policy(&s.policy)?,
                 sched_flags: flags,
                 sched_nice: s.nice,
@@ -324,13 +309,7 @@ impl Attrs {
                 sched_deadline: s.deadline,
                 sched_period: s.period,
             };
-            // SAFETY: attr is a valid sched_attr (version 0 layout) whose
-            // size field matches; the kernel only reads it.
-            if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) }
-                != 0
-            {
-                return Err(apply("sched_setattr"));
-            }
+            crate::sys::sched_setattr(attr).map_err(apply("sched_setattr"))?;
         }
         if let Some(l) = self
             .exec_cpu_affinity
@@ -343,24 +322,10 @@ impl Attrs {
     }
 }
 
-/// `struct sched_attr`, version 0 (48 bytes).
-#[repr(C)]
-struct SchedAttr {
-    size: u32,
-    sched_policy: u32,
-    sched_flags: u64,
-    sched_nice: i32,
-    sched_priority: u32,
-    sched_runtime: u64,
-    sched_deadline: u64,
-    sched_period: u64,
-}
+use crate::sys::SchedAttr;
 
-fn apply(op: &'static str) -> AttrError {
-    AttrError::Apply {
-        op,
-        source: std::io::Error::last_os_error(),
-    }
+fn apply(op: &'static str) -> impl FnOnce(std::io::Error) -> AttrError {
+    move |source| AttrError::Apply { op, source }
 }
 
 fn set_affinity(list: &str) -> Result<(), AttrError> {

@@ -342,9 +342,9 @@ fn spawn(
     let first = match cloned {
         Forked::Child => {
             drop(parent_end);
-            // SAFETY: closes the child's copy of the lock descriptor, which
-            // nothing in the child uses; the parent's copy stays open.
-            unsafe { libc::close(args.state_lock) };
+            // The child's copy of the lock descriptor, which nothing in the
+            // child uses; the parent's copy stays open.
+            let _ = nix::unistd::close(args.state_lock);
             if fast {
                 init::run(&args, &child_end)
             } else {

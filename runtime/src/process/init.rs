@@ -5,7 +5,7 @@
 //! spec is already here; nothing is re-executed or re-parsed.
 
 use std::ffi::CString;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -254,12 +254,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         nix::unistd::sethostname(h).map_err(nstep("sethostname"))?;
     }
     if let Some(d) = spec.domainname.as_deref().filter(|d| !d.is_empty()) {
-        let c = CString::new(d)
-            .map_err(|_| step("setdomainname")(io::ErrorKind::InvalidInput.into()))?;
-        // SAFETY: c is a NUL-terminated string alive for the call; the kernel copies it.
-        if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } != 0 {
-            return Err(step("setdomainname")(io::Error::last_os_error()));
-        }
+        crate::sys::setdomainname(d).map_err(step("setdomainname"))?;
     }
     rfs.enter(spec, a.no_pivot)?;
     crate::logging::step(|| {
@@ -283,8 +278,10 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         _ => return Err(InitError::Orphaned),
     }
     prctl::set_pdeathsig(None).map_err(nstep("clear parent-death signal"))?;
-    // SAFETY: closing our copy of the channel; no other owner uses the fd in this process.
-    unsafe { libc::close(std::os::fd::AsRawFd::as_raw_fd(chan)) };
+    // Our copy of the channel, closed by number: the `Channel` is borrowed
+    // and never used again in this process, which leaves only by execve or
+    // _exit (so it is never closed twice).
+    let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(chan));
 
     wait_for_start(a.fifo);
     crate::logging::step(|| "init: started".into());
@@ -450,19 +447,19 @@ fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
 
 /// Blocks until `corten start` writes to the exec fifo.
 fn wait_for_start(fifo: std::os::fd::RawFd) {
-    // SAFETY: the descriptor was opened by the parent before the clone, is
-    // owned by nothing else in this process and is used only here.
-    let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fifo) };
+    // The descriptor was opened by the parent before the clone and is used
+    // only here.
     let mut b = [0u8; 1];
     loop {
-        match f.read(&mut b) {
+        match nix::unistd::read(fifo, &mut b) {
             Ok(1) => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(nix::Error::EINTR) => continue,
             // EOF or an error cannot happen while we hold the fifo open for
             // writing too; if it does, nobody can start us.
             _ => crate::sys::exit_child(1),
         }
     }
+    let _ = nix::unistd::close(fifo);
 }
 
 /// Closes every descriptor beyond stdio and the preserved ones, then execs.

@@ -116,15 +116,14 @@ pub fn switch(uid: u32, gid: u32, additional: &[u32], userns: bool) -> Result<()
 /// from a `gid=5` devpts stays in group tty). Refusals the kernel makes for
 /// ids not mapped in a user namespace or a read-only filesystem are ignored.
 pub fn fix_stdio_owner(uid: u32) -> Result<(), UserError> {
-    use std::os::fd::BorrowedFd;
+    use std::os::fd::{AsFd, BorrowedFd};
     let null = nix::sys::stat::stat("/dev/null").map_err(|source| UserError::Set {
         op: "stat /dev/null",
         source,
     })?;
-    for fd in 0..=2 {
-        // SAFETY: fds 0-2 stay open for the life of the process; the
-        // borrow ends within this iteration.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let stdio: [BorrowedFd<'_>; 3] = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    for fd in stdio {
         let Ok(st) = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)) else {
             continue;
         };

@@ -124,15 +124,13 @@ fn create(rfs: &Rootfs<'_>, d: &Device) -> Result<(), RootfsError> {
         makedev(major, minor),
     )
     .map_err(dev_err(&d.path))?;
-    let fd = nix::fcntl::openat(
-        Some(parent.as_raw_fd()),
-        name,
+    let fd = sys::openat(
+        parent.as_fd(),
+        Path::new(name),
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| dev_err(&d.path)(e.into()))?;
-    // SAFETY: openat returned a fresh descriptor that nothing else owns.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    .map_err(dev_err(&d.path))?;
     let p = fd_path(&fd);
     nix::sys::stat::fchmodat(
         None,

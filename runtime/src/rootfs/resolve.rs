@@ -121,8 +121,9 @@ pub fn ensure(root: BorrowedFd<'_>, path: &Path, file: bool) -> io::Result<Owned
             | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::from_bits_truncate(0o644),
     ) {
-        // SAFETY: openat returned a fresh descriptor that nothing else owns.
-        Ok(fd) => drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }),
+        Ok(fd) => {
+            let _ = nix::unistd::close(fd);
+        }
         Err(nix::Error::EEXIST) => {}
         Err(e) => return Err(e.into()),
     }

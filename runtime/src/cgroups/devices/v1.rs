@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::CgroupError;
+use crate::cgroups::{write, CgroupError};
 
 /// A device, or a class of them (`*` is -1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -173,7 +173,7 @@ pub fn apply(dir: &Path, rules: &[(bool, String)]) -> Result<(), CgroupError> {
         } else {
             "devices.deny"
         };
-        super::write(&dir.join(file), &rule)?;
+        write(&dir.join(file), &rule)?;
     }
     let after = State::from_list(&read_list()?);
     let matches = if target.allow_all {
