@@ -47,6 +47,7 @@ impl CreateFlags {
             preserve_fds: self.preserve_fds,
             systemd_cgroup: g.systemd_cgroup,
             cgroups_disabled: g.cgroups_disabled,
+            rootless: g.rootless.clone(),
         })
     }
 }

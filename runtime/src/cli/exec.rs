@@ -3,13 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use nix::sys::signal::{SigSet, Signal};
 
-use super::run::{wait_forwarding, FORWARDED};
 use super::Globals;
-use crate::container::Container;
-use crate::process::create::write_pid_file;
-use crate::process::exec::{exec, ExecOpts};
+use crate::container::{exec_in_foreground, Container, ExecOpts, ForegroundExec};
 use crate::spec::Process;
 
 /// `exec [flags] ID [COMMAND ARGS…]`, or `exec --process FILE ID`.
@@ -191,48 +187,15 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
     let c = Container::load(&g.root, &a.id)?;
     let process = build_process(&a, &c.record.bundle)?;
     crate::capabilities::warn_unknown(process.capabilities.as_ref());
-    if process.terminal && a.detach && a.console_socket.is_none() {
-        bail!("cannot allocate tty if runc will detach without setting console socket");
-    }
-    if !process.terminal && a.console_socket.is_some() {
-        bail!("cannot use console socket if runc will not detach or allocate tty");
-    }
-    // --tty in the foreground without a console socket: corten takes the
-    // pty master itself and relays it (as runc does).
-    let own_console = if process.terminal && !a.detach && a.console_socket.is_none() {
-        Some(super::tty::OwnConsole::listen(&g.root).context("console socket")?)
-    } else {
-        None
+    let x = ForegroundExec {
+        opts: ExecOpts {
+            console_socket: a.console_socket.clone(),
+            preserve_fds: a.preserve_fds,
+            ignore_paused: a.ignore_paused,
+            sub_cgroups: sub_cgroups(&a.cgroup)?,
+        },
+        detach: a.detach,
+        pid_file: a.pid_file.clone(),
     };
-    let opts = ExecOpts {
-        console_socket: own_console
-            .as_ref()
-            .map(|c| c.path().to_path_buf())
-            .or_else(|| a.console_socket.clone()),
-        preserve_fds: a.preserve_fds,
-        ignore_paused: a.ignore_paused,
-        sub_cgroups: sub_cgroups(&a.cgroup)?,
-    };
-    let pid = exec(&g.root, &a.id, &process, &opts)?;
-    if let Some(pf) = &a.pid_file {
-        if let Err(e) = write_pid_file(pf, pid) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            return Err(e.into());
-        }
-    }
-    if a.detach {
-        return Ok(0);
-    }
-    if let Some(c) = own_console {
-        let master = c.receive().context("receive the pty master")?;
-        return super::tty::proxy(master, pid, &FORWARDED).context("relay the terminal");
-    }
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGCHLD);
-    for s in FORWARDED {
-        set.add(s);
-    }
-    set.thread_block().context("block signals")?;
-    Ok(wait_forwarding(pid, &set))
+    exec_in_foreground(&g.root, &a.id, &process, x)
 }

@@ -14,7 +14,6 @@ mod run;
 mod spec;
 mod start;
 mod state;
-mod tty;
 pub(crate) mod update;
 mod usage;
 
@@ -122,6 +121,8 @@ pub struct Globals {
     pub systemd_cgroup: bool,
     /// `--cgroup-manager disabled`.
     pub cgroups_disabled: bool,
+    /// `--rootless` (`true`, `false`, `auto`), checked by `create`/`run`.
+    pub rootless: Option<String>,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -190,6 +191,7 @@ pub fn main() -> ExitCode {
         root: cli.root.clone(),
         systemd_cgroup: cli.systemd_cgroup || cli.cgroup_manager == "systemd",
         cgroups_disabled: cli.cgroup_manager == "disabled",
+        rootless: cli.rootless.clone(),
     };
     let res = match command {
         Command::Create(a) => create::run(&g, a).map(|()| 0),

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 
 use super::Globals;
-use crate::cgroups::{self, resources};
+use crate::cgroups;
 use crate::container::Container;
 use crate::state::Status;
 
@@ -282,24 +282,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
     if c.status == Status::Stopped {
         bail!("container not running");
     }
-    let res = requested(&a)?;
-    cgroups::schema::check(&res).map_err(|e| anyhow::anyhow!("decode resources: {e}"))?;
-    let memory = &res["memory"];
-    if memory["checkBeforeUpdate"].as_bool() == Some(true) {
-        if let Some(limit) = memory["limit"].as_i64().filter(|l| *l > 0) {
-            let usage = cgroups::stats::collect(&c.record.cgroup_paths)["memory"]["usage"]["usage"]
-                .as_i64()
-                .unwrap_or(0);
-            if usage > limit {
-                bail!(
-                    "memory limit {limit} is below the current usage {usage} (checkBeforeUpdate)"
-                );
-            }
-        }
-    }
-    let _lock = c.dir.lock()?;
-    resources::apply(&c.record.cgroup_paths, &res)?;
-    Ok(())
+    crate::container::update(&g.root, &a.id, &requested(&a)?)
 }
 
 #[cfg(test)]

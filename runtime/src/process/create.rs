@@ -36,6 +36,23 @@ pub struct CreateOpts {
     pub systemd_cgroup: bool,
     /// `--cgroup-manager disabled`: no cgroup, resources not applied.
     pub cgroups_disabled: bool,
+    /// `--rootless` as given (`true`, `false`, `auto` or absent). Checked
+    /// as runc checks it, after the config is read; corten runs containers
+    /// as root only so far, so a valid value changes nothing yet.
+    pub rootless: Option<String>,
+}
+
+/// `--rootless`: Go's `strconv.ParseBool`, or `auto` (`None`), with runc's
+/// error.
+pub fn parse_rootless(value: Option<&str>) -> Result<Option<bool>, CreateError> {
+    match value {
+        None | Some("" | "auto") => Ok(None),
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(Some(true)),
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(Some(false)),
+        Some(v) => Err(CreateError::Refused(format!(
+            "strconv.ParseBool: parsing {v:?}: invalid syntax"
+        ))),
+    }
 }
 
 /// Errors of `create`.
@@ -157,16 +174,53 @@ pub fn create(
     bundle: &Path,
     opts: &CreateOpts,
 ) -> Result<Created, CreateError> {
-    let dir = StateDir::new(root, id)?;
-    let bundle = fs::canonicalize(bundle).map_err(step(format!("bundle {}", bundle.display())))?;
-    let spec = Spec::load(&bundle)?;
-    crate::capabilities::warn_unknown(spec.process().capabilities.as_ref());
-    crate::logging::step(|| {
-        format!(
-            "config {} loaded and validated",
-            bundle.join("config.json").display()
-        )
-    });
+    create_loaded(root, Loaded::load(root, id, bundle)?, opts)
+}
+
+/// A bundle read for `create`: the id checked, the bundle path made
+/// absolute, its config loaded and validated. What `run` reads the config
+/// from before it creates (to know whether it relays a terminal).
+#[derive(Debug)]
+pub struct Loaded {
+    dir: StateDir,
+    bundle: PathBuf,
+    spec: Spec,
+}
+
+impl Loaded {
+    /// Reads container `id`'s bundle `bundle` for the state root `root`.
+    pub fn load(root: &Path, id: &str, bundle: &Path) -> Result<Loaded, CreateError> {
+        let dir = StateDir::new(root, id)?;
+        let bundle =
+            fs::canonicalize(bundle).map_err(step(format!("bundle {}", bundle.display())))?;
+        let spec = Spec::load(&bundle)?;
+        crate::capabilities::warn_unknown(spec.process().capabilities.as_ref());
+        crate::logging::step(|| {
+            format!(
+                "config {} loaded and validated",
+                bundle.join("config.json").display()
+            )
+        });
+        Ok(Loaded { dir, bundle, spec })
+    }
+
+    /// The validated config.
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// The container id.
+    pub fn id(&self) -> &str {
+        &self.dir.id
+    }
+}
+
+/// [`create`] from a bundle already read.
+pub fn create_loaded(root: &Path, l: Loaded, opts: &CreateOpts) -> Result<Created, CreateError> {
+    let Loaded { dir, bundle, spec } = l;
+    parse_rootless(opts.rootless.as_deref())?;
+    let id = dir.id.clone();
+    let id = id.as_str();
     let rootfs = rootfs_path(&spec, &bundle)?;
     let process = spec.process();
     if process.terminal && opts.console_socket.is_none() {

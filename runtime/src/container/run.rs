@@ -1,0 +1,55 @@
+//! `run`: create, start and, unless detached, wait for the container in the
+//! foreground (its terminal relayed, signals forwarded), then delete it.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::{delete, start, CreateOpts, Foreground};
+use crate::process::create::{create_loaded, Loaded};
+
+/// `run`'s options beyond `create`'s.
+#[derive(Debug, Default)]
+pub struct RunOpts {
+    /// The container's options; `console_socket` is the caller's
+    /// `--console-socket`.
+    pub create: CreateOpts,
+    /// Return once the container runs instead of waiting for it.
+    pub detach: bool,
+    /// Keep the container (stopped) after it exits.
+    pub keep: bool,
+}
+
+/// Runs the container of the bundle `loaded` under the state root `root`;
+/// its exit code (0 when detached). With `process.terminal`, in the
+/// foreground and without a console socket, corten takes the pty master
+/// itself and relays it, as runc does.
+pub fn run(root: &Path, loaded: Loaded, mut o: RunOpts) -> anyhow::Result<u8> {
+    let terminal = loaded.spec().process().terminal;
+    let id = loaded.id().to_string();
+    let id = id.as_str();
+    let fg = Foreground::new(
+        root,
+        terminal && !o.detach && o.create.console_socket.is_none(),
+    )?;
+    if let Some(sock) = fg.console_socket() {
+        o.create.console_socket = Some(sock);
+    }
+    let created = create_loaded(root, loaded, &o.create).context("corten run failed")?;
+    if !o.detach {
+        // Blocked before start so no SIGCHLD or forwarded signal is lost.
+        Foreground::block_signals()?;
+    }
+    if let Err(e) = start(root, id) {
+        let _ = delete(root, id, true);
+        return Err(e).context("corten run failed");
+    }
+    if o.detach {
+        return Ok(0);
+    }
+    let code = fg.wait(created.pid)?;
+    if !o.keep {
+        delete(root, id, true)?;
+    }
+    Ok(code)
+}
