@@ -9,41 +9,44 @@
 //! |---|---|
 //! | [`spec`] | config.json: types, validation, `corten spec` defaults |
 //! | [`state`] | runtime.md state, the on-disk record |
-//! | [`process`] | the init: namespaces, user, rlimits, exec |
-//! | [`rootfs`] | mounts, devices, masked/readonly paths, pivot_root |
-//! | [`cgroups`] | `linux.cgroupsPath` |
-//! | [`capabilities`] | `process.capabilities` |
-//! | [`console`] | `process.terminal` |
+//! | `process` | the init: namespaces, user, rlimits, exec |
+//! | `rootfs` | mounts, devices, masked/readonly paths, pivot_root |
+//! | `cgroups` | `linux.cgroupsPath` |
+//! | `capabilities` | `process.capabilities` |
+//! | `console` | `process.terminal` |
+//!
+//! The lifecycle verbs are in [`container`]; the CLI ([`cli`]) only maps
+//! flags to their options. Everything else is internal (`pub(crate)`).
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use corten::process::create::{create, CreateOpts};
+//! use corten::container::{create, start, CreateOpts};
 //!
 //! // What `corten create --bundle /bundle web` does:
 //! let created = create(Path::new("/run/corten"), "web", Path::new("/bundle"), &CreateOpts::default())?;
 //! println!("init pid {}", created.pid);
-//! corten::container::start(Path::new("/run/corten"), "web")?;
+//! start(Path::new("/run/corten"), "web")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod bounds;
-pub mod capabilities;
-pub mod cgroups;
+pub(crate) mod bounds;
+pub(crate) mod capabilities;
+pub(crate) mod cgroups;
 pub mod cli;
-pub mod console;
+pub(crate) mod console;
 pub mod container;
 #[cfg(test)]
 mod fuzz_support;
-pub mod gotext;
-pub mod hooks;
-pub mod logging;
-pub mod process;
-pub mod procfs;
-pub mod rootfs;
-pub mod seccomp;
-pub mod signal;
+pub(crate) mod gotext;
+pub(crate) mod hooks;
+pub(crate) mod logging;
+pub(crate) mod process;
+pub(crate) mod procfs;
+pub(crate) mod rootfs;
+pub(crate) mod seccomp;
+pub(crate) mod signal;
 pub mod spec;
 pub mod state;
-pub mod sys;
+pub(crate) mod sys;
 #[cfg(test)]
 mod test_support;

@@ -35,8 +35,6 @@ const PROC_ROOT_INO: u64 = 1;
 #[derive(Debug)]
 pub struct ProcFs {
     root: OwnedFd,
-    /// Whether `root` is a private instance (else the `/proc` mount).
-    private: bool,
 }
 
 impl ProcFs {
@@ -44,10 +42,7 @@ impl ProcFs {
     /// verified root of `/proc`.
     pub fn open() -> io::Result<ProcFs> {
         match private_instance() {
-            Ok(root) => Ok(ProcFs {
-                root,
-                private: true,
-            }),
+            Ok(root) => Ok(ProcFs { root }),
             Err(_) => {
                 let root = sys::openat2(
                     cwd(),
@@ -60,17 +55,9 @@ impl ProcFs {
                 if sys::fs_magic(root.as_fd())? != PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO {
                     return Err(io::Error::other("/proc is not the root of a procfs mount"));
                 }
-                Ok(ProcFs {
-                    root,
-                    private: false,
-                })
+                Ok(ProcFs { root })
             }
         }
-    }
-
-    /// Whether the handle is a private procfs instance.
-    pub fn is_private(&self) -> bool {
-        self.private
     }
 
     /// Writes `data` to `path` (relative to the procfs root, such as

@@ -137,7 +137,7 @@ pub struct Record {
     pub own_pid_ns: bool,
     /// Without a mount namespace of its own, the container's mounts are in
     /// the caller's: how many mounts the rootfs had before them, to detach
-    /// the rest on delete ([`crate::rootfs::unmount_to`]).
+    /// the rest on delete (`crate::rootfs::unmount_to`).
     #[serde(default)]
     pub host_mounts_base: Option<usize>,
     /// Whether `--systemd-cgroup` was used.
@@ -226,7 +226,7 @@ impl StateDir {
 
     /// Takes an exclusive lock on the directory, held until the file drops.
     /// Waits for another corten command on the container at most
-    /// [`Bound::Lock`](crate::bounds::Bound::Lock): a `create` stopped by a
+    /// `Bound::Lock`: a `create` stopped by a
     /// debugger, or stuck on a hook with no timeout, holds it.
     pub fn lock(&self) -> Result<Flock<File>, StateError> {
         let mut f = File::open(&self.path).map_err(|e| {

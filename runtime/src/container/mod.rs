@@ -1,5 +1,5 @@
 //! The lifecycle verbs, one file each: [`create()`] and [`exec()`] (the
-//! process model, in [`crate::process`]), [`start()`], [`run()`] (create,
+//! process model, in `crate::process`), [`start()`], [`run()`] (create,
 //! start and wait in the foreground), [`kill()`], [`delete()`],
 //! [`set_paused`] (pause/resume), [`update()`]. The CLI maps flags to their
 //! options and prints their results; everything else is here.

@@ -174,6 +174,7 @@ pub const KNOWN: &[&str] = &[
 ];
 
 /// Whether `opt` is one of the named options (not filesystem data).
+#[cfg(test)]
 pub fn is_named(opt: &str) -> bool {
     flag(opt).is_some() || propagation(opt).is_some() || recursive(opt).is_some()
 }

@@ -61,16 +61,18 @@
 //! Jumps too long for a conditional jump's 8-bit offset go through a `ja`.
 //! The kernel's 4096-instruction limit is checked at compile time.
 //!
-//! ```no_run
+//! How `create` uses it (crate-internal, so not compiled as a doctest):
+//!
+//! ```ignore
 //! let profile = serde_json::json!({
 //!     "defaultAction": "SCMP_ACT_ERRNO",
 //!     "syscalls": [{ "names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW" }]
 //! });
-//! let filter = corten::seccomp::compile(&profile)?;
+//! let filter = crate::seccomp::compile(&profile)?;
 //! // In the container's init, after no_new_privs (or with CAP_SYS_ADMIN):
 //! let listener = filter.install()?;
 //! assert!(listener.is_none());
-//! # Ok::<(), corten::seccomp::SeccompError>(())
+//! # Ok::<(), crate::seccomp::SeccompError>(())
 //! ```
 
 mod arch;
@@ -246,6 +248,7 @@ impl Filter {
     /// returns the listener fd).
     ///
     /// [`install`]: Filter::install
+    #[cfg(test)]
     pub fn uses_notify(&self) -> bool {
         self.notify
     }
