@@ -40,6 +40,7 @@ mod fuzz_support;
 pub(crate) mod gotext;
 pub(crate) mod hooks;
 pub(crate) mod logging;
+pub mod plan;
 pub(crate) mod process;
 pub(crate) mod procfs;
 pub(crate) mod rootfs;

@@ -153,10 +153,10 @@ pub struct Record {
     /// The config's `linux.personality` and `linux.memoryPolicy`, which
     /// exec'd processes get too.
     #[serde(default)]
-    pub personality: Option<crate::process::attrs::Personality>,
+    pub personality: Option<crate::spec::attrs::Personality>,
     /// See `personality`.
     #[serde(default)]
-    pub memory_policy: Option<crate::process::attrs::MemoryPolicy>,
+    pub memory_policy: Option<crate::spec::attrs::MemoryPolicy>,
     /// The config's hooks (poststart runs at `start`, poststop at `delete`).
     #[serde(default)]
     pub hooks: Option<crate::spec::Hooks>,

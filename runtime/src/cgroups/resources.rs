@@ -470,7 +470,13 @@ fn do_write(paths: &Cgroup, x: &Write) -> Result<(), CgroupError> {
 
 /// Applies `linux.resources` to the container's cgroup directories.
 pub fn apply(paths: &Cgroup, res: &Value) -> Result<(), CgroupError> {
-    let mut writes = plan(res, paths.is_v2())?;
+    apply_writes(paths, &plan(res, paths.is_v2())?, res)
+}
+
+/// Applies `writes` (what [`plan`] made of `res` for this cgroup's version)
+/// and `res`'s device rules.
+pub fn apply_writes(paths: &Cgroup, writes: &[Write], res: &Value) -> Result<(), CgroupError> {
+    let mut writes = writes.to_vec();
     writes.retain(|x| {
         x.file != SWAP_IF_SUPPORTED
             || paths

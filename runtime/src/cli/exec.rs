@@ -75,7 +75,7 @@ fn build_process(a: &Args, bundle: &std::path::Path) -> anyhow::Result<Process> 
     if let Some(path) = &a.process {
         let text = std::fs::read(path).with_context(|| format!("open {}", path.display()))?;
         let p: Process = crate::spec::gojson::from_slice(&text)?;
-        crate::spec::validate_process(&p)?;
+        crate::plan::validate_process(&p)?;
         return Ok(p);
     }
     let mut p = crate::spec::Spec::read(bundle)?
@@ -125,7 +125,7 @@ fn build_process(a: &Args, bundle: &std::path::Path) -> anyhow::Result<Process> 
     p.user
         .additional_gids
         .extend(a.additional_gids.iter().copied());
-    crate::spec::validate_process(&p)?;
+    crate::plan::validate_process(&p)?;
     Ok(p)
 }
 

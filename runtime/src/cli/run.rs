@@ -6,7 +6,7 @@ use anyhow::Context;
 use super::create::CreateFlags;
 use super::Globals;
 use crate::container::{self, RunOpts};
-use crate::process::create::Loaded;
+use crate::plan::Bundle;
 
 /// `run [flags] ID`
 #[derive(Debug, clap::Args)]
@@ -33,6 +33,12 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<u8> {
         detach: a.detach,
         keep: a.keep,
     };
-    let loaded = Loaded::load(&g.root, &a.id, &a.flags.bundle).context("corten run failed")?;
-    container::run(&g.root, loaded, opts)
+    let bundle = Bundle::read(
+        &g.root,
+        &a.id,
+        &a.flags.bundle,
+        opts.create.rootless.as_deref(),
+    )
+    .context("corten run failed")?;
+    container::run(&g.root, bundle, opts)
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::{delete, start, CreateOpts, Foreground};
-use crate::process::create::{create_loaded, Loaded};
+use crate::plan::Bundle;
+use crate::process::create::create_planned;
 
 /// `run`'s options beyond `create`'s.
 #[derive(Debug, Default)]
@@ -20,14 +21,12 @@ pub struct RunOpts {
     pub keep: bool,
 }
 
-/// Runs the container of the bundle `loaded` under the state root `root`;
-/// its exit code (0 when detached). With `process.terminal`, in the
-/// foreground and without a console socket, corten takes the pty master
-/// itself and relays it, as runc does.
-pub fn run(root: &Path, loaded: Loaded, mut o: RunOpts) -> anyhow::Result<u8> {
-    let terminal = loaded.spec().process().terminal;
-    let id = loaded.id().to_string();
-    let id = id.as_str();
+/// Runs the container of `bundle` (read with [`Bundle::read`]) under the
+/// state root `root`; its exit code (0 when detached). With
+/// `process.terminal`, in the foreground and without a console socket,
+/// corten takes the pty master itself and relays it, as runc does.
+pub fn run(root: &Path, bundle: Bundle, mut o: RunOpts) -> anyhow::Result<u8> {
+    let terminal = bundle.spec().process().terminal;
     let fg = Foreground::new(
         root,
         terminal && !o.detach && o.create.console_socket.is_none(),
@@ -35,7 +34,10 @@ pub fn run(root: &Path, loaded: Loaded, mut o: RunOpts) -> anyhow::Result<u8> {
     if let Some(sock) = fg.console_socket() {
         o.create.console_socket = Some(sock);
     }
-    let created = create_loaded(root, loaded, &o.create).context("corten run failed")?;
+    let plan = bundle.plan(o.create).context("corten run failed")?;
+    let id = plan.id().to_string();
+    let id = id.as_str();
+    let created = create_planned(root, plan).context("corten run failed")?;
     if !o.detach {
         // Blocked before start so no SIGCHLD or forwarded signal is lost.
         Foreground::block_signals()?;

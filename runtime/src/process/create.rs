@@ -14,9 +14,10 @@ use super::namespaces::{NsKind, NsPlan};
 use super::sync::{Channel, Msg};
 use crate::bounds::Bound;
 use crate::cgroups;
+use crate::plan::Plan;
 use crate::procfs::ProcFs;
 use crate::spec::{IdMapping, Spec};
-use crate::state::{pid_start_time, Record, StateDir};
+use crate::state::{pid_start_time, Record};
 use crate::sys::{self, Forked};
 
 /// Options of `create` (and `run`) beyond the bundle.
@@ -103,7 +104,7 @@ pub enum CreateError {
     Refused(String),
 }
 
-fn step(op: impl Into<String>) -> impl FnOnce(io::Error) -> CreateError {
+pub(crate) fn step(op: impl Into<String>) -> impl FnOnce(io::Error) -> CreateError {
     let op = op.into();
     move |source| CreateError::Step { op, source }
 }
@@ -174,86 +175,20 @@ pub fn create(
     bundle: &Path,
     opts: &CreateOpts,
 ) -> Result<Created, CreateError> {
-    create_loaded(root, Loaded::load(root, id, bundle)?, opts)
+    create_planned(root, Plan::new(root, id, bundle, opts.clone())?)
 }
 
-/// A bundle read for `create`: the id checked, the bundle path made
-/// absolute, its config loaded and validated. What `run` reads the config
-/// from before it creates (to know whether it relays a terminal).
-#[derive(Debug)]
-pub struct Loaded {
-    dir: StateDir,
-    bundle: PathBuf,
-    spec: Spec,
-}
-
-impl Loaded {
-    /// Reads container `id`'s bundle `bundle` for the state root `root`.
-    pub fn load(root: &Path, id: &str, bundle: &Path) -> Result<Loaded, CreateError> {
-        let dir = StateDir::new(root, id)?;
-        let bundle =
-            fs::canonicalize(bundle).map_err(step(format!("bundle {}", bundle.display())))?;
-        let spec = Spec::load(&bundle)?;
-        crate::capabilities::warn_unknown(spec.process().capabilities.as_ref());
-        crate::logging::step(|| {
-            format!(
-                "config {} loaded and validated",
-                bundle.join("config.json").display()
-            )
-        });
-        Ok(Loaded { dir, bundle, spec })
-    }
-
-    /// The validated config.
-    pub fn spec(&self) -> &Spec {
-        &self.spec
-    }
-
-    /// The container id.
-    pub fn id(&self) -> &str {
-        &self.dir.id
-    }
-}
-
-/// [`create`] from a bundle already read.
-pub fn create_loaded(root: &Path, l: Loaded, opts: &CreateOpts) -> Result<Created, CreateError> {
-    let Loaded { dir, bundle, spec } = l;
-    parse_rootless(opts.rootless.as_deref())?;
-    let id = dir.id.clone();
-    let id = id.as_str();
-    let rootfs = rootfs_path(&spec, &bundle)?;
-    let process = spec.process();
-    if process.terminal && opts.console_socket.is_none() {
-        return Err(CreateError::Usage(
-            "cannot allocate tty if runc will detach without setting console socket",
-        ));
-    }
-    if !process.terminal && opts.console_socket.is_some() {
-        return Err(CreateError::Usage(
-            "cannot use console socket if runc will not detach or allocate tty",
-        ));
-    }
-    let ns = NsPlan::new(&spec.linux().namespaces)?;
+/// [`create`] from a [`Plan`].
+pub fn create_planned(root: &Path, plan: Plan) -> Result<Created, CreateError> {
+    let (spec, dir, opts) = (&plan.spec, &plan.dir, &plan.opts);
+    let id = dir.id.as_str();
     let console = opts
         .console_socket
         .as_deref()
         .map(crate::console::connect)
         .transpose()?;
-
-    if let Some(res) = &spec.linux().resources {
-        // Refuse what this host's cgroup version cannot express before
-        // anything exists.
-        cgroups::resources::plan(res, cgroups::is_v2())?;
-    }
-    let filter = spec
-        .linux()
-        .seccomp
-        .as_ref()
-        .map(crate::seccomp::compile)
-        .transpose()
-        .map_err(|e| CreateError::Init(format!("linux.seccomp: {e}")))?;
     // Counted now, before the init can mount anything (see the function).
-    let _ = host_mounts_base(&ns, &rootfs);
+    let _ = host_mounts_base(&plan.ns, &plan.rootfs);
     dir.create(root)?;
     let lock = dir.lock()?;
     crate::logging::step(|| format!("state directory {} created", dir.path.display()));
@@ -268,8 +203,8 @@ pub fn create_loaded(root: &Path, l: Loaded, opts: &CreateOpts) -> Result<Create
                 opts.systemd_cgroup,
             )?
         };
-        if !ns.creates(NsKind::Pid) {
-            refuse_indistinguishable(&planned, &ns)?;
+        if !plan.ns.creates(NsKind::Pid) {
+            refuse_indistinguishable(&planned, &plan.ns)?;
         }
         // Recorded before it exists: whatever happens to this process from
         // here on, `delete` finds what to remove.
@@ -279,7 +214,7 @@ pub fn create_loaded(root: &Path, l: Loaded, opts: &CreateOpts) -> Result<Create
         let preexisting = !planned.is_gone();
         dir.save(&Record {
             pid_ns: preexisting.then_some((0, 0)),
-            ..new_record(&spec, &ns, &planned, id, &bundle, &rootfs, opts)
+            ..new_record(&plan, &planned)
         })?;
         if opts.cgroups_disabled {
             let limits = spec.linux().resources.as_ref().and_then(|r| r.as_object());
@@ -289,7 +224,7 @@ pub fn create_loaded(root: &Path, l: Loaded, opts: &CreateOpts) -> Result<Create
         } else {
             cg = planned.create()?;
             if let Some(res) = &spec.linux().resources {
-                cgroups::resources::apply(&cg, res)?;
+                cgroups::resources::apply_writes(&cg, &plan.cgroup_writes, res)?;
             }
             crate::logging::step(|| {
                 format!(
@@ -300,24 +235,13 @@ pub fn create_loaded(root: &Path, l: Loaded, opts: &CreateOpts) -> Result<Create
         }
         nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| step("mkfifo exec.fifo")(e.into()))?;
-        spawn(
-            &spec,
-            &bundle,
-            &rootfs,
-            &ns,
-            &cg,
-            &dir,
-            &lock,
-            console.as_ref(),
-            filter.as_ref(),
-            opts,
-        )
+        spawn(&plan, &cg, &lock, console.as_ref())
     })();
     match res {
         Ok(c) => Ok(c),
         Err(e) => {
-            if let Some(base) = host_mounts_base(&ns, &rootfs) {
-                crate::rootfs::unmount_to(&rootfs, base);
+            if let Some(base) = host_mounts_base(&plan.ns, &plan.rootfs) {
+                crate::rootfs::unmount_to(&plan.rootfs, base);
             }
             let _ = cg.remove();
             let _ = dir.remove();
@@ -329,7 +253,7 @@ pub fn create_loaded(root: &Path, l: Loaded, opts: &CreateOpts) -> Result<Create
                     id,
                     status: crate::state::Status::Stopped,
                     pid: 0,
-                    bundle: &bundle,
+                    bundle: &plan.bundle,
                     annotations: &spec.annotations,
                 }
                 .to_json();
@@ -340,19 +264,13 @@ pub fn create_loaded(root: &Path, l: Loaded, opts: &CreateOpts) -> Result<Create
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn spawn(
-    spec: &Spec,
-    bundle: &Path,
-    rootfs: &Path,
-    ns: &NsPlan,
+    plan: &Plan,
     cg: &crate::cgroups::Cgroup,
-    dir: &StateDir,
     lock: &fs::File,
     console: Option<&UnixStream>,
-    seccomp: Option<&crate::seccomp::Filter>,
-    opts: &CreateOpts,
 ) -> Result<Created, CreateError> {
+    let (ns, dir) = (&plan.ns, &plan.dir);
     let (parent_end, child_end) = Channel::pair().map_err(step("create sync socket"))?;
     parent_end
         .bound_recv(Bound::Init)
@@ -366,26 +284,19 @@ fn spawn(
         .map_err(step("open exec.fifo"))?;
     // In a new user namespace the init could not reach every source.
     let bind_trees = if ns.creates(NsKind::User) {
-        crate::rootfs::mounts::clone_bind_sources(&spec.mounts, bundle)
+        crate::rootfs::mounts::clone_bind_sources(&plan.spec.mounts, &plan.bundle)
     } else {
         Vec::new()
     };
     let args = InitArgs {
-        spec,
-        id: &dir.id,
+        plan,
         bind_trees: &bind_trees,
-        bundle,
-        rootfs,
-        ns,
         cgroup_paths: cg,
         fifo: std::os::fd::AsRawFd::as_raw_fd(&fifo),
         console_socket: console,
-        no_pivot: opts.no_pivot,
-        session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{}", dir.id)),
-        preserve_fds: opts.preserve_fds,
+        session_keyring: (!plan.opts.no_new_keyring).then(|| format!("_ses.{}", dir.id)),
         parent_pid: nix::unistd::getpid().as_raw(),
         state_lock: std::os::fd::AsRawFd::as_raw_fd(lock),
-        seccomp,
         cgroup_move: &self_move,
     };
     let fast = ns.single_clone();
@@ -437,19 +348,7 @@ fn spawn(
         sys::kill_and_reap(first, REAP_BOUND);
         p?
     };
-    let res = finish(
-        spec,
-        ns,
-        cg,
-        &parent_moves,
-        dir,
-        bundle,
-        rootfs,
-        pid,
-        &parent_end,
-        seccomp,
-        opts,
-    );
+    let res = finish(plan, cg, &parent_moves, pid, &parent_end);
     if res.is_err() {
         // A frozen init (a cgroup frozen behind corten's back) would not
         // die, nor be reaped, until thawed.
@@ -470,10 +369,11 @@ pub(crate) const REAP_BOUND: std::time::Duration = std::time::Duration::from_sec
 /// (`CLONE_PARENT`), report its pid, exit.
 fn intermediate(args: &InitArgs<'_>, chan: &Channel) -> ! {
     let res = (|| -> Result<i32, String> {
-        args.ns.join_all().map_err(|e| e.to_string())?;
-        NsPlan::unshare(args.ns.clone_flags()).map_err(|e| e.to_string())?;
-        if args.ns.creates(NsKind::Time) {
-            init::write_time_offsets(args.spec).map_err(|e| e.to_string())?;
+        let ns = &args.plan.ns;
+        ns.join_all().map_err(|e| e.to_string())?;
+        NsPlan::unshare(ns.clone_flags()).map_err(|e| e.to_string())?;
+        if ns.creates(NsKind::Time) {
+            init::write_time_offsets(&args.plan.spec).map_err(|e| e.to_string())?;
         }
         match sys::clone3(sys::flag_bits(libc::CLONE_PARENT), None) {
             Ok(Forked::Child) => init::run(args, chan),
@@ -517,20 +417,14 @@ fn parent_procfs(cell: &mut Option<ProcFs>) -> Result<&ProcFs, CreateError> {
     Ok(cell.as_ref().expect("set above"))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn finish(
-    spec: &Spec,
-    ns: &NsPlan,
+    plan: &Plan,
     cg: &crate::cgroups::Cgroup,
     parent_moves: &[PathBuf],
-    dir: &StateDir,
-    bundle: &Path,
-    rootfs: &Path,
     pid: i32,
     chan: &Channel,
-    seccomp: Option<&crate::seccomp::Filter>,
-    opts: &CreateOpts,
 ) -> Result<Created, CreateError> {
+    let (spec, ns, dir, opts) = (&plan.spec, &plan.ns, &plan.dir, &plan.opts);
     let mut proc = None;
     if ns.creates(NsKind::User) {
         let proc = parent_procfs(&mut proc)?;
@@ -557,7 +451,7 @@ fn finish(
         id: &dir.id,
         status,
         pid,
-        bundle,
+        bundle: &plan.bundle,
         annotations: &spec.annotations,
     };
     loop {
@@ -575,7 +469,7 @@ fn finish(
             Some(Msg::SeccompFd(n)) => {
                 // The init's seccomp notify listener: take it, hand it to
                 // the agent, then let the init go on.
-                let Some(f) = seccomp else {
+                let Some(f) = &plan.seccomp else {
                     return Err(CreateError::Init("unexpected seccomp listener".into()));
                 };
                 let fd = crate::sys::fd_of_process(pid, n)
@@ -612,7 +506,7 @@ fn finish(
         pid_start_time: pid_start_time(pid).unwrap_or_default(),
         pid_ns: crate::sys::pid_ns_of(pid),
         creator: None,
-        ..new_record(spec, ns, cg, &dir.id, bundle, rootfs, opts)
+        ..new_record(plan, cg)
     };
     dir.save(&rec)?;
     if let Some(pf) = &opts.pid_file {
@@ -662,29 +556,22 @@ fn refuse_indistinguishable(
 
 /// The record of a container whose init does not exist yet (`pid` 0, this
 /// process as its creator); `finish` fills in the init.
-fn new_record(
-    spec: &Spec,
-    ns: &NsPlan,
-    cg: &crate::cgroups::Cgroup,
-    id: &str,
-    bundle: &Path,
-    rootfs: &Path,
-    opts: &CreateOpts,
-) -> Record {
+fn new_record(plan: &Plan, cg: &crate::cgroups::Cgroup) -> Record {
+    let (spec, ns, rootfs) = (&plan.spec, &plan.ns, &plan.rootfs);
     let me = i32::try_from(std::process::id()).unwrap_or(0);
     Record {
         oci_version: spec.oci_version.clone(),
-        id: id.to_owned(),
+        id: plan.dir.id.clone(),
         pid: 0,
         pid_start_time: 0,
-        bundle: bundle.to_path_buf(),
+        bundle: plan.bundle.clone(),
         rootfs: rootfs.to_path_buf(),
         created: crate::logging::rfc3339_now(true),
         annotations: spec.annotations.clone(),
         cgroup_paths: cg.clone(),
         own_pid_ns: ns.creates(NsKind::Pid),
         host_mounts_base: host_mounts_base(ns, rootfs),
-        systemd_cgroup: opts.systemd_cgroup,
+        systemd_cgroup: plan.opts.systemd_cgroup,
         process: spec.process.clone(),
         seccomp: spec.linux().seccomp.clone(),
         hooks: spec.hooks.clone(),

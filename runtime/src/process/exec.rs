@@ -126,7 +126,7 @@ struct Child<'a> {
 /// Runs `process` in container `id`; returns the new process's pid once it
 /// has exec'd (or failed with the reason).
 pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result<i32, ExecError> {
-    crate::spec::validate_process(process)?;
+    crate::plan::validate_process(process)?;
     if process.terminal != opts.console_socket.is_some() {
         return Err(ExecError::Refused(if process.terminal {
             "cannot allocate tty if runc will detach without setting console socket".into()
@@ -159,7 +159,8 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
     parent_end
         .bound_recv(Bound::Init)
         .map_err(step("bound the sync socket"))?;
-    let attrs = process.attrs(
+    let attrs = crate::process::attrs::Attrs::of(
+        process,
         c.record.personality.as_ref(),
         c.record.memory_policy.as_ref(),
     );

@@ -21,6 +21,7 @@ use super::sync::{Channel, Msg};
 use super::user::{self, UserError};
 use crate::capabilities::{self, CapError};
 use crate::console::{self, ConsoleError};
+use crate::plan::Plan;
 use crate::rootfs::{Rootfs, RootfsError};
 use crate::spec::{Process, Spec};
 use crate::sys;
@@ -92,18 +93,11 @@ pub(crate) fn nstep(op: &'static str) -> impl FnOnce(nix::Error) -> InitError {
 /// Everything the init needs, prepared by the parent.
 #[derive(Debug)]
 pub struct InitArgs<'a> {
-    /// The validated config.
-    pub spec: &'a Spec,
-    /// The container's id.
-    pub id: &'a str,
+    /// The container's plan: config, namespaces, rootfs, seccomp program,
+    /// options.
+    pub plan: &'a Plan,
     /// Bind mount sources cloned before the user namespace existed.
     pub bind_trees: &'a [Option<OwnedFd>],
-    /// Absolute bundle path.
-    pub bundle: &'a Path,
-    /// Absolute rootfs path.
-    pub rootfs: &'a Path,
-    /// Namespace plan.
-    pub ns: &'a NsPlan,
     /// The container's cgroup directories.
     pub cgroup_paths: &'a crate::cgroups::Cgroup,
     /// The exec fifo, opened read-write by the parent before the clone (so
@@ -112,22 +106,16 @@ pub struct InitArgs<'a> {
     pub fifo: std::os::fd::RawFd,
     /// The console socket, when `terminal` is set.
     pub console_socket: Option<&'a UnixStream>,
-    /// Use `MS_MOVE` + `chroot` instead of `pivot_root`.
-    pub no_pivot: bool,
     /// Join a new session keyring with this name (the container id), so
     /// the container does not share the caller's keys; `None` with
     /// `--no-new-keyring`.
     pub session_keyring: Option<String>,
-    /// Extra descriptors passed through (3 .. 3+n).
-    pub preserve_fds: u32,
     /// Pid of `corten create`.
     pub parent_pid: i32,
     /// The state directory's lock: the child's copy of this descriptor is
     /// closed at once, or the lock would live as long as the init and
     /// block `start` and `delete`.
     pub state_lock: std::os::fd::RawFd,
-    /// The compiled `linux.seccomp`, if any.
-    pub seccomp: Option<&'a crate::seccomp::Filter>,
     /// The v1 cgroups the init moves itself into before anything else.
     pub cgroup_move: &'a crate::cgroups::SelfMove,
 }
@@ -172,15 +160,17 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         _ => return Err(InitError::Orphaned),
     }
     crate::logging::step(|| "init: in its cgroups, released by the parent".into());
-    let spec = a.spec;
-    let attrs = spec.process().attrs(
+    let (plan, spec) = (a.plan, &a.plan.spec);
+    let attrs = crate::process::attrs::Attrs::of(
+        spec.process(),
         spec.linux().personality.as_ref(),
         spec.linux().memory_policy.as_ref(),
     );
     attrs.apply_initial()?;
     // In a user namespace, created or joined by path, the init becomes its
     // root before setting anything up.
-    let userns = a.ns.creates(NsKind::User) || a.ns.join.iter().any(|(k, _, _)| *k == NsKind::User);
+    let userns =
+        plan.ns.creates(NsKind::User) || plan.ns.join.iter().any(|(k, _, _)| *k == NsKind::User);
     if userns {
         let root = nix::unistd::Uid::from_raw(0);
         nix::unistd::setresuid(root, root, root)
@@ -189,7 +179,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         nix::unistd::setresgid(g, g, g)
             .map_err(nstep("become root group in the user namespace"))?;
     }
-    if a.ns.creates(NsKind::Cgroup) {
+    if plan.ns.creates(NsKind::Cgroup) {
         NsPlan::unshare(NsKind::Cgroup.flag())?;
     }
     nix::unistd::setsid().map_err(nstep("setsid"))?;
@@ -203,12 +193,12 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     let process = spec.process();
 
     let rfs = Rootfs::new(
-        a.rootfs,
-        a.bundle,
+        &plan.rootfs,
+        &plan.bundle,
         userns,
-        a.ns.creates(NsKind::Cgroup),
+        plan.ns.creates(NsKind::Cgroup),
         a.cgroup_paths,
-        a.ns.has(NsKind::Mount),
+        plan.ns.has(NsKind::Mount),
         a.bind_trees,
     )?;
     crate::logging::step(|| "init: namespaces and session ready".into());
@@ -230,10 +220,10 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
             let state = |status| {
                 crate::state::HookState {
                     oci_version: &spec.oci_version,
-                    id: a.id,
+                    id: &plan.dir.id,
                     status,
                     pid,
-                    bundle: a.bundle,
+                    bundle: &plan.bundle,
                     annotations: &spec.annotations,
                 }
                 .to_json()
@@ -256,18 +246,29 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     if let Some(d) = spec.domainname.as_deref().filter(|d| !d.is_empty()) {
         crate::sys::setdomainname(d).map_err(step("setdomainname"))?;
     }
-    rfs.enter(spec, a.no_pivot)?;
+    rfs.enter(spec, plan.opts.no_pivot)?;
     crate::logging::step(|| {
         format!(
             "init: {} into the rootfs",
-            if a.no_pivot { "moved" } else { "pivoted" }
+            if plan.opts.no_pivot {
+                "moved"
+            } else {
+                "pivoted"
+            }
         )
     });
     if let Some(peer) = pty {
         console::attach(peer)?;
     }
 
-    let prepared = prepare_process(process, &attrs, a.seccomp, a.preserve_fds, userns, chan)?;
+    let prepared = prepare_process(
+        process,
+        &attrs,
+        plan.seccomp.as_ref(),
+        plan.opts.preserve_fds,
+        userns,
+        chan,
+    )?;
 
     crate::logging::step(|| {
         "init: process prepared (rlimits, user, capabilities, seccomp, cwd)".into()

@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn default_spec_parses_and_validates() {
         let spec: crate::spec::Spec = serde_json::from_value(default_spec(false)).unwrap();
-        crate::spec::validate(&spec).unwrap();
+        crate::plan::validate(&spec).unwrap();
         assert_eq!(spec.linux().namespaces.len(), 5);
         assert_eq!(spec.linux().masked_paths.len(), 10);
     }

@@ -14,8 +14,9 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-use super::{default_spec, gojson, validate, validate_process, Process, Spec};
+use super::{default_spec, gojson, Process, Spec};
 use crate::fuzz_support::{self as fz, json, one_line};
+use crate::plan::{validate, validate_process};
 
 /// The spec's field names, at every level, and the seccomp profile's.
 const FIELDS: &[&str] = &[
@@ -135,13 +136,12 @@ fn check_config(bytes: &[u8]) -> Result<(), TestCaseError> {
         Ok(s) => s,
         Err(e) => return one_line(&e.to_string()),
     };
-    if let Err(e) = validate(&spec) {
-        return one_line(&e.to_string());
-    }
-    // Validation compiled the profile; `create` compiles it again.
-    if let Some(s) = &spec.linux().seccomp {
-        prop_assert!(crate::seccomp::compile(s).is_ok());
-    }
+    let filter = match validate(&spec) {
+        Ok(f) => f,
+        Err(e) => return one_line(&e.to_string()),
+    };
+    // Validation compiled the profile, the one `create` installs.
+    prop_assert_eq!(filter.is_some(), spec.linux().seccomp.is_some());
     if let Some(res) = &spec.linux().resources {
         for v2 in [false, true] {
             if let Err(e) = crate::cgroups::resources::plan(res, v2) {
@@ -161,7 +161,7 @@ fn check_process(bytes: &[u8]) -> Result<(), TestCaseError> {
     if let Err(e) = validate_process(&p) {
         return one_line(&e.to_string());
     }
-    if let Err(e) = p.attrs(None, None).validate() {
+    if let Err(e) = crate::process::attrs::Attrs::of(&p, None, None).validate() {
         one_line(&e.to_string())?;
     }
     Ok(())

@@ -4,6 +4,7 @@
 //! ignored as the spec requires. Type errors (a string where an array is due)
 //! are reported with serde's line and column.
 
+pub mod attrs;
 mod default;
 #[cfg(test)]
 mod fuzz;
@@ -11,7 +12,6 @@ pub mod gojson;
 
 /// The runtime-spec version corten implements and writes into `state`.
 pub const OCI_VERSION: &str = "1.0.2-dev";
-mod validate;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use default::default_spec;
-pub use validate::{validate, validate_process};
 
 /// Errors from loading a bundle's configuration.
 #[derive(Debug, thiserror::Error)]
@@ -129,31 +128,13 @@ pub struct Process {
     pub selinux_label: Option<String>,
     /// Scheduling policy and parameters.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scheduler: Option<crate::process::attrs::Scheduler>,
+    pub scheduler: Option<attrs::Scheduler>,
     /// I/O priority.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub io_priority: Option<crate::process::attrs::IoPriority>,
+    pub io_priority: Option<attrs::IoPriority>,
     /// CPU affinity during set-up and after exec.
     #[serde(rename = "execCPUAffinity", skip_serializing_if = "Option::is_none")]
-    pub exec_cpu_affinity: Option<crate::process::attrs::ExecCpuAffinity>,
-}
-
-impl Process {
-    /// The process's scheduling and memory attributes, with the container's
-    /// `linux.personality` and `linux.memoryPolicy`.
-    pub fn attrs(
-        &self,
-        personality: Option<&crate::process::attrs::Personality>,
-        memory_policy: Option<&crate::process::attrs::MemoryPolicy>,
-    ) -> crate::process::attrs::Attrs {
-        crate::process::attrs::Attrs {
-            scheduler: self.scheduler.clone(),
-            io_priority: self.io_priority.clone(),
-            exec_cpu_affinity: self.exec_cpu_affinity.clone(),
-            personality: personality.cloned(),
-            memory_policy: memory_policy.cloned(),
-        }
-    }
+    pub exec_cpu_affinity: Option<attrs::ExecCpuAffinity>,
 }
 
 /// `process.consoleSize`
@@ -320,10 +301,10 @@ pub struct Linux {
     pub time_offsets: BTreeMap<String, TimeOffset>,
     /// Execution domain.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub personality: Option<crate::process::attrs::Personality>,
+    pub personality: Option<attrs::Personality>,
     /// NUMA memory policy.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory_policy: Option<crate::process::attrs::MemoryPolicy>,
+    pub memory_policy: Option<attrs::MemoryPolicy>,
     /// Intel RDT (resctrl); refused: not supported.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub intel_rdt: Option<serde_json::Value>,
@@ -392,13 +373,6 @@ pub struct TimeOffset {
 }
 
 impl Spec {
-    /// Reads and validates `<bundle>/config.json`.
-    pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
-        let spec = Spec::read(bundle)?;
-        validate(&spec)?;
-        Ok(spec)
-    }
-
     /// Reads `<bundle>/config.json` as runc decodes it ([`gojson`]),
     /// without validating it.
     pub fn read(bundle: &Path) -> Result<Spec, SpecError> {

@@ -1,10 +1,13 @@
 //! Checks run on a parsed config before anything on the system is touched.
+//! The seccomp profile is compiled here, once: the program is what the
+//! check produces.
 
 use std::collections::HashSet;
 
-use super::{Spec, SpecError};
 use crate::process::namespaces::NsKind;
 use crate::process::rlimits;
+use crate::seccomp::Filter;
+use crate::spec::{Spec, SpecError};
 
 /// A validation error. Some messages quote names from the config as runc
 /// does, unescaped: a control character in one (a line break) is escaped
@@ -13,8 +16,9 @@ fn invalid(msg: impl Into<String>) -> SpecError {
     SpecError::Invalid(crate::logging::one_line(&msg.into()))
 }
 
-/// Validates everything that can be checked without touching the system.
-pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+/// Validates everything that can be checked without touching the system;
+/// the compiled `linux.seccomp`, if any.
+pub fn validate(spec: &Spec) -> Result<Option<Filter>, SpecError> {
     let root = spec
         .root
         .as_ref()
@@ -27,19 +31,19 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         .as_ref()
         .ok_or_else(|| invalid("process property must not be empty"))?;
     validate_process(process)?;
-    process
-        .attrs(
-            spec.linux().personality.as_ref(),
-            spec.linux().memory_policy.as_ref(),
-        )
-        .validate()
-        .map_err(|e| invalid(e.to_string()))?;
+    crate::process::attrs::Attrs::of(
+        process,
+        spec.linux().personality.as_ref(),
+        spec.linux().memory_policy.as_ref(),
+    )
+    .validate()
+    .map_err(|e| invalid(e.to_string()))?;
     if spec.linux().intel_rdt.is_some() {
         return Err(invalid(
             "linux.intelRdt is set but Intel RDT (resctrl) is not supported by corten on this host",
         ));
     }
-    validate_linux(spec)?;
+    let seccomp = validate_linux(spec)?;
     for m in &spec.mounts {
         if m.destination.is_empty() {
             return Err(invalid("mount destination is empty"));
@@ -85,11 +89,11 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             }
         }
     }
-    Ok(())
+    Ok(seccomp)
 }
 
 /// Validates a process (the container's, or one given to `exec`).
-pub fn validate_process(process: &super::Process) -> Result<(), SpecError> {
+pub fn validate_process(process: &crate::spec::Process) -> Result<(), SpecError> {
     // runc's checks, in its order and words.
     if process.cwd.is_empty() {
         return Err(invalid("Cwd property must not be empty"));
@@ -151,7 +155,7 @@ pub fn validate_process(process: &super::Process) -> Result<(), SpecError> {
     Ok(())
 }
 
-fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
+fn validate_linux(spec: &Spec) -> Result<Option<Filter>, SpecError> {
     let linux = spec.linux();
     if let Some(r) = &linux.resources {
         crate::cgroups::schema::check(r).map_err(invalid)?;
@@ -249,10 +253,11 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
             )));
         }
     }
-    if let Some(s) = &linux.seccomp {
-        crate::seccomp::compile(s).map_err(|e| invalid(format!("linux.seccomp: {e}")))?;
-    }
-    Ok(())
+    linux
+        .seccomp
+        .as_ref()
+        .map(|s| crate::seccomp::compile(s).map_err(|e| invalid(format!("linux.seccomp: {e}"))))
+        .transpose()
 }
 
 /// runc's rules for `linux.sysctl`, with its messages: IPC keys need an
@@ -307,14 +312,14 @@ mod tests {
     use super::*;
 
     fn base() -> serde_json::Value {
-        let mut v = super::super::default_spec(false);
+        let mut v = crate::spec::default_spec(false);
         v["process"]["terminal"] = false.into();
         v
     }
 
     fn check(v: serde_json::Value) -> Result<(), SpecError> {
         let spec: Spec = serde_json::from_value(v).map_err(|e| invalid(e.to_string()))?;
-        validate(&spec)
+        validate(&spec).map(drop)
     }
 
     #[test]
