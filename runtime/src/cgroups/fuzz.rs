@@ -1,7 +1,7 @@
 //! Fuzz target: `linux.resources` into cgroup file writes, for v1 and v2,
 //! as `create` (config.json) and `update` (`--resources`) take them: Go's
-//! key folding ([`schema::normalise`]), the type check ([`schema::check`],
-//! part of validation), then [`resources::plan`].
+//! decoding into the typed [`Resources`] (key folding, the type check with
+//! the field's path), then [`resources::plan`].
 //!
 //! Properties: nothing panics; an error is one line; a planned write names
 //! a plain file of the cgroup directory (no `/`, not `.`/`..`, nothing
@@ -12,8 +12,9 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-use super::{devices, resources, schema};
+use super::{devices, resources};
 use crate::fuzz_support::{self as fz, json, number, object, one_line, scalar};
+use crate::spec::Resources;
 
 /// Keys of `linux.resources`, at any depth.
 const KEYS: &[&str] = &[
@@ -354,12 +355,12 @@ fn v1_device_line(line: &str) -> bool {
 }
 
 /// The properties (see the module docs) for one `linux.resources` value.
-fn check(mut res: Value) -> Result<(), TestCaseError> {
-    schema::normalise(&mut res);
-    if let Err(e) = schema::check(&res) {
-        // Validation refuses it: `create` and `update` stop before planning.
-        return one_line(&e);
-    }
+fn check(res: Value) -> Result<(), TestCaseError> {
+    let res: Resources = match crate::spec::gojson::from_value_at(res, "linux.resources") {
+        Ok(r) => r,
+        // Decoding refuses it: `create` and `update` stop before planning.
+        Err(e) => return one_line(&e.to_string()),
+    };
     for v2 in [false, true] {
         let writes = match resources::plan(&res, v2) {
             Ok(w) => w,
@@ -377,13 +378,13 @@ fn check(mut res: Value) -> Result<(), TestCaseError> {
                 w.value
             );
         }
-        let Some(devices) = res.get("devices") else {
+        let Some(devices) = &res.devices else {
             continue;
         };
         if v2 {
             prop_assert!(
                 devices::rules_from_spec(devices).is_ok(),
-                "planned, but the device rules fail after the writes: {devices}"
+                "planned, but the device rules fail after the writes: {devices:?}"
             );
         } else {
             for (_, line) in devices::device_rules(devices) {

@@ -10,7 +10,6 @@ pub mod devices;
 pub(crate) mod fuzz;
 mod paths;
 pub mod resources;
-pub mod schema;
 pub mod stats;
 pub mod v1;
 pub mod v2;

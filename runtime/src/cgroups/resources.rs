@@ -8,7 +8,9 @@
 //! runc. Device rules are separate ([`device_rules`]): v1 writes them to
 //! `devices.allow`/`devices.deny`, v2 compiles them into an eBPF program.
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+
+use crate::spec::{BlockIo, Cpu, HugepageLimit, Memory, Network, Rdma, Resources, ThrottleDevice};
 
 use super::{write, Cgroup, CgroupError};
 
@@ -39,20 +41,13 @@ fn unsupported(what: &str, v2: bool) -> CgroupError {
     ))
 }
 
-fn int(v: &Value, k: &str) -> Option<i64> {
-    v.get(k).and_then(Value::as_i64)
+/// A value that is set: present and not zero (runc's "not set").
+fn nonzero<T: Copy + Default + PartialEq>(v: Option<T>) -> Option<T> {
+    v.filter(|n| *n != T::default())
 }
-fn uint(v: &Value, k: &str) -> Option<u64> {
-    v.get(k).and_then(Value::as_u64)
-}
-fn nonzero_i(v: &Value, k: &str) -> Option<i64> {
-    int(v, k).filter(|n| *n != 0)
-}
-fn nonzero_u(v: &Value, k: &str) -> Option<u64> {
-    uint(v, k).filter(|n| *n != 0)
-}
-fn string<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
-    v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
+
+fn nonempty(v: Option<&String>) -> Option<&str> {
+    v.map(String::as_str).filter(|s| !s.is_empty())
 }
 
 /// `s`, which becomes (part of) the one value of a write: refused when it
@@ -130,9 +125,9 @@ fn limit_str(n: i64) -> String {
     }
 }
 
-fn memory(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
-    let limit = nonzero_i(v, "limit");
-    let swap = nonzero_i(v, "swap");
+fn memory(v: &Memory, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
+    let limit = nonzero(v.limit);
+    let swap = nonzero(v.swap);
     if v2 {
         if let Some(l) = limit {
             out.push(w("memory", "memory.max", limit_str(l)));
@@ -140,13 +135,13 @@ fn memory(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> 
         if let Some(s) = swap.map(|s| swap_v2(s, limit)).transpose()?.flatten() {
             out.push(w("memory", "memory.swap.max", s));
         }
-        if let Some(r) = nonzero_i(v, "reservation") {
+        if let Some(r) = nonzero(v.reservation) {
             out.push(w("memory", "memory.low", limit_str(r)));
         }
-        if uint(v, "swappiness").is_some() {
+        if v.swappiness.is_some() {
             return Err(unsupported("memory.swappiness", true));
         }
-        if v.get("disableOOMKiller").and_then(Value::as_bool) == Some(true) {
+        if v.disable_oom_killer == Some(true) {
             return Err(unsupported("memory.disableOOMKiller", true));
         }
     } else {
@@ -161,10 +156,10 @@ fn memory(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> 
             (Some(-1), None) => out.push(w("memory", SWAP_IF_SUPPORTED, -1)),
             _ => {}
         }
-        if let Some(r) = nonzero_i(v, "reservation") {
+        if let Some(r) = nonzero(v.reservation) {
             out.push(w("memory", "memory.soft_limit_in_bytes", r));
         }
-        if let Some(s) = uint(v, "swappiness") {
+        if let Some(s) = v.swappiness {
             if s > 100 {
                 return Err(CgroupError::Unsupported(format!(
                     "invalid memory.swappiness {s}: must be 0..100"
@@ -172,10 +167,10 @@ fn memory(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> 
             }
             out.push(w("memory", "memory.swappiness", s));
         }
-        if v.get("disableOOMKiller").and_then(Value::as_bool) == Some(true) {
+        if v.disable_oom_killer == Some(true) {
             out.push(w("memory", "memory.oom_control", 1));
         }
-        if let Some(h) = v.get("useHierarchy").and_then(Value::as_bool) {
+        if let Some(h) = v.use_hierarchy {
             out.push(w("memory", "memory.use_hierarchy", u8::from(h)));
         }
     }
@@ -185,10 +180,10 @@ fn memory(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> 
     Ok(())
 }
 
-fn cpu(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
-    let shares = nonzero_u(v, "shares");
-    let quota = nonzero_i(v, "quota");
-    let period = nonzero_u(v, "period");
+fn cpu(v: &Cpu, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
+    let shares = nonzero(v.shares);
+    let quota = nonzero(v.quota);
+    let period = nonzero(v.period);
     if v2 {
         if let Some(s) = shares {
             out.push(w("cpu", "cpu.weight", shares_to_weight(s)));
@@ -203,10 +198,10 @@ fn cpu(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
                 format!("{q} {}", period.unwrap_or(100_000)),
             ));
         }
-        if let Some(b) = uint(v, "burst") {
+        if let Some(b) = v.burst {
             out.push(w("cpu", "cpu.max.burst", b));
         }
-        if nonzero_i(v, "realtimeRuntime").is_some() || nonzero_u(v, "realtimePeriod").is_some() {
+        if nonzero(v.realtime_runtime).is_some() || nonzero(v.realtime_period).is_some() {
             return Err(unsupported("cpu.realtimeRuntime/realtimePeriod", true));
         }
     } else {
@@ -219,65 +214,77 @@ fn cpu(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
         if let Some(q) = quota {
             out.push(w("cpu", "cpu.cfs_quota_us", q));
         }
-        if let Some(b) = uint(v, "burst") {
+        if let Some(b) = v.burst {
             out.push(w("cpu", "cpu.cfs_burst_us", b));
         }
         // The period before the runtime: a runtime larger than the current
         // period is refused.
-        if let Some(p) = nonzero_u(v, "realtimePeriod") {
+        if let Some(p) = nonzero(v.realtime_period) {
             out.push(w("cpu", "cpu.rt_period_us", p));
         }
-        if let Some(r) = nonzero_i(v, "realtimeRuntime") {
+        if let Some(r) = nonzero(v.realtime_runtime) {
             out.push(w("cpu", "cpu.rt_runtime_us", r));
         }
     }
-    if let Some(i) = int(v, "idle") {
+    if let Some(i) = v.idle {
         out.push(w("cpu", "cpu.idle", i));
     }
-    if let Some(c) = string(v, "cpus") {
+    if let Some(c) = nonempty(v.cpus.as_ref()) {
         out.push(w("cpuset", "cpuset.cpus", one_line("cpu.cpus", c)?));
     }
-    if let Some(m) = string(v, "mems") {
+    if let Some(m) = nonempty(v.mems.as_ref()) {
         out.push(w("cpuset", "cpuset.mems", one_line("cpu.mems", m)?));
     }
     Ok(())
 }
 
-fn device_key(d: &Value) -> Option<String> {
-    Some(format!("{}:{}", int(d, "major")?, int(d, "minor")?))
+/// The four throttle lists with their v2 `io.max` key and v1 file.
+fn throttles(v: &BlockIo) -> [(&[ThrottleDevice], &'static str, &'static str); 4] {
+    [
+        (
+            &v.throttle_read_bps_device,
+            "rbps",
+            "blkio.throttle.read_bps_device",
+        ),
+        (
+            &v.throttle_write_bps_device,
+            "wbps",
+            "blkio.throttle.write_bps_device",
+        ),
+        (
+            &v.throttle_read_iops_device,
+            "riops",
+            "blkio.throttle.read_iops_device",
+        ),
+        (
+            &v.throttle_write_iops_device,
+            "wiops",
+            "blkio.throttle.write_iops_device",
+        ),
+    ]
 }
 
-fn block_io(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
-    let weight = nonzero_u(v, "weight");
+fn block_io(v: &BlockIo, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
+    let weight = nonzero(v.weight);
     if v2 {
         if let Some(wt) = weight {
-            out.push(w("blkio", "io.weight", blkio_weight_to_io(wt)));
+            out.push(w("blkio", "io.weight", blkio_weight_to_io(u64::from(wt))));
         }
-        if nonzero_u(v, "leafWeight").is_some() {
+        if nonzero(v.leaf_weight).is_some() {
             return Err(unsupported("blockIO.leafWeight", true));
         }
-        for d in v
-            .get("weightDevice")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let (Some(k), Some(wt)) = (device_key(d), nonzero_u(d, "weight")) {
+        for d in &v.weight_device {
+            if let (Some(k), Some(wt)) = (d.key(), nonzero(d.weight)) {
                 out.push(w(
                     "blkio",
                     "io.weight",
-                    format!("{k} {}", blkio_weight_to_io(wt)),
+                    format!("{k} {}", blkio_weight_to_io(u64::from(wt))),
                 ));
             }
         }
-        for (key, field) in [
-            ("throttleReadBpsDevice", "rbps"),
-            ("throttleWriteBpsDevice", "wbps"),
-            ("throttleReadIOPSDevice", "riops"),
-            ("throttleWriteIOPSDevice", "wiops"),
-        ] {
-            for d in v.get(key).and_then(Value::as_array).into_iter().flatten() {
-                if let (Some(k), Some(rate)) = (device_key(d), uint(d, "rate")) {
+        for (list, field, _) in throttles(v) {
+            for d in list {
+                if let (Some(k), Some(rate)) = (d.key(), d.rate) {
                     let rate = if rate == 0 {
                         "max".to_string()
                     } else {
@@ -291,34 +298,21 @@ fn block_io(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError
         if let Some(wt) = weight {
             out.push(w("blkio", "blkio.weight", wt));
         }
-        if let Some(lw) = nonzero_u(v, "leafWeight") {
+        if let Some(lw) = nonzero(v.leaf_weight) {
             out.push(w("blkio", "blkio.leaf_weight", lw));
         }
-        for d in v
-            .get("weightDevice")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(k) = device_key(d) else { continue };
-            if let Some(wt) = nonzero_u(d, "weight") {
+        for d in &v.weight_device {
+            let Some(k) = d.key() else { continue };
+            if let Some(wt) = nonzero(d.weight) {
                 out.push(w("blkio", "blkio.weight_device", format!("{k} {wt}")));
             }
-            if let Some(lw) = nonzero_u(d, "leafWeight") {
+            if let Some(lw) = nonzero(d.leaf_weight) {
                 out.push(w("blkio", "blkio.leaf_weight_device", format!("{k} {lw}")));
             }
         }
-        for (key, file) in [
-            ("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
-            ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
-            ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
-            (
-                "throttleWriteIOPSDevice",
-                "blkio.throttle.write_iops_device",
-            ),
-        ] {
-            for d in v.get(key).and_then(Value::as_array).into_iter().flatten() {
-                if let (Some(k), Some(rate)) = (device_key(d), uint(d, "rate")) {
+        for (list, _, file) in throttles(v) {
+            for d in list {
+                if let (Some(k), Some(rate)) = (d.key(), d.rate) {
                     out.push(w("blkio", file, format!("{k} {rate}")));
                 }
             }
@@ -327,116 +321,121 @@ fn block_io(v: &Value, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError
     Ok(())
 }
 
-/// Turns `linux.resources` (without `devices`) into the writes for this
-/// cgroup version, in order.
-pub fn plan(res: &Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
-    let mut out = Vec::new();
-    let Some(obj) = res.as_object() else {
-        return Ok(out);
-    };
-    for (key, v) in obj {
-        match key.as_str() {
-            // Written by `apply` after the rest: checked now, so that a
-            // refusal comes before the first write.
-            "devices" => super::devices::check(v, v2)?,
-            "memory" => memory(v, v2, &mut out)?,
-            "cpu" => cpu(v, v2, &mut out)?,
-            "pids" => {
-                if let Some(l) = nonzero_i(v, "limit") {
-                    out.push(w("pids", "pids.max", limit_str(l)));
-                }
-            }
-            "blockIO" => block_io(v, v2, &mut out)?,
-            "hugepageLimits" => {
-                for h in v.as_array().into_iter().flatten() {
-                    let Some(size) = string(h, "pageSize") else {
-                        continue;
-                    };
-                    // Part of a file name: the kernel's are `2MB`, `1GB`, ...
-                    if !size.chars().all(|c| c.is_ascii_alphanumeric()) {
-                        return Err(CgroupError::Unsupported(format!(
-                            "invalid hugepage size {size:?}"
-                        )));
-                    }
-                    let limit = uint(h, "limit").unwrap_or(0);
-                    let file = if v2 {
-                        format!("hugetlb.{size}.max")
-                    } else {
-                        format!("hugetlb.{size}.limit_in_bytes")
-                    };
-                    out.push(w("hugetlb", file, limit));
-                }
-            }
-            "network" => {
-                if v2 && !v.as_object().is_none_or(|o| o.is_empty()) {
-                    return Err(unsupported("linux.resources.network", true));
-                }
-                if let Some(c) = nonzero_u(v, "classID") {
-                    out.push(w("net_cls", "net_cls.classid", c));
-                }
-                for p in v
-                    .get("priorities")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let (Some(name), Some(prio)) = (string(p, "name"), uint(p, "priority")) {
-                        let name = one_word("network interface name", name)?;
-                        out.push(w(
-                            "net_prio",
-                            "net_prio.ifpriomap",
-                            format!("{name} {prio}"),
-                        ));
-                    }
-                }
-            }
-            "rdma" => {
-                for (dev, l) in v.as_object().into_iter().flatten() {
-                    let mut parts = Vec::new();
-                    if let Some(h) = uint(l, "hcaHandles") {
-                        parts.push(format!("hca_handle={h}"));
-                    }
-                    if let Some(o) = uint(l, "hcaObjects") {
-                        parts.push(format!("hca_object={o}"));
-                    }
-                    if !parts.is_empty() {
-                        let dev = one_word("rdma device name", dev)?;
-                        out.push(w("rdma", "rdma.max", format!("{dev} {}", parts.join(" "))));
-                    }
-                }
-            }
-            "unified" => {
-                let Some(map) = v.as_object().filter(|m| !m.is_empty()) else {
-                    continue;
-                };
-                if !v2 {
-                    // runc's words (its validator's ErrV1NoUnified).
-                    return Err(CgroupError::Unsupported(
-                        "invalid configuration: cannot use unified on cgroup v1".into(),
-                    ));
-                }
-                for (file, val) in map {
-                    // A file of the cgroup's own directory.
-                    if file.is_empty()
-                        || file.starts_with('.')
-                        || file.contains(|c: char| c == '/' || c.is_control())
-                    {
-                        return Err(CgroupError::Unsupported(format!(
-                            "invalid unified key {file:?}"
-                        )));
-                    }
-                    let val = val.as_str().map_or_else(|| val.to_string(), str::to_string);
-                    // A final newline is what `echo` writes; the kernel
-                    // ignores it.
-                    let val = val.strip_suffix('\n').unwrap_or(&val);
-                    let val = one_line(&format!("unified value for {file}"), val)?;
-                    out.push(w("unified", file.clone(), val));
-                }
-            }
-            // Go's decoding ignores keys its struct does not have.
-            _ => {}
+fn hugepages(limits: &[HugepageLimit], v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
+    for h in limits {
+        let Some(size) = nonempty(h.page_size.as_ref()) else {
+            continue;
+        };
+        // Part of a file name: the kernel's are `2MB`, `1GB`, ...
+        if !size.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(CgroupError::Unsupported(format!(
+                "invalid hugepage size {size:?}"
+            )));
+        }
+        let file = if v2 {
+            format!("hugetlb.{size}.max")
+        } else {
+            format!("hugetlb.{size}.limit_in_bytes")
+        };
+        out.push(w("hugetlb", file, h.limit.unwrap_or(0)));
+    }
+    Ok(())
+}
+
+fn network(v: &Network, v2: bool, out: &mut Vec<Write>) -> Result<(), CgroupError> {
+    if v2 && *v != Network::default() {
+        return Err(unsupported("linux.resources.network", true));
+    }
+    if let Some(c) = nonzero(v.class_id) {
+        out.push(w("net_cls", "net_cls.classid", c));
+    }
+    for p in &v.priorities {
+        if let (Some(name), Some(prio)) = (nonempty(p.name.as_ref()), p.priority) {
+            let name = one_word("network interface name", name)?;
+            out.push(w(
+                "net_prio",
+                "net_prio.ifpriomap",
+                format!("{name} {prio}"),
+            ));
         }
     }
+    Ok(())
+}
+
+fn rdma(devices: &BTreeMap<String, Rdma>, out: &mut Vec<Write>) -> Result<(), CgroupError> {
+    for (dev, l) in devices {
+        let mut parts = Vec::new();
+        if let Some(h) = l.hca_handles {
+            parts.push(format!("hca_handle={h}"));
+        }
+        if let Some(o) = l.hca_objects {
+            parts.push(format!("hca_object={o}"));
+        }
+        if !parts.is_empty() {
+            let dev = one_word("rdma device name", dev)?;
+            out.push(w("rdma", "rdma.max", format!("{dev} {}", parts.join(" "))));
+        }
+    }
+    Ok(())
+}
+
+fn unified(
+    files: &BTreeMap<String, String>,
+    v2: bool,
+    out: &mut Vec<Write>,
+) -> Result<(), CgroupError> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    if !v2 {
+        // runc's words (its validator's ErrV1NoUnified).
+        return Err(CgroupError::Unsupported(
+            "invalid configuration: cannot use unified on cgroup v1".into(),
+        ));
+    }
+    for (file, val) in files {
+        // A file of the cgroup's own directory.
+        if file.is_empty()
+            || file.starts_with('.')
+            || file.contains(|c: char| c == '/' || c.is_control())
+        {
+            return Err(CgroupError::Unsupported(format!(
+                "invalid unified key {file:?}"
+            )));
+        }
+        // A final newline is what `echo` writes; the kernel ignores it.
+        let val = val.strip_suffix('\n').unwrap_or(val);
+        let val = one_line(&format!("unified value for {file}"), val)?;
+        out.push(w("unified", file.clone(), val));
+    }
+    Ok(())
+}
+
+/// Turns `linux.resources` (without `devices`) into the writes for this
+/// cgroup version, in order.
+pub fn plan(res: &Resources, v2: bool) -> Result<Vec<Write>, CgroupError> {
+    let mut out = Vec::new();
+    // Written by `apply` after the rest: checked now, so that a refusal
+    // comes before the first write.
+    super::devices::check(res.devices.as_deref().unwrap_or_default(), v2)?;
+    if let Some(m) = &res.memory {
+        memory(m, v2, &mut out)?;
+    }
+    if let Some(c) = &res.cpu {
+        cpu(c, v2, &mut out)?;
+    }
+    if let Some(l) = res.pids.as_ref().and_then(|p| nonzero(p.limit)) {
+        out.push(w("pids", "pids.max", limit_str(l)));
+    }
+    if let Some(b) = &res.block_io {
+        block_io(b, v2, &mut out)?;
+    }
+    hugepages(&res.hugepage_limits, v2, &mut out)?;
+    if let Some(n) = &res.network {
+        network(n, v2, &mut out)?;
+    }
+    rdma(&res.rdma, &mut out)?;
+    unified(&res.unified, v2, &mut out)?;
     Ok(out)
 }
 
@@ -469,13 +468,13 @@ fn do_write(paths: &Cgroup, x: &Write) -> Result<(), CgroupError> {
 }
 
 /// Applies `linux.resources` to the container's cgroup directories.
-pub fn apply(paths: &Cgroup, res: &Value) -> Result<(), CgroupError> {
+pub fn apply(paths: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
     apply_writes(paths, &plan(res, paths.is_v2())?, res)
 }
 
 /// Applies `writes` (what [`plan`] made of `res` for this cgroup's version)
 /// and `res`'s device rules.
-pub fn apply_writes(paths: &Cgroup, writes: &[Write], res: &Value) -> Result<(), CgroupError> {
+pub fn apply_writes(paths: &Cgroup, writes: &[Write], res: &Resources) -> Result<(), CgroupError> {
     let mut writes = writes.to_vec();
     writes.retain(|x| {
         x.file != SWAP_IF_SUPPORTED
@@ -506,7 +505,7 @@ pub fn apply_writes(paths: &Cgroup, writes: &[Write], res: &Value) -> Result<(),
             i += 1;
         }
     }
-    if let Some(devices) = res.get("devices") {
+    if let Some(devices) = &res.devices {
         super::devices::apply(paths, devices)?;
     }
     Ok(())
@@ -551,6 +550,12 @@ fn period_and_quota_v1(paths: &Cgroup, period: &Write, quota: &Write) -> Result<
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// [`super::plan`] of resources as config.json gives them.
+    fn plan(r: &serde_json::Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
+        let typed: Resources = crate::spec::gojson::from_value(r.clone()).expect("resources");
+        super::plan(&typed, v2)
+    }
 
     fn has(p: &[Write], file: &str, value: &str) -> bool {
         p.iter().any(|x| x.file == file && x.value == value)

@@ -7,8 +7,8 @@ use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 
 use super::Globals;
-use crate::cgroups;
 use crate::container::Container;
+use crate::spec::{BlockIo, Memory, Resources};
 use crate::state::Status;
 
 /// `update [flags] ID`: runc's flags; `--resources -|FILE` reads a
@@ -106,54 +106,32 @@ pub fn parse_size(s: &str) -> anyhow::Result<i64> {
 }
 
 /// The fields of `--resources` that runc's `update` applies; it ignores the
-/// rest (devices, hugepage limits, network, rdma, per-device weights).
-fn runc_update_subset(mut res: Map<String, Value>) -> Map<String, Value> {
-    const KEEP: [(&str, &[&str]); 5] = [
-        (
-            "memory",
-            &[
-                "limit",
-                "reservation",
-                "swap",
-                "kernel",
-                "kernelTCP",
-                "checkBeforeUpdate",
-            ],
-        ),
-        (
-            "cpu",
-            &[
-                "shares",
-                "quota",
-                "period",
-                "realtimeRuntime",
-                "realtimePeriod",
-                "cpus",
-                "mems",
-                "idle",
-                "burst",
-            ],
-        ),
-        ("pids", &["limit"]),
-        (
-            "blockIO",
-            &[
-                "weight",
-                "throttleReadBpsDevice",
-                "throttleWriteBpsDevice",
-                "throttleReadIOPSDevice",
-                "throttleWriteIOPSDevice",
-            ],
-        ),
-        ("unified", &[]),
-    ];
-    res.retain(|k, _| KEEP.iter().any(|(name, _)| name == k));
-    for (name, fields) in KEEP.iter().filter(|(_, f)| !f.is_empty()) {
-        if let Some(Value::Object(m)) = res.get_mut(*name) {
-            m.retain(|k, _| fields.contains(&k.as_str()));
-        }
+/// rest (devices, hugepage limits, network, rdma, per-device weights,
+/// swappiness, the OOM killer switch).
+fn runc_update_subset(r: Resources) -> Resources {
+    Resources {
+        memory: r.memory.map(|m| Memory {
+            limit: m.limit,
+            reservation: m.reservation,
+            swap: m.swap,
+            kernel: m.kernel,
+            kernel_tcp: m.kernel_tcp,
+            check_before_update: m.check_before_update,
+            ..Memory::default()
+        }),
+        cpu: r.cpu,
+        pids: r.pids,
+        block_io: r.block_io.map(|b| BlockIo {
+            weight: b.weight,
+            throttle_read_bps_device: b.throttle_read_bps_device,
+            throttle_write_bps_device: b.throttle_write_bps_device,
+            throttle_read_iops_device: b.throttle_read_iops_device,
+            throttle_write_iops_device: b.throttle_write_iops_device,
+            ..BlockIo::default()
+        }),
+        unified: r.unified,
+        ..Resources::default()
     }
-    res
 }
 
 /// A number flag runc parses itself (`strconv.ParseUint`/`ParseInt`,
@@ -190,13 +168,22 @@ fn section<'a>(res: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String
     v.as_object_mut().expect("just made an object")
 }
 
-/// A `--resources` document: Go's decoding (keys folded, `null`s dropped),
-/// then the fields runc's `update` applies.
+/// Decodes `v` as `linux.resources`, as Go decodes it (keys folded,
+/// `null`s dropped, numbers of the field's width), naming a bad field.
+fn typed(v: Value) -> anyhow::Result<Resources> {
+    crate::spec::gojson::from_value_at(v, "linux.resources")
+        .map_err(|e| anyhow::anyhow!("decode resources: {e}"))
+}
+
+/// A `--resources` document: Go's decoding, then the fields runc's
+/// `update` applies, as JSON for the flags to override.
 pub(crate) fn decode_resources(text: &str) -> anyhow::Result<Map<String, Value>> {
-    let mut v: Value = serde_json::from_str(text).context("decode resources")?;
-    cgroups::schema::normalise(&mut v);
-    match v {
-        Value::Object(m) => Ok(runc_update_subset(m)),
+    let v: Value = serde_json::from_str(text).context("decode resources")?;
+    if !v.is_object() {
+        bail!("decode resources: not a JSON object");
+    }
+    match serde_json::to_value(runc_update_subset(typed(v)?))? {
+        Value::Object(m) => Ok(m),
         _ => bail!("decode resources: not a JSON object"),
     }
 }
@@ -282,7 +269,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
     if c.status == Status::Stopped {
         bail!("container not running");
     }
-    crate::container::update(&g.root, &a.id, &requested(&a)?)
+    crate::container::update(&g.root, &a.id, &typed(requested(&a)?)?)
 }
 
 #[cfg(test)]

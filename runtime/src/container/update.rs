@@ -3,24 +3,23 @@
 use std::path::Path;
 
 use anyhow::bail;
-use serde_json::Value;
 
 use super::Container;
-use crate::cgroups::{resources, schema, stats};
+use crate::cgroups::{resources, stats};
+use crate::spec::Resources;
 use crate::state::Status;
 
 /// Applies `res` (a `linux.resources` object, as `update` builds it from
 /// its flags) to container `id`'s cgroup. With `memory.checkBeforeUpdate`,
 /// a memory limit below the current usage is refused.
-pub fn update(root: &Path, id: &str, res: &Value) -> anyhow::Result<()> {
+pub fn update(root: &Path, id: &str, res: &Resources) -> anyhow::Result<()> {
     let c = Container::load(root, id)?;
     if c.status == Status::Stopped {
         bail!("container not running");
     }
-    schema::check(res).map_err(|e| anyhow::anyhow!("decode resources: {e}"))?;
-    let memory = &res["memory"];
-    if memory["checkBeforeUpdate"].as_bool() == Some(true) {
-        if let Some(limit) = memory["limit"].as_i64().filter(|l| *l > 0) {
+    let memory = res.memory.clone().unwrap_or_default();
+    if memory.check_before_update == Some(true) {
+        if let Some(limit) = memory.limit.filter(|l| *l > 0) {
             let usage = stats::collect(&c.record.cgroup_paths)["memory"]["usage"]["usage"]
                 .as_i64()
                 .unwrap_or(0);

@@ -157,9 +157,6 @@ pub fn validate_process(process: &crate::spec::Process) -> Result<(), SpecError>
 
 fn validate_linux(spec: &Spec) -> Result<Option<Filter>, SpecError> {
     let linux = spec.linux();
-    if let Some(r) = &linux.resources {
-        crate::cgroups::schema::check(r).map_err(invalid)?;
-    }
     let mut seen = HashSet::new();
     for ns in &linux.namespaces {
         // runc prints the namespace as Go prints its struct: {"type" "path"}.

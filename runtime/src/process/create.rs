@@ -217,8 +217,12 @@ pub fn create_planned(root: &Path, plan: Plan) -> Result<Created, CreateError> {
             ..new_record(&plan, &planned)
         })?;
         if opts.cgroups_disabled {
-            let limits = spec.linux().resources.as_ref().and_then(|r| r.as_object());
-            if limits.is_some_and(|r| r.keys().any(|k| k != "devices")) {
+            if spec
+                .linux()
+                .resources
+                .as_ref()
+                .is_some_and(|r| r.has_limits())
+            {
                 crate::logging::warn("--cgroup-manager disabled: linux.resources is not applied");
             }
         } else {
@@ -605,7 +609,7 @@ fn exit_reason(pid: i32, cg: &crate::cgroups::Cgroup, spec: &Spec) -> String {
                 .linux()
                 .resources
                 .as_ref()
-                .and_then(|r| r.pointer("/memory/limit"))
+                .and_then(|r| r.memory.as_ref()?.limit)
                 .map(|l| format!(" of {l} bytes"))
                 .unwrap_or_default();
             format!(

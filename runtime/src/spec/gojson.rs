@@ -11,6 +11,9 @@
 //! checked by serde_json first (its errors carry line and column); the
 //! value is then fed to the target type through [`Go`], a deserializer over
 //! [`Value`] that renames keys by the field names serde's derive asks for.
+//! A type error names the field where it happened, as a path in the spec's
+//! own names: `linux.resources.memory.limit: invalid type: string "x",
+//! expected i64` (map keys, being data, are escaped onto one line).
 
 use serde::de::{
     self, value::StringDeserializer, DeserializeOwned, DeserializeSeed, IntoDeserializer,
@@ -25,7 +28,65 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Er
 
 /// Decodes `v` into `T` with Go's key matching.
 pub fn from_value<T: DeserializeOwned>(v: Value) -> Result<T, serde_json::Error> {
-    T::deserialize(Go(v))
+    T::deserialize(Go::root(v))
+}
+
+/// [`from_value`] for a value found at `path` of a larger document (errors
+/// name the field from there: `linux.resources.memory.limit: …`).
+pub fn from_value_at<T: DeserializeOwned>(v: Value, path: &str) -> Result<T, serde_json::Error> {
+    let root = At {
+        path: String::new(),
+        named: Default::default(),
+    };
+    let at = root.child(path);
+    T::deserialize(Go(v, at.clone())).map_err(|e| at.name(e))
+}
+
+/// Where a value sits in the document, and whether an error has been
+/// given its path yet (the innermost field that fails names itself; the
+/// fields around it pass the error on unchanged).
+#[derive(Debug, Clone)]
+struct At {
+    path: String,
+    named: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl At {
+    fn child(&self, step: &str) -> At {
+        let path = if self.path.is_empty() || step.starts_with('[') {
+            format!("{}{step}", self.path)
+        } else {
+            format!("{}.{step}", self.path)
+        };
+        At {
+            path,
+            named: self.named.clone(),
+        }
+    }
+
+    /// `e`, prefixed with this path unless an inner field already was.
+    /// Integer types are named as in Go (`int64`, `uint16`), as runc's
+    /// messages name them.
+    fn name(&self, e: serde_json::Error) -> serde_json::Error {
+        if self.named.replace(true) || self.path.is_empty() {
+            return e;
+        }
+        let mut msg = e.to_string();
+        for (rust, go) in [
+            ("i64", "int64"),
+            ("u64", "uint64"),
+            ("i32", "int32"),
+            ("u32", "uint32"),
+            ("u16", "uint16"),
+            ("u8", "uint8"),
+        ] {
+            if let Some(head) = msg.strip_suffix(&format!("expected {rust}")) {
+                msg = format!("{head}expected {go}");
+                break;
+            }
+        }
+        de::Error::custom(format!("{}: {msg}", self.path))
+    }
 }
 
 /// The field of `fields` that `key` names: exact, else case-folded.
@@ -60,17 +121,34 @@ fn struct_entries(
 
 /// A JSON value read with Go's rules (see the module docs).
 #[derive(Debug)]
-pub struct Go(pub Value);
+pub struct Go(Value, At);
+
+impl Go {
+    fn root(v: Value) -> Go {
+        Go(
+            v,
+            At {
+                path: String::new(),
+                named: Default::default(),
+            },
+        )
+    }
+}
 
 impl<'de> de::Deserializer<'de> for Go {
     type Error = serde_json::Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         match self.0 {
-            Value::Array(items) => visitor.visit_seq(Seq(items.into_iter())),
+            Value::Array(items) => visitor.visit_seq(Seq {
+                items: items.into_iter().enumerate(),
+                at: self.1,
+            }),
             Value::Object(map) => visitor.visit_map(Map {
                 entries: map.into_iter().collect::<Vec<_>>().into_iter(),
                 value: None,
+                at: self.1,
+                data_keys: true,
             }),
             scalar => de::Deserializer::deserialize_any(scalar, visitor),
         }
@@ -79,7 +157,7 @@ impl<'de> de::Deserializer<'de> for Go {
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         match self.0 {
             Value::Null => visitor.visit_none(),
-            v => visitor.visit_some(Go(v)),
+            v => visitor.visit_some(Go(v, self.1)),
         }
     }
 
@@ -93,6 +171,8 @@ impl<'de> de::Deserializer<'de> for Go {
             Value::Object(map) => visitor.visit_map(Map {
                 entries: struct_entries(map, fields).into_iter(),
                 value: None,
+                at: self.1,
+                data_keys: false,
             }),
             // serde_json would fill a struct from an array, field by field;
             // Go refuses (`cannot unmarshal array into Go value of type …`).
@@ -128,7 +208,10 @@ impl<'de> de::Deserializer<'de> for Go {
     }
 }
 
-struct Seq(std::vec::IntoIter<Value>);
+struct Seq {
+    items: std::iter::Enumerate<std::vec::IntoIter<Value>>,
+    at: At,
+}
 
 impl<'de> SeqAccess<'de> for Seq {
     type Error = serde_json::Error;
@@ -137,17 +220,26 @@ impl<'de> SeqAccess<'de> for Seq {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, Self::Error> {
-        self.0.next().map(|v| seed.deserialize(Go(v))).transpose()
+        let Some((i, v)) = self.items.next() else {
+            return Ok(None);
+        };
+        let at = self.at.child(&format!("[{i}]"));
+        seed.deserialize(Go(v, at.clone()))
+            .map(Some)
+            .map_err(|e| at.name(e))
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.0.len())
+        Some(self.items.len())
     }
 }
 
 struct Map {
     entries: std::vec::IntoIter<(String, Value)>,
-    value: Option<Value>,
+    value: Option<(String, Value)>,
+    at: At,
+    /// The keys are data (a map), not field names (a struct).
+    data_keys: bool,
 }
 
 impl<'de> MapAccess<'de> for Map {
@@ -160,7 +252,12 @@ impl<'de> MapAccess<'de> for Map {
         let Some((key, value)) = self.entries.next() else {
             return Ok(None);
         };
-        self.value = Some(value);
+        let step = if self.data_keys {
+            crate::logging::one_line(&key)
+        } else {
+            key.clone()
+        };
+        self.value = Some((step, value));
         let key: StringDeserializer<serde_json::Error> = key.into_deserializer();
         seed.deserialize(key).map(Some)
     }
@@ -169,7 +266,10 @@ impl<'de> MapAccess<'de> for Map {
         &mut self,
         seed: V,
     ) -> Result<V::Value, Self::Error> {
-        seed.deserialize(Go(self.value.take().unwrap_or(Value::Null)))
+        let (step, value) = self.value.take().unwrap_or_default();
+        let at = self.at.child(&step);
+        seed.deserialize(Go(value, at.clone()))
+            .map_err(|e| at.name(e))
     }
 }
 
@@ -219,6 +319,27 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid type: sequence, expected struct Spec"
+        );
+    }
+
+    #[test]
+    fn a_type_error_names_the_innermost_field() {
+        let e = |json: &str| from_slice::<Spec>(json.as_bytes()).unwrap_err().to_string();
+        assert_eq!(
+            e(r#"{"process": {"args": 5}}"#),
+            "process.args: invalid type: integer `5`, expected a sequence"
+        );
+        assert_eq!(
+            e(r#"{"Process": {"Args": ["sh", 1]}}"#),
+            "process.args[1]: invalid type: integer `1`, expected a string"
+        );
+        assert_eq!(
+            e(r#"{"annotations": {"a\nb": 1}}"#),
+            r"annotations.a\nb: invalid type: integer `1`, expected a string"
+        );
+        assert_eq!(
+            e(r#"{"linux": {"namespaces": [{"type": "pid"}, {"type": 7}]}}"#),
+            "linux.namespaces[1].type: invalid type: integer `7`, expected a string"
         );
     }
 

@@ -9,6 +9,7 @@ mod default;
 #[cfg(test)]
 mod fuzz;
 pub mod gojson;
+mod resources;
 
 /// The runtime-spec version corten implements and writes into `state`.
 pub const OCI_VERSION: &str = "1.0.2-dev";
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use default::default_spec;
+pub use resources::*;
 
 /// Errors from loading a bundle's configuration.
 #[derive(Debug, thiserror::Error)]
@@ -271,7 +273,7 @@ pub struct Linux {
     pub sysctl: BTreeMap<String, String>,
     /// Cgroup resources (applied by the cgroup manager).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resources: Option<serde_json::Value>,
+    pub resources: Option<Resources>,
     /// Cgroup path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroups_path: Option<String>,
@@ -307,7 +309,7 @@ pub struct Linux {
     pub memory_policy: Option<attrs::MemoryPolicy>,
     /// Intel RDT (resctrl); refused: not supported.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub intel_rdt: Option<serde_json::Value>,
+    pub intel_rdt: Option<IntelRdt>,
 }
 
 /// A uid or gid mapping.
@@ -387,12 +389,7 @@ impl Spec {
     /// Decodes the contents of a config file as [`Spec::read`] does, without
     /// validating them; `path` names the file in errors.
     pub fn from_slice(data: &[u8], path: PathBuf) -> Result<Spec, SpecError> {
-        let mut spec: Spec =
-            gojson::from_slice(data).map_err(|source| SpecError::Parse { path, source })?;
-        if let Some(r) = spec.linux.as_mut().and_then(|l| l.resources.as_mut()) {
-            crate::cgroups::schema::normalise(r);
-        }
-        Ok(spec)
+        gojson::from_slice(data).map_err(|source| SpecError::Parse { path, source })
     }
 
     /// The process, which validation guarantees for `create`.

@@ -62,9 +62,8 @@ pub mod v1;
 use std::io;
 use std::path::PathBuf;
 
-use serde_json::Value;
-
 use super::{Cgroup, CgroupError};
+use crate::spec::DeviceCgroup;
 pub use ebpf::{program, Insn};
 
 /// The name corten gives its device programs (at most 15 bytes).
@@ -82,9 +81,6 @@ const ACC_ALL: u8 = ACC_MKNOD | ACC_READ | ACC_WRITE;
 /// Errors from the v2 device controller.
 #[derive(Debug, thiserror::Error)]
 pub enum BpfError {
-    /// `linux.resources.devices` is present but not an array.
-    #[error("linux.resources.devices is not an array")]
-    NotAList,
     /// One entry of `linux.resources.devices` is malformed.
     #[error("linux.resources.devices[{index}]: {reason}")]
     Rule {
@@ -205,55 +201,33 @@ impl DeviceRule {
 /// `rwm`, and (as runc) deny when `allow` is missing. A major or minor of -1
 /// is the wildcard too, as in runc; an unknown type or access letter is
 /// refused, as runc refuses it.
-pub fn rules_from_spec(devices: &Value) -> Result<Vec<DeviceRule>, BpfError> {
-    let list = match devices {
-        Value::Null => return Ok(Vec::new()),
-        Value::Array(list) => list,
-        _ => return Err(BpfError::NotAList),
-    };
-    list.iter()
+pub fn rules_from_spec(devices: &[DeviceCgroup]) -> Result<Vec<DeviceRule>, BpfError> {
+    devices
+        .iter()
         .enumerate()
         .map(|(index, d)| rule_from_spec(d).map_err(|reason| BpfError::Rule { index, reason }))
         .collect()
 }
 
-fn rule_from_spec(d: &Value) -> Result<DeviceRule, String> {
-    let obj = d.as_object().ok_or("not an object")?;
-    let field = |k: &str| obj.get(k).filter(|v| !v.is_null());
-    let allow = match field("allow") {
-        None => false,
-        Some(v) => v.as_bool().ok_or("allow is not a boolean")?,
+fn rule_from_spec(d: &DeviceCgroup) -> Result<DeviceRule, String> {
+    let kind = match d.typ.as_deref() {
+        None | Some("a") => DeviceKind::All,
+        Some("c") => DeviceKind::Char,
+        Some("b") => DeviceKind::Block,
+        Some(t) => return Err(format!("invalid device type {t:?} (want a, b or c)")),
     };
-    let kind = match field("type").map(|t| t.as_str().ok_or("type is not a string")) {
-        None => DeviceKind::All,
-        Some(Err(e)) => return Err(e.into()),
-        Some(Ok("a")) => DeviceKind::All,
-        Some(Ok("c")) => DeviceKind::Char,
-        Some(Ok("b")) => DeviceKind::Block,
-        Some(Ok(t)) => return Err(format!("invalid device type {t:?} (want a, b or c)")),
-    };
-    let number = |k: &str| match field(k) {
-        None => Ok(None),
-        Some(v) => match v.as_i64() {
-            Some(-1) => Ok(None),
-            Some(n) => Ok(Some(n)),
-            None => Err(format!("{k} is not an integer")),
-        },
-    };
-    let access = match field("access") {
-        None => "rwm".to_string(),
-        Some(v) => v.as_str().ok_or("access is not a string")?.to_string(),
-    };
+    let number = |n: Option<i64>| n.filter(|n| *n != -1);
+    let access = d.access.clone().unwrap_or_else(|| "rwm".to_string());
     if let Some(c) = access.chars().find(|c| !"rwm".contains(*c)) {
         return Err(format!(
             "invalid device access {c:?} in {access:?} (want r, w, m)"
         ));
     }
     Ok(DeviceRule {
-        allow,
+        allow: d.allow,
         kind,
-        major: number("major")?,
-        minor: number("minor")?,
+        major: number(d.major),
+        minor: number(d.minor),
         access,
     })
 }
@@ -272,7 +246,7 @@ pub fn default_allowed() -> Vec<DeviceRule> {
 /// The device rules as `apply` will take them (with its messages), and
 /// on v1 only rules `devices.allow` accepts: type `a`, `b` or `c`, numbers
 /// `*` or 0 to 2^32-1.
-pub fn check(devices: &Value, v2: bool) -> Result<(), CgroupError> {
+pub fn check(devices: &[DeviceCgroup], v2: bool) -> Result<(), CgroupError> {
     if !v2 {
         for (_, rule) in device_rules(devices) {
             if !v1::well_formed(&rule) {
@@ -308,17 +282,15 @@ pub fn check(devices: &Value, v2: bool) -> Result<(), CgroupError> {
 }
 
 /// A device rule as v1's `devices.allow`/`devices.deny` take it.
-pub fn v1_device_rule(d: &Value) -> String {
+pub fn v1_device_rule(d: &DeviceCgroup) -> String {
     // -1 is the wildcard too (runc).
-    let num = |k: &str| {
-        d.get(k)
-            .and_then(Value::as_i64)
-            .filter(|n| *n != -1)
+    let num = |n: Option<i64>| {
+        n.filter(|n| *n != -1)
             .map_or("*".to_string(), |n| n.to_string())
     };
-    let typ = d.get("type").and_then(Value::as_str).unwrap_or("a");
-    let access = d.get("access").and_then(Value::as_str).unwrap_or("rwm");
-    format!("{typ} {}:{} {access}", num("major"), num("minor"))
+    let typ = d.typ.as_deref().unwrap_or("a");
+    let access = d.access.as_deref().unwrap_or("rwm");
+    format!("{typ} {}:{} {access}", num(d.major), num(d.minor))
 }
 
 /// The devices every container may use after its own rules (runc's list):
@@ -339,15 +311,10 @@ pub const DEFAULT_ALLOWED: &[&str] = &[
 
 /// v1 device rules: the config's rules in order, then the defaults, as
 /// `(allow, "type major:minor access")`.
-pub fn device_rules(devices: &Value) -> Vec<(bool, String)> {
+pub fn device_rules(devices: &[DeviceCgroup]) -> Vec<(bool, String)> {
     let mut out: Vec<(bool, String)> = devices
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| {
-            let allow = d.get("allow").and_then(Value::as_bool).unwrap_or(false);
-            (allow, v1_device_rule(d))
-        })
+        .iter()
+        .map(|d| (d.allow, v1_device_rule(d)))
         .collect();
     out.extend(DEFAULT_ALLOWED.iter().map(|r| (true, (*r).to_string())));
     out
@@ -355,7 +322,7 @@ pub fn device_rules(devices: &Value) -> Vec<(bool, String)> {
 
 /// Applies the device rules (then the defaults) to the container's cgroup:
 /// v1's `devices.allow`/`devices.deny` writes, or v2's eBPF program.
-pub fn apply(cg: &Cgroup, devices: &Value) -> Result<(), CgroupError> {
+pub fn apply(cg: &Cgroup, devices: &[DeviceCgroup]) -> Result<(), CgroupError> {
     match cg {
         Cgroup::V2(dir) => {
             let err = |e: BpfError| CgroupError::Unsupported(format!("device filter: {e}"));
@@ -375,18 +342,23 @@ mod text_tests {
     use super::*;
     use serde_json::json;
 
+    /// Device rules as config.json gives them.
+    pub(super) fn rules(v: serde_json::Value) -> Vec<DeviceCgroup> {
+        crate::spec::gojson::from_value(v).expect("device rules")
+    }
+
     #[test]
     fn v1_rule_text() {
         // -1 is v1's wildcard, as in runc.
-        let rule = json!({"type": "c", "major": -1, "minor": 3, "access": "rw"});
-        assert_eq!(v1_device_rule(&rule), "c *:3 rw");
+        let rule = &rules(json!([{"type": "c", "major": -1, "minor": 3, "access": "rw"}]))[0];
+        assert_eq!(v1_device_rule(rule), "c *:3 rw");
     }
 
     #[test]
     fn device_rules_then_defaults() {
-        let d = device_rules(
-            &json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]),
-        );
+        let d = device_rules(&rules(
+            json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]),
+        ));
         assert_eq!(d[0], (false, "a *:* rwm".to_string()));
         assert_eq!(d[1], (true, "c 10:229 rw".to_string()));
         assert_eq!(d.len(), 2 + DEFAULT_ALLOWED.len());

@@ -507,7 +507,7 @@ fn rules_from_spec_applies_the_spec_defaults() {
         { "allow": true, "type": "b", "major": -1, "minor": null },
         {}
     ]);
-    let rules = rules_from_spec(&spec).expect("valid");
+    let rules = rules_from_spec(&super::text_tests::rules(spec)).expect("valid");
     assert_eq!(
         rules,
         vec![
@@ -523,17 +523,13 @@ fn rules_from_spec_applies_the_spec_defaults() {
             },
         ]
     );
-    assert_eq!(rules_from_spec(&Value::Null).expect("null").len(), 0);
-    assert!(rules_from_spec(&json!({})).is_err());
+    assert_eq!(rules_from_spec(&[]).expect("none").len(), 0);
     let bad = [
         json!([{ "allow": true, "type": "u" }]),
         json!([{ "allow": true, "access": "rwx" }]),
-        json!([{ "allow": true, "major": "1" }]),
-        json!([{ "allow": "yes" }]),
-        json!([7]),
     ];
     for b in bad {
-        let e = rules_from_spec(&b).expect_err("invalid");
+        let e = rules_from_spec(&super::text_tests::rules(b)).expect_err("invalid");
         assert!(
             e.to_string().starts_with("linux.resources.devices[0]: "),
             "{e}"
