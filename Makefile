@@ -34,26 +34,12 @@ TEST_THREADS ?= 2
 
 .PHONY: build deps toolchain demo test fmt-check clippy unit integration test-cgroupv2 install uninstall clean bench bench-deps soak fuzz
 
-## deps: install the Debian packages the demo and tests need (idempotent).
+## deps: install the Debian packages the demo and tests need (idempotent;
+## root only when one is missing). scripts/ensure-packages.sh also keeps
+## package scripts from starting the system's docker and containerd
+## services (a policy-rc.d guard); the tests start their own daemons.
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  [ "$$(id -u)" = 0 ] || { echo "make deps: need root to install$$missing" >&2; exit 1; }; \
-	  apt-get update -qq || true; \
-	  guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
-	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; guard=1; \
-	  fi; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; rc=$$?; \
-	  [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; \
-	  exit $$rc; \
-	fi
-
-# The policy-rc.d guard keeps package scripts from starting the system's
-# docker and containerd services (dockerd would create its docker0 bridge on
-# a private address range); the tests start their own daemons.
+	@./scripts/ensure-packages.sh --for "make deps" $(DEB_PACKAGES)
 
 ## docker-profile: Docker's default seccomp profile (moby's format), taken
 ## from Debian's golang-github-docker-docker-dev package without installing
@@ -114,7 +100,7 @@ clippy: toolchain
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 unit: toolchain
-	$(CARGO) test --locked -p corten -p containerd-shim-corten-v2 -p corten-conformance
+	$(CARGO) test --locked -p corten -p containerd-shim-corten-v2 -p corten-conformance -p corten-testkit
 
 integration: deps build $(DOCKER_PROFILE)
 	@rm -f target/it-skips.log
@@ -228,19 +214,7 @@ bench: build bench-deps
 
 bench-deps:
 	@[ "$$(id -u)" = 0 ] || { echo "make bench/soak: run as root" >&2; exit 1; }
-	@missing=""; for p in $(BENCH_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  apt-get update -qq || true; \
-	  guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
-	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; guard=1; \
-	  fi; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; rc=$$?; \
-	  [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; \
-	  exit $$rc; \
-	fi
+	@./scripts/ensure-packages.sh --for "make bench" $(BENCH_PACKAGES)
 
 ## soak: what 1000 `run`s and 300 `exec`s leave behind (mounts, cgroups, state
 ## entries, processes, open files, memfds), and what 100 `create`s killed at

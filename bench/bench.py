@@ -229,12 +229,10 @@ class Bench:
         if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
             raise BenchError("prctl(PR_SET_CHILD_SUBREAPER) failed")
         self.rootfs = os.path.join(self.work, "rootfs")
-        for d in ["bin", "proc", "sys", "dev", "tmp", "etc"]:
-            os.makedirs(os.path.join(self.rootfs, d))
         busybox = shutil.which("busybox") or "/bin/busybox"
-        shutil.copy(busybox, os.path.join(self.rootfs, "bin/busybox"))
-        for name in ["true", "sleep", "sh"]:
-            os.symlink("busybox", os.path.join(self.rootfs, "bin", name))
+        helper = os.path.join(self.repo, "scripts/busybox-rootfs.sh")
+        subprocess.run(["sh", "-c", '. "$1" && busybox_rootfs "$2" "$3"', "sh",
+                        helper, self.rootfs, busybox], check=True)
         specdir = os.path.join(self.work, "spec")
         os.makedirs(specdir)
         subprocess.run([self.corten, "spec"], cwd=specdir, check=True)

@@ -54,11 +54,9 @@ wait_status() { # wait_status ID STATUS (up to 30 s: emulation is slow)
 }
 out_value() { sed -n "s/^$1=//p" "$R/out" 2>/dev/null | head -n1; } # out_value KEY
 
-# The rootfs: static busybox and its applets.
-mkdir -p "$R/bin" "$R/proc" "$R/sys" "$R/dev" "$R/tmp" "$R/etc"
-cp /bin/busybox "$R/bin/busybox"
-for a in $(busybox --list); do [ "$a" = busybox ] || ln -s busybox "$R/bin/$a"; done
-echo 'root:x:0:0:root:/:/bin/sh' >"$R/etc/passwd"
+# The rootfs: the VM's static (arm64) busybox and its applets.
+. /lib/busybox-rootfs.sh
+busybox_rootfs "$R"
 echo "arm64: corten $($C --version | head -n1), $(uname -m)"
 
 # ---- lifecycle ----------------------------------------------------------------

@@ -6,7 +6,8 @@
 #
 #   scripts/arm64-vm.sh            (or: make test-arm64, which cross-builds first)
 #
-# Inside, scripts/arm64-checks.sh runs corten on a busybox bundle: lifecycle
+# Inside, scripts/arm64-checks.sh runs corten on a busybox bundle
+# (scripts/busybox-rootfs.sh, with the VM's arm64 busybox): lifecycle
 # (spec, create, state, start, run's exit code, kill, delete), namespaces,
 # capabilities, seccomp (an SCMP_ARCH_AARCH64 filter returning errnos) and
 # cgroup v2 limits; then the unit tests run on the real arm64 kernel
@@ -165,6 +166,7 @@ echo 'root:x:0:' >"$STAGE/etc/group"
 mknod -m 600 "$STAGE/dev/console" c 5 1 2>/dev/null || true
 cp "$REPO/scripts/vm-init.sh" "$STAGE/lib/vm-init.sh"
 cp "$REPO/scripts/arm64-checks.sh" "$STAGE/lib/arm64-checks.sh"
+cp "$REPO/scripts/busybox-rootfs.sh" "$STAGE/lib/busybox-rootfs.sh"
 cat >"$STAGE/init" <<'INIT'
 #!/bin/busybox sh
 # PID 1 of the arm64 test VM (the shared part: scripts/vm-init.sh; the

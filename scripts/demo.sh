@@ -10,6 +10,8 @@ set -euo pipefail
 
 CORTEN=$(realpath "${1:-target/release/corten}")
 BUSYBOX=${BUSYBOX:-/bin/busybox}
+# shellcheck source=scripts/busybox-rootfs.sh
+. "$(dirname "$0")/busybox-rootfs.sh"
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (containers need namespaces and cgroups)" >&2; exit 1; }
 [ -x "$BUSYBOX" ] || { echo "demo: $BUSYBOX missing: apt-get install busybox-static" >&2; exit 1; }
 
@@ -39,13 +41,7 @@ trap cleanup EXIT
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
 # A bundle: busybox and its applets as the root filesystem.
-mkdir -p "$WORK/bundle/rootfs"/{bin,proc,sys,dev,tmp,etc}
-cp "$BUSYBOX" "$WORK/bundle/rootfs/bin/busybox"
-for applet in $("$BUSYBOX" --list); do
-    [ "$applet" = busybox ] || ln -sf busybox "$WORK/bundle/rootfs/bin/$applet"
-done
-echo 'root:x:0:0:root:/root:/bin/sh' > "$WORK/bundle/rootfs/etc/passwd"
-echo 'root:x:0:' > "$WORK/bundle/rootfs/etc/group"
+busybox_rootfs "$WORK/bundle/rootfs" "$BUSYBOX"
 
 cd "$WORK/bundle"
 step "$CORTEN" --version

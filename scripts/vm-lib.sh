@@ -4,11 +4,11 @@
 # sets VM_NAME first: log lines start with "$VM_NAME-vm:", the VM's summary
 # line with "$VM_NAME:". scripts/vm-init.sh is the VM-side counterpart.
 #
-#   ensure_packages PKG...          apt-get install the missing ones (update only then)
+#   ensure_packages PKG...          install the missing ones (scripts/ensure-packages.sh)
 #   deb_unpack NAME ARCH CACHE TREE apt-get download NAME:ARCH (never installed), dpkg-deb -x into TREE
 #   debian_kernel ARCH VM_DIR [PKG] Debian's kernel for ARCH: sets KERNEL_PKG KERNEL_TREE VMLINUZ KVER KCONFIG MODDIR
 #   check_kconfig OPT...            warns about every CONFIG_OPT of $KCONFIG that is not built in
-#   stage_busybox BUSYBOX APPLETS   busybox + one symlink per applet into $STAGE/bin
+#   stage_busybox BUSYBOX APPLETS   busybox + one symlink per applet into $STAGE/bin (scripts/busybox-rootfs.sh)
 #   add_module NAME                 a module (and its dependencies) into $STAGE/lib/modules, in load order
 #   pack_initramfs                  $STAGE -> $INITRD (newc cpio, gzip)
 #   run_vm LOG TIMEOUT QEMU ARGS... the VM with its console streamed to stdout and LOG
@@ -28,19 +28,12 @@ apt_update() {
     APT_UPDATED=1
 }
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+VM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/busybox-rootfs.sh
+. "$VM_LIB_DIR/busybox-rootfs.sh"
 
 ensure_packages() {
-    local p missing=""
-    for p in "$@"; do
-        installed "$p" || missing="$missing $p"
-    done
-    [ -n "$missing" ] || return 0
-    [ "$(id -u)" = 0 ] || die "need root to install$missing"
-    log "installing:$missing"
-    apt_update
-    # shellcheck disable=SC2086 # word splitting of the package list is wanted
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    "$VM_LIB_DIR/ensure-packages.sh" --for "$VM_NAME-vm" "$@" || die "could not install: $*"
 }
 
 deb_unpack() {
@@ -107,11 +100,7 @@ check_kconfig() {
 }
 
 stage_busybox() {
-    local busybox=$1 applets=$2 applet
-    cp "$busybox" "$STAGE/bin/busybox"
-    for applet in $applets; do
-        [ "$applet" = busybox ] || ln -sf busybox "$STAGE/bin/$applet"
-    done
+    busybox_install "$1" "$STAGE/bin" "$2" || die "stage busybox $1 into $STAGE/bin"
 }
 
 MODULE_ORDER=""

@@ -1,5 +1,8 @@
 //! Helpers for corten's integration tests: real bundles, a real runtime
-//! binary, real namespaces and cgroups.
+//! binary, real namespaces and cgroups. The bundles, the runtime driver and
+//! the clean-up are [`corten_testkit`]'s (shared with the conformance
+//! suite); this crate adds what the tests assume: `/tmp/corten-it`,
+//! `CORTEN_BIN`, a failed test where the kit reports an error.
 //!
 //! The tests drive the runtime binary named by `CORTEN_BIN` (default:
 //! `<workspace>/target/release/corten`) exactly as containerd or Docker
@@ -45,15 +48,16 @@ mod runtime;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use bundle::{busybox_tarball, Bundle};
-pub use cleanup::{cgroup_dirs, cgroup_parent};
+pub use cleanup::cgroup_parent;
 pub use console::{read_pty, ConsoleSocket};
-pub use inspect::{
-    cap_hex, host_ns, mounts_under, parse_mountinfo, pid_alive, processes_mentioning, status_field,
-    MountInfo,
+pub use corten_testkit::{
+    allow_all_seccomp, cgroup_dirs, is_root, mounts_under, parse_mountinfo, pid_alive,
+    processes_mentioning, status_field, userns_unavailable, MountInfo,
 };
+pub use inspect::{cap_hex, host_ns};
 pub use runtime::{OutputExt, Runtime};
 
 /// Where all bundles and runtime roots of the tests live.
@@ -68,12 +72,6 @@ pub fn runtime_bin() -> PathBuf {
             "/../target/release/corten"
         )),
     }
-}
-
-/// Whether the tests run with effective uid 0.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// Skip the current test (print `SKIP: <reason>` to stderr and return) unless
@@ -112,24 +110,6 @@ pub fn skip(test: &str, reason: &str) {
     {
         let _ = writeln!(f, "{line}");
     }
-}
-
-/// Why no user namespace can be created here (`None` when one can): the
-/// kernel refuses them to a process in a chroot, such as a fresh-install
-/// tree (`../shared/fresh-debian.sh`). Tests that need one skip with it.
-pub fn userns_unavailable() -> Option<String> {
-    static WHY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    WHY.get_or_init(|| {
-        match std::process::Command::new("unshare").args(["--user", "true"]).output() {
-            Ok(o) if o.status.success() => None,
-            Ok(o) => Some(format!(
-                "no user namespace can be created here ({}); the kernel refuses them to chrooted processes",
-                String::from_utf8_lossy(&o.stderr).trim()
-            )),
-            Err(e) => Some(format!("unshare --user: {e}")),
-        }
-    })
-    .clone()
 }
 
 /// Skips the calling test (`skip` with the reason, then `return`) where no
@@ -181,27 +161,15 @@ pub fn scaled(timeout: Duration) -> Duration {
     timeout * scale
 }
 
-/// Poll `probe` until it returns `Some` or `timeout` ([`scaled`]) passes. The
-/// poll interval starts at 1 ms and doubles up to 20 ms, so short waits stay
-/// short.
-pub fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + scaled(timeout);
-    let mut interval = Duration::from_millis(1);
-    loop {
-        if let Some(value) = probe() {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(interval);
-        interval = (interval * 2).min(Duration::from_millis(20));
-    }
+/// Poll `probe` until it returns `Some` or `timeout` ([`scaled`]) passes
+/// ([`corten_testkit::wait_for`]).
+pub fn wait_for<T>(timeout: Duration, probe: impl FnMut() -> Option<T>) -> Option<T> {
+    corten_testkit::wait_for(scaled(timeout), probe)
 }
 
 /// [`wait_for`] for a condition.
-pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    wait_for(timeout, || condition().then_some(())).is_some()
+pub fn wait_until(timeout: Duration, condition: impl FnMut() -> bool) -> bool {
+    corten_testkit::wait_until(scaled(timeout), condition)
 }
 
 /// Whether `text` is an RFC 3339 timestamp such as `2024-01-02T03:04:05.123456789Z`

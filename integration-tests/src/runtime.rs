@@ -1,29 +1,21 @@
-//! The runtime under test, driven through its command line with a private
-//! `--root`.
+//! The runtime under test: a [`corten_testkit::Driver`] with a private
+//! `--root`, failing the test where the driver reports an error.
 
 use std::cell::RefCell;
-use std::fs::{self, File};
+use std::fs;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
+use corten_testkit::{Driver, Ran};
 use serde_json::Value;
 
 use crate::{cleanup, Bundle};
 
 /// How long any single runtime command may take before the test fails.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A container this runtime wrapper created, for output retrieval and cleanup.
-#[derive(Debug)]
-struct Tracked {
-    id: String,
-    stdout: PathBuf,
-    stderr: PathBuf,
-    cgroup: String,
-}
 
 /// The runtime binary with its own state directory (`--root`).
 ///
@@ -40,12 +32,9 @@ struct Tracked {
 /// directories.
 #[derive(Debug)]
 pub struct Runtime {
-    bin: PathBuf,
-    dir: PathBuf,
-    global: Vec<String>,
-    envs: Vec<(String, String)>,
-    tracked: RefCell<Vec<Tracked>>,
-    commands: RefCell<usize>,
+    driver: Driver,
+    /// The cgroups of the containers created, removed at drop.
+    cgroups: RefCell<Vec<String>>,
 }
 
 impl Runtime {
@@ -53,68 +42,57 @@ impl Runtime {
     pub fn new(test_name: &str) -> Runtime {
         cleanup::register_owner();
         let dir = Path::new(crate::BASE_DIR).join(format!("{}.rt", crate::unique_name(test_name)));
-        let rt = Runtime {
-            bin: crate::runtime_bin(),
-            dir,
-            global: Vec::new(),
-            envs: Vec::new(),
-            tracked: RefCell::new(Vec::new()),
-            commands: RefCell::new(0),
-        };
+        let bin = crate::runtime_bin();
         assert!(
-            rt.bin.exists(),
+            bin.exists(),
             "runtime binary {} not found (set CORTEN_BIN)",
-            rt.bin.display()
+            bin.display()
         );
-        fs::create_dir_all(rt.root()).expect("create runtime root");
-        fs::create_dir_all(rt.io_dir()).expect("create io dir");
-        rt
+        let driver =
+            Driver::new(bin, dir, crate::scaled(COMMAND_TIMEOUT)).unwrap_or_else(|e| panic!("{e}"));
+        Runtime {
+            driver,
+            cgroups: RefCell::new(Vec::new()),
+        }
     }
 
     /// Drive another runtime binary (e.g. runc, for a side-by-side check).
     pub fn with_bin(mut self, bin: &str) -> Runtime {
-        self.bin = PathBuf::from(bin);
+        self.driver.set_bin(bin);
         self
     }
 
     /// Add global options (e.g. `--log FILE --log-format json`) to every command.
     pub fn with_global_args(mut self, args: &[&str]) -> Runtime {
-        self.global.extend(args.iter().map(|a| (*a).to_owned()));
+        self.driver.add_global_args(args);
         self
     }
 
     /// Set an environment variable for every command (the runtime's own
     /// environment, which must not leak into containers).
     pub fn with_env(mut self, key: &str, value: &str) -> Runtime {
-        self.envs.push((key.to_owned(), value.to_owned()));
+        self.driver.add_env(key, value);
         self
     }
 
     /// The `--root` state directory.
     pub fn root(&self) -> PathBuf {
-        self.dir.join("root")
+        self.driver.root()
     }
 
     /// A scratch directory of this runtime wrapper (for logs, sockets, pid files).
     pub fn scratch(&self) -> PathBuf {
-        self.dir.clone()
+        self.driver.dir().to_owned()
     }
 
     /// The runtime binary.
     pub fn bin(&self) -> &Path {
-        &self.bin
-    }
-
-    fn io_dir(&self) -> PathBuf {
-        self.dir.join("io")
+        self.driver.bin()
     }
 
     /// `<bin> --root <root> <global options>`, ready for more arguments.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("--root").arg(self.root()).args(&self.global);
-        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
-        cmd
+        self.driver.command()
     }
 
     /// Run `<bin> --root <root> <args…>` and collect its output.
@@ -127,49 +105,16 @@ impl Runtime {
     /// Run a prepared command: stdin `/dev/null`, stdout/stderr in fresh files,
     /// failing the test if it does not finish within 10 s.
     pub fn output(&self, cmd: Command) -> Output {
-        let (out, err) = self.next_io_files();
-        self.output_into(cmd, &out, &err)
-    }
-
-    /// Fresh paths for a command's stdout and stderr.
-    fn next_io_files(&self) -> (PathBuf, PathBuf) {
-        let n = {
-            let mut counter = self.commands.borrow_mut();
-            *counter += 1;
-            *counter
-        };
-        (
-            self.io_dir().join(format!("{n}.out")),
-            self.io_dir().join(format!("{n}.err")),
-        )
-    }
-
-    fn output_into(&self, mut cmd: Command, out_path: &Path, err_path: &Path) -> Output {
-        let stdout = File::create(out_path).expect("create stdout file");
-        let stderr = File::create(err_path).expect("create stderr file");
-        cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
-        let status = run_with_timeout(&mut cmd, COMMAND_TIMEOUT);
-        Output {
-            status,
-            stdout: fs::read(out_path).unwrap_or_default(),
-            stderr: fs::read(err_path).unwrap_or_default(),
-        }
-    }
-
-    fn track(&self, id: &str, bundle: &Bundle, stdout: PathBuf, stderr: PathBuf) {
-        self.tracked.borrow_mut().push(Tracked {
-            id: id.to_owned(),
-            stdout,
-            stderr,
-            cgroup: bundle.cgroup_path().to_owned(),
-        });
+        finished(self.driver.output(cmd))
     }
 
     /// Remember container `id` of `bundle` for the clean-up at drop (for a
     /// container created by a command the test runs itself).
     pub fn track_id(&self, id: &str, bundle: &Bundle) {
-        let (out, err) = self.next_io_files();
-        self.track(id, bundle, out, err);
+        self.driver.track(id);
+        self.cgroups
+            .borrow_mut()
+            .push(bundle.cgroup_path().to_owned());
     }
 
     /// `create --bundle <bundle> --pid-file <scratch>/<id>.pid <extra…> <id>`.
@@ -186,14 +131,9 @@ impl Runtime {
         extra: &[&str],
         fds: &[(BorrowedFd<'_>, RawFd)],
     ) -> Output {
-        let pid_file = self.pid_file(id);
-        let mut args = vec![
-            "create",
-            "--pid-file",
-            pid_file.to_str().expect("utf-8 scratch path"),
-        ];
-        args.extend_from_slice(extra);
-        self.bundle_command(&args, id, bundle, fds)
+        bundle.save();
+        let cmd = self.driver.create_command(id, bundle.path(), extra);
+        self.bundle_command(cmd, id, bundle, fds)
     }
 
     /// `create --bundle <bundle> --pid-file <scratch>/<id>.pid <id>`.
@@ -203,7 +143,7 @@ impl Runtime {
 
     /// Where `create` asked the runtime to write the pid file of `id`.
     pub fn pid_file(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{}.pid", id.replace('/', "_")))
+        self.driver.pid_file(id)
     }
 
     /// `start <id>`.
@@ -236,23 +176,23 @@ impl Runtime {
         extra: &[&str],
         fds: &[(BorrowedFd<'_>, RawFd)],
     ) -> Output {
-        let mut args = vec!["run"];
-        args.extend_from_slice(extra);
-        self.bundle_command(&args, id, bundle, fds)
+        bundle.save();
+        let mut cmd = self.command();
+        cmd.arg("run");
+        corten_testkit::driver::with_bundle(&mut cmd, extra, bundle.path(), id);
+        self.bundle_command(cmd, id, bundle, fds)
     }
 
-    /// `<args…> --bundle <bundle> <id>`, with `fds` installed in the runtime
-    /// process; the container is tracked for output and cleanup.
+    /// Run `cmd`, which makes container `id` of `bundle`, with `fds`
+    /// installed in the runtime process; the container is tracked for
+    /// output and cleanup.
     fn bundle_command(
         &self,
-        args: &[&str],
+        mut cmd: Command,
         id: &str,
         bundle: &Bundle,
         fds: &[(BorrowedFd<'_>, RawFd)],
     ) -> Output {
-        bundle.save();
-        let mut cmd = self.command();
-        cmd.args(args).arg("--bundle").arg(bundle.path()).arg(id);
         let pairs: Vec<(RawFd, RawFd)> = fds
             .iter()
             .map(|(fd, target)| (fd.as_raw_fd(), *target))
@@ -277,10 +217,10 @@ impl Runtime {
                 });
             }
         }
-        // Track first: a command that times out may still leave a container.
-        let (out, err) = self.next_io_files();
-        self.track(id, bundle, out.clone(), err.clone());
-        self.output_into(cmd, &out, &err)
+        self.cgroups
+            .borrow_mut()
+            .push(bundle.cgroup_path().to_owned());
+        finished(self.driver.output_tracked(cmd, id))
     }
 
     /// `run --bundle <bundle> <id>` in the foreground: the container's exit
@@ -299,56 +239,47 @@ impl Runtime {
 
     /// `state <id>` parsed; fails the test if the command fails.
     pub fn state(&self, id: &str) -> Value {
-        let out = self
-            .cmd(&["state", id])
-            .assert_success(&format!("state {id}"));
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("state {id}: invalid JSON ({e}): {}", out.stdout_str()))
+        self.driver.state(id).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The `status` field of `state <id>`.
     pub fn status(&self, id: &str) -> String {
-        self.state(id)["status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        self.driver.status(id).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The `pid` field of `state <id>`.
     pub fn pid(&self, id: &str) -> i64 {
-        self.state(id)["pid"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("state {id} has no pid"))
+        self.driver.pid(id).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Poll `state <id>` until its status is `status`; fails the test after 10 s.
     pub fn wait_status(&self, id: &str, status: &str) {
-        let reached = crate::wait_until(Duration::from_secs(10), || self.status(id) == status);
-        assert!(
-            reached,
-            "container {id} did not reach status {status:?}: {}",
-            self.state(id)
-        );
+        let bound = crate::scaled(Duration::from_secs(10));
+        if let Err(e) = self.driver.wait_status(id, status, bound) {
+            panic!("{e}: {}", self.state(id));
+        }
     }
 
     /// What the container `id` (made by `create`/`run`) wrote to stdout so far.
     pub fn container_stdout(&self, id: &str) -> String {
-        self.tracked_file(id, |t| &t.stdout)
+        self.tracked_file(id, |t| t.stdout)
     }
 
     /// What the container `id` (and the runtime's `create`/`run`) wrote to stderr so far.
     pub fn container_stderr(&self, id: &str) -> String {
-        self.tracked_file(id, |t| &t.stderr)
+        self.tracked_file(id, |t| t.stderr)
     }
 
-    fn tracked_file(&self, id: &str, pick: impl Fn(&Tracked) -> &PathBuf) -> String {
-        let tracked = self.tracked.borrow();
-        let t = tracked
-            .iter()
-            .rev()
-            .find(|t| t.id == id)
+    fn tracked_file(
+        &self,
+        id: &str,
+        pick: impl Fn(corten_testkit::driver::Tracked) -> PathBuf,
+    ) -> String {
+        let tracked = self
+            .driver
+            .tracked(id)
             .unwrap_or_else(|| panic!("no container {id}"));
-        String::from_utf8_lossy(&fs::read(pick(t)).unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(&fs::read(pick(tracked)).unwrap_or_default()).into_owned()
     }
 
     /// Wait until the container's stdout contains `needle`; fails after 10 s.
@@ -366,71 +297,38 @@ impl Runtime {
 
     /// Entries of the `--root` directory (one per container that exists).
     pub fn root_entries(&self) -> Vec<String> {
-        match fs::read_dir(self.root()) {
-            Ok(entries) => entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect(),
-            Err(_) => Vec::new(),
-        }
+        self.driver.root_entries()
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        let tracked = std::mem::take(&mut *self.tracked.borrow_mut());
-        let mut cgroups = Vec::new();
-        for t in tracked.iter().rev() {
-            if !t.id.is_empty() && !t.id.contains('/') && t.id.len() < 256 {
-                let mut cmd = self.command();
-                cmd.args(["delete", "--force", &t.id]);
-                cmd.stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null());
-                spawn_and_wait(&mut cmd, COMMAND_TIMEOUT);
-            }
-            cgroups.push(t.cgroup.clone());
-        }
+        // `delete --force` each container, then kill (by pid) the runtime
+        // processes, or clones of them, started with this wrapper's --root.
+        self.driver.delete_all();
+        let mut cgroups = std::mem::take(&mut *self.cgroups.borrow_mut());
         cgroups.sort();
         cgroups.dedup();
-        // Whatever `delete --force` missed: processes in this wrapper's
-        // cgroups, and runtime processes (or clones of them) started with
-        // this wrapper's --root.
-        cleanup::kill_leftovers(&cgroups, &format!("{}/", self.dir.display()));
-        cleanup::remove_temp_tree(&self.dir);
+        // Kills (by pid) whatever is left in this wrapper's cgroups.
         cleanup::release_owner(&cgroups, true);
+        corten_testkit::cleanup::remove_tree(self.driver.dir(), Path::new(crate::BASE_DIR));
     }
 }
 
-/// Spawn `cmd` and wait for it; kill it (by its own pid) and fail the test
-/// if it is still running after `timeout`.
-fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> ExitStatus {
-    match spawn_and_wait(cmd, timeout) {
-        Some(status) => status,
+/// The [`Output`] of a command that finished; fails the test if it could
+/// not be run or was killed at its bound.
+fn finished(ran: Result<Ran, corten_testkit::DriverError>) -> Output {
+    let ran = ran.unwrap_or_else(|e| panic!("{e}"));
+    match ran.status {
+        Some(status) => Output {
+            status,
+            stdout: ran.stdout,
+            stderr: ran.stderr,
+        },
         None => panic!(
-            "{cmd:?} did not finish within {:?} (killed)",
-            crate::scaled(timeout)
+            "{} did not finish within {:?} (killed)",
+            ran.command, ran.bound
         ),
-    }
-}
-
-/// Spawn `cmd` and wait for it; after `timeout`, kill it by its pid and
-/// return `None`.
-fn spawn_and_wait(cmd: &mut Command, timeout: Duration) -> Option<ExitStatus> {
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let deadline = Instant::now() + crate::scaled(timeout);
-    let mut interval = Duration::from_micros(200);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for runtime command") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(interval);
-        interval = (interval * 2).min(Duration::from_millis(10));
     }
 }
 
@@ -458,9 +356,7 @@ impl OutputExt for Output {
     }
 
     fn code(&self) -> i32 {
-        self.status
-            .code()
-            .unwrap_or_else(|| 128 + self.status.signal().unwrap_or(0))
+        corten_testkit::driver::exit_code(self.status)
     }
 
     fn assert_success(self, what: &str) -> Self {

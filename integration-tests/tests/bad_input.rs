@@ -24,6 +24,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
 
+use corten_integration_tests::allow_all_seccomp as seccomp;
 use corten_integration_tests::{
     cgroup_dirs, cgroup_parent, mounts_under, processes_mentioning, require_root, skip, Bundle,
     OutputExt, Runtime,
@@ -437,19 +438,6 @@ fn apparmor_enabled() -> bool {
 
 fn selinux_enabled() -> bool {
     Path::new("/sys/fs/selinux/enforce").exists()
-}
-
-/// A minimal seccomp profile allowing everything, with `extra` merged in.
-fn seccomp(extra: Value) -> Value {
-    let mut profile = json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64"],
-        "syscalls": []
-    });
-    if let (Some(map), Value::Object(extra)) = (profile.as_object_mut(), extra) {
-        map.extend(extra);
-    }
-    profile
 }
 
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

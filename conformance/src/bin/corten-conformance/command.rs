@@ -1,12 +1,9 @@
-//! Running runtime commands with a deadline and collecting their output.
+//! What a runtime command did, as the cases read it.
 
-use std::fs::{self, File};
-use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use corten_testkit::driver::describe;
+use corten_testkit::Ran;
 
 /// How long any runtime command may take.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
@@ -30,54 +27,20 @@ impl CmdOut {
 
     /// One line describing the result, for failure messages.
     pub fn describe(&self) -> String {
-        let err = self.stderr.trim().replace('\n', " | ");
-        let err: String = err.chars().take(300).collect();
-        match self.code {
-            -1 => format!("timed out after {}s; stderr: {err}", TIMEOUT.as_secs()),
-            c => format!("exit {c}; stderr: {err}"),
-        }
+        describe(
+            (self.code != -1).then_some(self.code),
+            TIMEOUT,
+            &self.stderr,
+        )
     }
 }
 
-/// Run `cmd` with stdin from `/dev/null` and stdout/stderr into
-/// `<out_base>.out` / `.err` (files, not pipes: a container may inherit
-/// them and outlive the command). After `timeout`, the command is killed
-/// (by its own pid) and the result has code -1.
-pub fn run(mut cmd: Command, out_base: &Path, timeout: Duration) -> Result<CmdOut> {
-    let out_path = out_base.with_extension("out");
-    let err_path = out_base.with_extension("err");
-    let stdout =
-        File::create(&out_path).with_context(|| format!("create {}", out_path.display()))?;
-    let stderr =
-        File::create(&err_path).with_context(|| format!("create {}", err_path.display()))?;
-    cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
-    let mut child = cmd.spawn().with_context(|| format!("spawn {cmd:?}"))?;
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(1);
-    let code = loop {
-        if let Some(status) = child.try_wait().context("wait for runtime command")? {
-            break status
-                .code()
-                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+impl From<Ran> for CmdOut {
+    fn from(ran: Ran) -> CmdOut {
+        CmdOut {
+            code: ran.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&ran.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&ran.stderr).into_owned(),
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break -1;
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
-    };
-    Ok(CmdOut {
-        code,
-        stdout: read_lossy(&out_path),
-        stderr: read_lossy(&err_path),
-    })
-}
-
-/// A file's content as (lossy) UTF-8, empty if unreadable.
-pub fn read_lossy(path: &Path) -> String {
-    fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
+    }
 }

@@ -2,18 +2,18 @@
 //! containers and cgroups it made (removed by [`Ctx::finish`]), and the
 //! runtime commands it runs.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use corten_conformance::SUMMARY_PREFIX;
+pub use corten_testkit::wait_until;
+use corten_testkit::{Driver, Removal};
 use serde_json::Value;
 
 use crate::bundle::Bundle;
-use crate::cleanup;
-use crate::command::{self, CmdOut, TIMEOUT};
+use crate::command::{CmdOut, TIMEOUT};
 use crate::host::Host;
 
 /// The runtime under test.
@@ -38,9 +38,8 @@ pub struct Ctx<'a> {
     pub root: PathBuf,
     slug: String,
     bundles: usize,
-    ids: Vec<String>,
     cgroups: Vec<String>,
-    commands: usize,
+    driver: Driver,
 }
 
 impl<'a> Ctx<'a> {
@@ -48,19 +47,16 @@ impl<'a> Ctx<'a> {
     pub fn new(host: &'a Host, runtime: &'a Runtime, index: usize) -> Result<Ctx<'a>> {
         let slug = format!("c{index:03}");
         let dir = host.run_dir.join(&runtime.name).join(&slug);
-        fs::create_dir_all(dir.join("io")).with_context(|| format!("mkdir {}", dir.display()))?;
-        let root = dir.join("root");
-        fs::create_dir_all(&root)?;
+        let driver = Driver::new(&runtime.bin, dir.clone(), TIMEOUT)?;
         Ok(Ctx {
             host,
             runtime,
+            root: driver.root(),
             dir,
-            root,
             slug,
             bundles: 0,
-            ids: Vec::new(),
             cgroups: Vec::new(),
-            commands: 0,
+            driver,
         })
     }
 
@@ -68,47 +64,42 @@ impl<'a> Ctx<'a> {
     pub fn bundle(&mut self) -> Result<Bundle> {
         self.bundles += 1;
         let n = self.bundles;
-        let cgroups_path = format!(
-            "{}/{}-{}-{n}",
-            self.host.cgroup_parent(),
-            self.runtime.name,
-            self.slug
-        );
+        let cgroups_path = self
+            .host
+            .cgroups
+            .child(&format!("{}-{}-{n}", self.runtime.name, self.slug));
         self.cgroups.push(cgroups_path.clone());
         Bundle::new(self.host, self.dir.join(format!("b{n}")), cgroups_path)
     }
 
     /// A new container id, deleted (`--force`) when the case ends.
     pub fn new_id(&mut self) -> String {
-        let id = format!("{}-{}-{}", self.runtime.name, self.slug, self.ids.len() + 1);
+        let n = self.driver.tracked_ids().len() + 1;
+        let id = format!("{}-{}-{n}", self.runtime.name, self.slug);
         self.track(&id);
         id
     }
 
     /// Delete `id` when the case ends (for ids made up by the case itself).
     pub fn track(&mut self, id: &str) {
-        if !self.ids.iter().any(|i| i == id) {
-            self.ids.push(id.to_owned());
+        if !self.driver.tracked_ids().iter().any(|i| i == id) {
+            self.driver.track(id);
         }
     }
 
     /// `<runtime> --root <root>`, ready for more arguments.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.runtime.bin);
-        cmd.arg("--root").arg(&self.root);
-        cmd
+        self.driver.command()
     }
 
     /// Run a prepared runtime command with the deadline.
     pub fn exec(&mut self, cmd: Command) -> Result<CmdOut> {
-        self.exec_timeout(cmd, TIMEOUT)
+        Ok(self.driver.output(cmd)?.into())
     }
 
     /// Run a prepared runtime command with a custom deadline.
     pub fn exec_timeout(&mut self, cmd: Command, timeout: Duration) -> Result<CmdOut> {
-        self.commands += 1;
-        let base = self.dir.join("io").join(self.commands.to_string());
-        command::run(cmd, &base, timeout)
+        Ok(self.driver.output_within(cmd, timeout)?.into())
     }
 
     /// `<runtime> --root <root> <args…>`.
@@ -120,20 +111,20 @@ impl<'a> Ctx<'a> {
 
     /// Where `create` writes the pid file of `id`.
     pub fn pid_file(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.pid"))
+        self.driver.pid_file(id)
     }
 
-    /// Save the bundle and `create --bundle <b> --pid-file <f> <id>`.
+    /// Save the bundle and `create --pid-file <f> --bundle <b> <id>`.
     pub fn create(&mut self, b: &Bundle, id: &str) -> Result<CmdOut> {
         b.save()?;
+        self.create_as_is(b, id)
+    }
+
+    /// `create --pid-file <f> --bundle <b> <id>` of the bundle as it is on
+    /// disk (not saved again).
+    pub fn create_as_is(&mut self, b: &Bundle, id: &str) -> Result<CmdOut> {
+        let cmd = self.driver.create_command(id, b.path(), &[]);
         self.track(id);
-        let mut cmd = self.command();
-        cmd.arg("create")
-            .arg("--bundle")
-            .arg(&b.dir)
-            .arg("--pid-file")
-            .arg(self.pid_file(id))
-            .arg(id);
         self.exec(cmd)
     }
 
@@ -151,40 +142,23 @@ impl<'a> Ctx<'a> {
 
     /// `state <id>`, parsed; fails if the command fails.
     pub fn state(&mut self, id: &str) -> Result<Value> {
-        let out = self.rt(&["state", id])?;
-        ensure_ok(&out, "state")?;
-        serde_json::from_str(&out.stdout)
-            .map_err(|e| anyhow!("state output is not JSON ({e}): {}", out.stdout))
+        Ok(self.driver.state(id)?)
     }
 
     /// The `status` of `state <id>`.
     pub fn status(&mut self, id: &str) -> Result<String> {
-        let s = self.state(id)?;
-        Ok(s["status"].as_str().unwrap_or_default().to_owned())
+        Ok(self.driver.status(id)?)
     }
 
     /// The `pid` of `state <id>`.
     pub fn pid(&mut self, id: &str) -> Result<i32> {
-        let s = self.state(id)?;
-        s["pid"]
-            .as_i64()
-            .and_then(|p| i32::try_from(p).ok())
-            .ok_or_else(|| anyhow!("state has no pid: {s}"))
+        let pid = self.driver.pid(id)?;
+        i32::try_from(pid).map_err(|_| anyhow!("state of {id} has pid {pid}"))
     }
 
     /// Poll `state` until the status is `want` (at most 10 s).
     pub fn wait_status(&mut self, id: &str, want: &str) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = self.status(id)?;
-            if got == want {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!("status stayed {got:?}, want {want:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Ok(self.driver.wait_status(id, want, Duration::from_secs(10))?)
     }
 
     /// Save the bundle, `run` it in the foreground and require the checker
@@ -206,11 +180,8 @@ impl<'a> Ctx<'a> {
     pub fn run_args(&mut self, mut cmd: Command, b: &Bundle, flags: &[&str]) -> Result<Command> {
         b.save()?;
         let id = self.new_id();
-        cmd.arg("run")
-            .args(flags)
-            .arg("--bundle")
-            .arg(&b.dir)
-            .arg(id);
+        cmd.arg("run");
+        corten_testkit::driver::with_bundle(&mut cmd, flags, b.path(), &id);
         Ok(cmd)
     }
 
@@ -226,21 +197,26 @@ impl<'a> Ctx<'a> {
         cmd
     }
 
-    /// The host directory of this bundle's cgroup for `controller`.
-    pub fn cgroup_dir(&self, b: &Bundle, controller: &str) -> PathBuf {
-        self.host.cgroup_dir(controller, &b.cgroups_path)
+    /// The names of the entries under the case's `--root`, sorted.
+    pub fn root_entries(&self) -> Vec<String> {
+        self.driver.root_entries()
     }
 
-    /// Delete every container of the case, kill what is left in its
-    /// cgroups, remove the cgroups, mounts and directory.
-    pub fn finish(mut self) {
-        for id in std::mem::take(&mut self.ids) {
-            let _ = self.rt(&["delete", "--force", &id]);
+    /// The host directory of this bundle's cgroup for `controller`.
+    pub fn cgroup_dir(&self, b: &Bundle, controller: &str) -> PathBuf {
+        self.host.cgroup_dir(controller, b.cgroup_path())
+    }
+
+    /// Delete every container of the case, kill (by pid) what is left of
+    /// it, remove its cgroups, mounts and directory.
+    pub fn finish(self) {
+        self.driver.delete_all();
+        for cg in &self.cgroups {
+            self.host
+                .cgroups
+                .remove_child(cg, Removal::Kill(Duration::from_secs(3)));
         }
-        for cg in std::mem::take(&mut self.cgroups) {
-            cleanup::remove_cgroup(self.host, &cg);
-        }
-        cleanup::remove_tree(&self.dir);
+        corten_testkit::cleanup::remove_tree(&self.dir, &self.host.run_dir);
     }
 }
 
@@ -288,20 +264,6 @@ pub fn checker_verdict(out: &CmdOut) -> Result<()> {
     Ok(())
 }
 
-/// Poll `cond` every 20 ms for at most `timeout`.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Wait up to 10 s for `path` to exist.
 pub fn wait_file(path: &Path) -> Result<()> {
     if wait_until(Duration::from_secs(10), || path.exists()) {
@@ -313,11 +275,5 @@ pub fn wait_file(path: &Path) -> Result<()> {
 
 /// Whether the process `pid` exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.chars().next())
-            .is_some_and(|s| s != 'Z' && s != 'X'),
-        Err(_) => false,
-    }
+    corten_testkit::pid_alive(pid.into())
 }

@@ -5,31 +5,27 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-
-/// The static busybox every rootfs is made from.
-pub const BUSYBOX: &str = "/bin/busybox";
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+use corten_testkit::cgroup::{self, CgroupParent, CGROUP_ROOT};
+use corten_testkit::rootfs::BUSYBOX;
+use corten_testkit::Busybox;
 
 /// Host facts, gathered once per run.
 #[derive(Debug)]
 pub struct Host {
     /// `/tmp/corten-conformance-<pid>`.
     pub run_dir: PathBuf,
-    /// The harness's pid (names the run directory and the cgroup parent).
-    pub pid: u32,
     /// `true` when `/sys/fs/cgroup` is a cgroup v2 mount.
     pub cgroup_v2: bool,
     /// Inodes of the harness's (the runtime's) namespaces, by `/proc/self/ns` name.
     pub ns: BTreeMap<String, u64>,
-    /// busybox applet names (without `busybox`).
-    pub applets: Vec<String>,
     /// Master copy of the checker in the run directory.
     pub checker: PathBuf,
-    /// Master copy of busybox in the run directory.
-    pub busybox: PathBuf,
+    /// Master copy of busybox in the run directory, hard-linked into each rootfs.
+    pub busybox: Busybox,
+    /// The parent of every case's cgroups, `/corten-conformance-<pid>`.
+    pub cgroups: CgroupParent,
     /// The harness's (and so the runtime's) effective capabilities.
     pub cap_eff: u64,
     /// Why no user namespace can be created here, if so (the kernel
@@ -47,8 +43,9 @@ impl Host {
         let pid = std::process::id();
         let run_dir = PathBuf::from(format!("/tmp/corten-conformance-{pid}"));
         fs::create_dir(&run_dir).with_context(|| format!("mkdir {}", run_dir.display()))?;
-        let busybox = run_dir.join("busybox");
-        fs::copy(BUSYBOX, &busybox).with_context(|| format!("copy {BUSYBOX}"))?;
+        let busybox = Busybox::master_copy(&run_dir)?;
+        // Listed once, before any case runs.
+        corten_testkit::rootfs::applets()?;
         let master = run_dir.join("checker");
         fs::copy(checker, &master).with_context(|| format!("copy {}", checker.display()))?;
         let mut ns = BTreeMap::new();
@@ -59,14 +56,13 @@ impl Host {
         }
         Ok(Host {
             run_dir,
-            pid,
-            cgroup_v2: is_cgroup2(CGROUP_ROOT),
+            cgroup_v2: cgroup::is_cgroup2(),
             ns,
-            applets: applets()?,
             checker: master,
             busybox,
+            cgroups: CgroupParent::for_process("corten-conformance"),
             cap_eff: effective_caps(),
-            no_userns: userns_refusal(),
+            no_userns: corten_testkit::userns_unavailable(),
         })
     }
 
@@ -76,11 +72,6 @@ impl Host {
             Some(why) => Err(anyhow::Error::new(crate::cases::Skip(why.clone()))),
             None => Ok(()),
         }
-    }
-
-    /// The cgroup parent every case's `cgroupsPath` lives under.
-    pub fn cgroup_parent(&self) -> String {
-        format!("/corten-conformance-{}", self.pid)
     }
 
     /// Inode of the runtime's namespace `ns` (`/proc/self/ns` name).
@@ -117,17 +108,7 @@ impl Host {
     /// Every cgroup hierarchy directory: each v1 mount below
     /// `/sys/fs/cgroup`, or the v2 root.
     pub fn hierarchies(&self) -> Vec<PathBuf> {
-        if self.cgroup_v2 {
-            return vec![PathBuf::from(CGROUP_ROOT)];
-        }
-        let Ok(entries) = fs::read_dir(CGROUP_ROOT) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("cgroup.procs").exists())
-            .collect()
+        cgroup::hierarchies()
     }
 
     /// The host directory of `cgroups_path` in the hierarchy of
@@ -149,24 +130,6 @@ fn effective_caps() -> u64 {
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .unwrap_or(0)
-}
-
-fn is_cgroup2(path: &str) -> bool {
-    nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
-        .unwrap_or(false)
-}
-
-fn applets() -> Result<Vec<String>> {
-    let out = Command::new(BUSYBOX)
-        .arg("--list")
-        .output()
-        .with_context(|| format!("{BUSYBOX} --list"))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|a| !a.is_empty() && *a != "busybox" && !a.contains('/'))
-        .map(str::to_owned)
-        .collect())
 }
 
 /// Whether the ELF file at `path` has no program interpreter (is static).
@@ -196,19 +159,4 @@ pub fn is_static_elf(path: &Path) -> Result<bool> {
         }
     }
     Ok(true)
-}
-
-/// Why `unshare --user` fails here, or `None` when it works.
-fn userns_refusal() -> Option<String> {
-    let out = std::process::Command::new("unshare")
-        .args(["--user", "true"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!(
-            "no user namespace can be created here ({}); the kernel refuses them to chrooted processes",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Some(format!("unshare --user: {e}")),
-    }
 }

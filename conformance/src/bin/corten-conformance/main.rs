@@ -18,7 +18,6 @@
 
 mod bundle;
 mod cases;
-mod cleanup;
 mod command;
 mod ctx;
 mod host;
@@ -162,10 +161,13 @@ fn run_suite(host: &Host, runtime: &Runtime, cases: &[Case]) -> RuntimeResults {
     }
 }
 
-/// Remove the cgroup parent and the run directory.
+/// Remove the cgroup parent (killing, by pid, what is left in it) and the
+/// run directory.
 fn finish(host: &Host) {
-    cleanup::remove_cgroup(host, &host.cgroup_parent());
-    cleanup::remove_tree(&host.run_dir);
+    host.cgroups.remove(corten_testkit::Removal::Kill(
+        std::time::Duration::from_secs(3),
+    ));
+    corten_testkit::cleanup::remove_tree(&host.run_dir, &host.run_dir);
 }
 
 fn find_checker(given: Option<&Path>) -> Result<PathBuf> {

@@ -24,24 +24,24 @@ pub(super) fn mount(
         .find(|m| m.mount_point == path)
         .ok_or_else(|| format!("nothing mounted at {path}"))?;
     if let Some(t) = fstype {
-        if m.fstype != t {
-            return Err(format!("{path}: type {}, want {t}", m.fstype));
+        if m.fs_type != t {
+            return Err(format!("{path}: type {}, want {t}", m.fs_type));
         }
     }
     for o in options {
-        if !m.mount_options.contains(o) && !m.super_options.contains(o) {
+        if !m.options.contains(o) && !m.super_options.contains(o) {
             return Err(format!(
                 "{path}: option {o} missing (mount {}, super {})",
-                m.mount_options.join(","),
+                m.options.join(","),
                 m.super_options.join(",")
             ));
         }
     }
     for o in absent {
-        if m.mount_options.contains(o) {
+        if m.options.contains(o) {
             return Err(format!(
                 "{path}: option {o} present ({})",
-                m.mount_options.join(",")
+                m.options.join(",")
             ));
         }
     }
@@ -60,7 +60,7 @@ pub(super) fn mount(
 pub(super) fn not_mounted(path: &str) -> Outcome {
     match procfs::mounts()?.iter().find(|m| m.mount_point == path) {
         None => Ok(()),
-        Some(m) => Err(format!("{path} is mounted ({})", m.fstype)),
+        Some(m) => Err(format!("{path} is mounted ({})", m.fs_type)),
     }
 }
 

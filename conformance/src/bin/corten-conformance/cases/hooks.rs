@@ -229,7 +229,7 @@ fn state_on_stdin(cx: &mut Ctx) -> Result<()> {
     cx.create_ok(&b, &id)?;
     cx.start_ok(&id)?;
     let pid = cx.pid(&id)?;
-    let bundle = b.dir.to_string_lossy().into_owned();
+    let bundle = b.path().to_string_lossy().into_owned();
     for h in ["prestart", "createRuntime", "poststart"] {
         let text = recorded(&b, h, "stdin")?;
         let s: Value = serde_json::from_str(&text)
@@ -262,7 +262,7 @@ fn args_and_env(cx: &mut Ctx) -> Result<()> {
         let mut cmd = cx.command();
         b.save()?;
         cx.track(&id);
-        cmd.arg("create").arg("--bundle").arg(&b.dir).arg(&id);
+        cmd.arg("create").arg("--bundle").arg(b.path()).arg(&id);
         cmd.env("CONFORMANCE_RUNTIME_ONLY", "leaked");
         cx.exec(cmd)?
     };

@@ -205,7 +205,7 @@ fn state_fields(cx: &mut Ctx) -> Result<()> {
     let id = cx.new_id();
     cx.create_ok(&b, &id)?;
     let s = cx.state(&id)?;
-    let want_bundle = b.dir.to_string_lossy().into_owned();
+    let want_bundle = b.path().to_string_lossy().into_owned();
     ensure!(
         s["ociVersion"].is_string(),
         "ociVersion missing or not a string: {s}"

@@ -248,7 +248,7 @@ fn host_path(p: &Path) -> String {
 /// Mount a small tmpfs on the host at `<bundle>/<rel>` holding a file
 /// `inner-file` (`inner`); detached with the case directory.
 fn host_tmpfs(b: &Bundle, rel: &str) -> Result<()> {
-    let path = b.dir.join(rel);
+    let path = b.path().join(rel);
     fs::create_dir_all(&path)?;
     mount(
         Some("tmpfs"),
@@ -360,8 +360,8 @@ fn order(cx: &mut Ctx) -> Result<()> {
 
 fn bind_dir(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
-    b.write("data/hello", "hello")?;
-    let src = host_path(&b.dir.join("data"));
+    b.write_file("data/hello", "hello")?;
+    let src = host_path(&b.path().join("data"));
     b.mount("/mnt/data", "bind", &src, &["bind"]);
     b.expect(
         "bound file",
@@ -375,7 +375,7 @@ fn bind_dir(cx: &mut Ctx) -> Result<()> {
 
 fn bind_file(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
-    let src = host_path(&b.write("single", "one file")?);
+    let src = host_path(&b.write_file("single", "one file")?);
     b.mount("/mnt/single", "bind", &src, &["bind"]);
     b.expect(
         "bound file",
@@ -396,7 +396,7 @@ fn bind_file(cx: &mut Ctx) -> Result<()> {
 
 fn bind_relative(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
-    b.write("data/hello", "relative")?;
+    b.write_file("data/hello", "relative")?;
     b.mount("/mnt/data", "bind", "data", &["bind"]);
     b.expect(
         "bound file",
@@ -410,28 +410,28 @@ fn bind_relative(cx: &mut Ctx) -> Result<()> {
 
 fn bind_ro(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
-    b.write("data/hello", "hello")?;
-    let src = host_path(&b.dir.join("data"));
+    b.write_file("data/hello", "hello")?;
+    let src = host_path(&b.path().join("data"));
     b.mount("/mnt/data", "bind", &src, &["bind", "ro"]);
     b.expect("ro flag", mounted("/mnt/data", None, &["ro"]));
     b.expect("directory read-only", ro("/mnt/data"));
     b.expect("file read-only", ro("/mnt/data/hello"));
     cx.run_checks(&b)?;
-    let host = fs::read_to_string(b.dir.join("data/hello"))?;
+    let host = fs::read_to_string(b.path().join("data/hello"))?;
     ensure!(host == "hello", "the host file changed to {host:?}");
     Ok(())
 }
 
 fn bind_rw(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
-    fs::create_dir_all(b.dir.join("data"))?;
-    let src = host_path(&b.dir.join("data"));
+    fs::create_dir_all(b.path().join("data"))?;
+    let src = host_path(&b.path().join("data"));
     b.mount("/mnt/data", "bind", &src, &["bind", "rw"]);
     b.sh("echo from-container > /mnt/data/written");
     let cmd = cx.run_command(&b)?;
     let out = cx.exec(cmd)?;
     crate::ctx::ensure_ok(&out, "run")?;
-    let host = fs::read_to_string(b.dir.join("data/written"))
+    let host = fs::read_to_string(b.path().join("data/written"))
         .context("the write did not reach the host")?;
     ensure!(host.trim() == "from-container", "host sees {host:?}");
     Ok(())
@@ -440,7 +440,7 @@ fn bind_rw(cx: &mut Ctx) -> Result<()> {
 fn bind_no_submounts(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
     host_tmpfs(&b, "tree/inner")?;
-    let src = host_path(&b.dir.join("tree"));
+    let src = host_path(&b.path().join("tree"));
     b.mount("/mnt/tree", "bind", &src, &["bind"]);
     b.expect(
         "submount not bound",
@@ -460,7 +460,7 @@ fn bind_no_submounts(cx: &mut Ctx) -> Result<()> {
 fn rbind_submounts(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
     host_tmpfs(&b, "tree/inner")?;
-    let src = host_path(&b.dir.join("tree"));
+    let src = host_path(&b.path().join("tree"));
     b.mount("/mnt/tree", "bind", &src, &["rbind"]);
     b.expect(
         "submount bound",
@@ -479,7 +479,7 @@ fn rbind_submounts(cx: &mut Ctx) -> Result<()> {
 fn rro(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
     host_tmpfs(&b, "tree/inner")?;
-    let src = host_path(&b.dir.join("tree"));
+    let src = host_path(&b.path().join("tree"));
     b.mount("/mnt/tree", "bind", &src, &["rbind", "rro"]);
     b.expect("top read-only", ro("/mnt/tree"));
     b.expect("submount read-only", ro("/mnt/tree/inner"));
@@ -496,7 +496,7 @@ fn mount_propagation(cx: &mut Ctx, option: &str, want: &str) -> Result<()> {
 /// Bind `<bundle>/<rel>` onto itself on the host and make it shared, so
 /// that a slave copy of it has a master.
 fn host_shared(b: &Bundle, rel: &str) -> Result<()> {
-    let path = b.dir.join(rel);
+    let path = b.path().join(rel);
     fs::create_dir_all(&path)?;
     mount(
         Some(&path),
@@ -520,7 +520,7 @@ fn host_shared(b: &Bundle, rel: &str) -> Result<()> {
 fn mount_slave(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
     host_shared(&b, "shared")?;
-    let src = host_path(&b.dir.join("shared"));
+    let src = host_path(&b.path().join("shared"));
     b.mount("/mnt/s", "bind", &src, &["rbind", "rslave"]);
     b.expect("/mnt/s slave", propagation("/mnt/s", "slave"));
     cx.run_checks(&b)
@@ -686,8 +686,8 @@ fn readonly_dir(cx: &mut Ctx) -> Result<()> {
 
 fn bind_flags(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
-    b.write("data/hello", "hello")?;
-    let src = host_path(&b.dir.join("data"));
+    b.write_file("data/hello", "hello")?;
+    let src = host_path(&b.path().join("data"));
     b.mount(
         "/mnt/data",
         "bind",

@@ -179,7 +179,7 @@ fn create_no_id(cx: &mut Ctx) -> Result<()> {
     let b = waiter(cx)?;
     b.save()?;
     let mut cmd = cx.command();
-    cmd.arg("create").arg("--bundle").arg(&b.dir);
+    cmd.arg("create").arg("--bundle").arg(b.path());
     let out = cx.exec(cmd)?;
     ensure_err(&out, "create without an id")?;
     let entries = root_entries(cx);
@@ -204,7 +204,7 @@ fn create_duplicate_id(cx: &mut Ctx) -> Result<()> {
         s["pid"] == json!(pid) && alive(pid),
         "the first container's process changed or died"
     );
-    let bundle = b.dir.to_string_lossy().into_owned();
+    let bundle = b.path().to_string_lossy().into_owned();
     ensure!(
         s["bundle"] == json!(bundle),
         "the first container's bundle is now {}",
@@ -232,7 +232,7 @@ fn create_no_config(cx: &mut Ctx) -> Result<()> {
     let b = waiter(cx)?;
     let id = cx.new_id();
     let mut cmd = cx.command();
-    cmd.arg("create").arg("--bundle").arg(&b.dir).arg(&id);
+    cmd.arg("create").arg("--bundle").arg(b.path()).arg(&id);
     ensure_err(&cx.exec(cmd)?, "create of a bundle without config.json")?;
     nothing_left(cx, &b, &id)
 }
@@ -242,11 +242,11 @@ fn create_malformed_config(cx: &mut Ctx) -> Result<()> {
     let id = cx.new_id();
     b.save()?;
     fs::write(
-        b.dir.join("config.json"),
+        b.path().join("config.json"),
         "{ \"ociVersion\": \"1.0.2\", \"process\": ",
     )?;
     let mut cmd = cx.command();
-    cmd.arg("create").arg("--bundle").arg(&b.dir).arg(&id);
+    cmd.arg("create").arg("--bundle").arg(b.path()).arg(&id);
     ensure_err(&cx.exec(cmd)?, "create with a malformed config.json")?;
     nothing_left(cx, &b, &id)
 }
@@ -261,7 +261,11 @@ fn create_missing_root(cx: &mut Ctx) -> Result<()> {
 
 fn create_failure_leaves_nothing(cx: &mut Ctx) -> Result<()> {
     let mut b = waiter(cx)?;
-    let missing = b.dir.join("no-such-source").to_string_lossy().into_owned();
+    let missing = b
+        .path()
+        .join("no-such-source")
+        .to_string_lossy()
+        .into_owned();
     b.mount("/mnt/missing", "bind", &missing, &["bind"]);
     let id = cx.new_id();
     ensure_err(

@@ -17,7 +17,7 @@ use super::lifecycle::{started, waiter};
 use super::mounts::mounted;
 use super::terminal::{create_on_console, read_until_closed, ConsoleSocket};
 use super::{case, Case};
-use crate::bundle::{Bundle, CONTAINER_PATH};
+use crate::bundle::{Bundle, Edited, CONTAINER_PATH};
 use crate::command::CmdOut;
 use crate::ctx::{ensure_ok, wait_file, wait_until, Ctx};
 
@@ -600,7 +600,7 @@ fn exec_reads_config(cx: &mut Ctx) -> Result<()> {
 /// `exec --process <file with process> <extra…> ID` must print `want`.
 fn exec_process_file(cx: &mut Ctx, process: &Value, extra: &[&str], want: &str) -> Result<()> {
     let (b, id) = running(cx)?;
-    let file = b.write("process.json", &process.to_string())?;
+    let file = b.write_file("process.json", &process.to_string())?;
     let file = file.to_string_lossy();
     let mut argv = vec!["exec", "--process", &file];
     argv.extend_from_slice(extra);
@@ -869,7 +869,7 @@ fn checkpoint_without_criu(cx: &mut Ctx) -> Result<()> {
         "CRIU version check failed",
         "checkpoint of a running container",
     )?;
-    let bundle = b.dir.to_string_lossy().into_owned();
+    let bundle = b.path().to_string_lossy().into_owned();
     let out = cx.rt(&["restore", "--image-path", &images, "--bundle", &bundle, &id])?;
     expect_failure(
         &out,
@@ -971,7 +971,7 @@ fn no_pivot_proc_hidden(cx: &mut Ctx) -> Result<()> {
 
 fn dev_tmpfs_ro(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
-    let dev = b.config["mounts"]
+    let dev = b.config()["mounts"]
         .as_array()
         .and_then(|m| m.iter().position(|m| m["destination"] == "/dev"))
         .ok_or_else(|| anyhow!("the base config has no /dev mount"))?;
@@ -1004,7 +1004,7 @@ fn dev_tmpfs_ro(cx: &mut Ctx) -> Result<()> {
 }
 
 /// `run` a bundle whose process is `echo ran`, after `edit`.
-fn run_edited(cx: &mut Ctx, edit: impl FnOnce(&mut Bundle) -> &mut Bundle) -> Result<CmdOut> {
+fn run_edited(cx: &mut Ctx, edit: impl FnOnce(&mut Bundle) -> &mut Edited) -> Result<CmdOut> {
     let mut b = cx.bundle()?;
     b.args(&["echo", "ran"]);
     edit(&mut b);
@@ -1018,7 +1018,7 @@ pub(super) fn run_bundle(cx: &mut Ctx, b: &Bundle) -> Result<CmdOut> {
 }
 
 /// The edited config is refused: exit 1 with `text` on stderr.
-fn refused(cx: &mut Ctx, edit: impl FnOnce(&mut Bundle) -> &mut Bundle, text: &str) -> Result<()> {
+fn refused(cx: &mut Ctx, edit: impl FnOnce(&mut Bundle) -> &mut Edited, text: &str) -> Result<()> {
     let out = run_edited(cx, edit)?;
     expect_failure(&out, 1, text, "run")
 }
@@ -1036,7 +1036,7 @@ fn refused_push(cx: &mut Ctx, pointer: &str, value: Value, text: &str) -> Result
 /// The edited config runs, with each of `warnings` on stderr.
 fn accepted(
     cx: &mut Ctx,
-    edit: impl FnOnce(&mut Bundle) -> &mut Bundle,
+    edit: impl FnOnce(&mut Bundle) -> &mut Edited,
     warnings: &[&str],
 ) -> Result<()> {
     let out = run_edited(cx, edit)?;
@@ -1181,7 +1181,7 @@ fn relative_mount(cx: &mut Ctx) -> Result<()> {
 /// matches keys case-insensitively.
 fn case_insensitive_config(cx: &mut Ctx) -> Result<()> {
     let out = run_edited(cx, |b| {
-        let mut process = b.config["process"].take();
+        let mut process = b.config_mut()["process"].take();
         if let Some(p) = process.as_object_mut() {
             p.remove("args");
             p.remove("cwd");

@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use corten_testkit::cgroup_dirs;
 use nix::poll::{poll, PollFd, PollFlags};
 use serde_json::{json, Value};
 
@@ -236,7 +237,7 @@ fn hybrid_hierarchies(cx: &mut Ctx) -> Result<()> {
     let exec = exec_cgroups(cx, &id, &[])?;
     for (who, text) in [("the init", &init), ("the exec'd process", &exec)] {
         for controller in ["", "name=systemd"] {
-            ensure_cgroup(text, controller, &b.cgroups_path, who)?;
+            ensure_cgroup(text, controller, b.cgroup_path(), who)?;
         }
     }
     let out = cx.rt(&["exec", &id, "ls", "/sys/fs/cgroup"])?;
@@ -256,7 +257,7 @@ struct Sleeper(Child);
 
 impl Sleeper {
     fn start(cx: &Ctx) -> Result<Sleeper> {
-        let child = Command::new(&cx.host.busybox)
+        let child = Command::new(cx.host.busybox.path())
             .args(["sleep", "60"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -277,7 +278,7 @@ impl Drop for Sleeper {
 /// Make the bundle's cgroup (tracked by the case, so removed with it) in
 /// the hierarchy directory `hierarchy`.
 fn make_cgroup(b: &Bundle, hierarchy: &Path) -> Result<PathBuf> {
-    let dir = hierarchy.join(b.cgroups_path.trim_start_matches('/'));
+    let dir = hierarchy.join(b.cgroup_path().trim_start_matches('/'));
     fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
     Ok(dir)
 }
@@ -352,7 +353,7 @@ fn frozen_cgroup(cx: &mut Ctx) -> Result<()> {
     for flags in [&["create"][..], &["run", "-d"]] {
         let id = cx.new_id();
         let mut cmd = cx.command();
-        cmd.args(flags).arg("--bundle").arg(&b.dir).arg(&id);
+        cmd.args(flags).arg("--bundle").arg(b.path()).arg(&id);
         b.save()?;
         let started = Instant::now();
         let out = cx.exec_timeout(cmd, Duration::from_secs(10))?;
@@ -437,9 +438,8 @@ fn update_cpu_period(cx: &mut Ctx) -> Result<()> {
     let parent = make_cgroup(&b, &Path::new(CGROUP_ROOT).join("cpu"))?;
     write_file(&parent.join("cpu.cfs_period_us"), "100000")?;
     write_file(&parent.join("cpu.cfs_quota_us"), "50000")?;
-    let inner = format!("{}/container", b.cgroups_path);
-    b.set("/linux/cgroupsPath", json!(inner));
-    b.cgroups_path = inner;
+    let inner = format!("{}/container", b.cgroup_path());
+    b.set_cgroup_path(inner);
     let cpu = json!({ "cpu": { "quota": 50_000, "period": 100_000 } });
     let args = ["--cpu-period", "50000", "--cpu-quota", "25000"];
     updated(cx, &mut b, cpu, &args)?;
@@ -536,21 +536,14 @@ fn exec_cgroup_sub(cx: &mut Ctx) -> Result<()> {
     let who = "exec --cgroup pids:sub";
     ensure_cgroup(&text, "pids", "/sub", who)?;
     for other in ["cpu", "memory"] {
-        ensure_cgroup(&text, other, &b.cgroups_path, who)?;
+        ensure_cgroup(&text, other, b.cgroup_path(), who)?;
     }
     let text = exec_cgroups(cx, &id, &["--cgroup", "pids,cpu:sub"])?;
     for c in ["pids", "cpu"] {
         ensure_cgroup(&text, c, "/sub", "exec --cgroup pids,cpu:sub")?;
     }
     ensure_ok(&cx.rt(&["delete", "--force", &id])?, "delete --force")?;
-    let rel = b.cgroups_path.trim_start_matches('/');
-    let left: Vec<PathBuf> = cx
-        .host
-        .hierarchies()
-        .into_iter()
-        .map(|h| h.join(rel))
-        .filter(|d| d.exists())
-        .collect();
+    let left = cgroup_dirs(b.cgroup_path());
     ensure!(
         left.is_empty(),
         "delete --force left cgroups behind: {left:?}"
@@ -578,7 +571,7 @@ fn exec_cgroup_errors(cx: &mut Ctx) -> Result<()> {
 
 /// A hook running busybox's `argv[0]` applet with `args`.
 fn applet_hook(cx: &Ctx, args: &[&str]) -> Value {
-    json!({ "path": cx.host.busybox, "args": args })
+    json!({ "path": cx.host.busybox.path(), "args": args })
 }
 
 /// A hook running `sh -c script`.
@@ -900,7 +893,7 @@ fn run_refused(cx: &mut Ctx, b: &mut Bundle, text: &str) -> Result<()> {
 
 fn rootfs_symlink(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
-    let link = b.dir.join("rootfs-link");
+    let link = b.path().join("rootfs-link");
     symlink(b.rootfs(), &link)?;
     b.set("/root/path", json!(link));
     run_refused(
@@ -1024,7 +1017,7 @@ fn chrooted_exec(cx: &mut Ctx) -> Result<()> {
     } else {
         "usr lib lib32 lib64 libx32"
     };
-    let inside = Path::new("/").join(b.dir.strip_prefix(&cx.dir)?);
+    let inside = Path::new("/").join(b.path().strip_prefix(&cx.dir)?);
     let dir = cx.dir.clone();
     let bin = cx.runtime.bin.clone();
     let args = [
@@ -1050,7 +1043,7 @@ fn no_mount_ns_leftovers(cx: &mut Ctx) -> Result<()> {
     let script = r#""$0" --root "$1" run --bundle "$2" "$3" || echo "run failed: $?"
 cat /proc/self/mountinfo"#;
     let (bin, root) = (cx.runtime.bin.clone(), cx.root.clone());
-    let out = unshared_sh(cx, script, &[&bin, &root, &b.dir, Path::new(&id)])?;
+    let out = unshared_sh(cx, script, &[&bin, &root, b.path(), Path::new(&id)])?;
     ensure_ok(&out, "unshare … run")?;
     ensure!(
         !out.stdout.contains("run failed"),

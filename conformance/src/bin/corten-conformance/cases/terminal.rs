@@ -102,7 +102,7 @@ pub(super) fn create_on_console(cx: &mut Ctx, b: &Bundle, id: &str) -> Result<Ow
     let mut cmd = cx.command();
     cmd.arg("create")
         .arg("--bundle")
-        .arg(&b.dir)
+        .arg(b.path())
         .arg("--console-socket")
         .arg(&socket.path)
         .arg(id);

@@ -190,7 +190,7 @@ const KILL: &str = "runtime.md#kill, runc 1.1.5: kill";
 fn refused_create_args(cx: &mut Ctx, args: &[&str], words: &[&str]) -> Result<()> {
     let b = cx.bundle()?;
     b.save()?;
-    let bundle = b.dir.to_string_lossy().into_owned();
+    let bundle = b.path().to_string_lossy().into_owned();
     let mut argv = vec!["create", "--bundle", &bundle];
     argv.extend_from_slice(args);
     let out = cx.rt(&argv)?;
@@ -208,7 +208,7 @@ fn refused_on(cx: &mut Ctx, status: &str, args: &[&str], words: &[&str]) -> Resu
         created(cx)?
     };
     let pid = cx.pid(&id)?;
-    let bundle = b.dir.to_string_lossy().into_owned();
+    let bundle = b.path().to_string_lossy().into_owned();
     let argv: Vec<String> = args
         .iter()
         .map(|a| a.replace("{id}", &id).replace("{bundle}", &bundle))
@@ -227,8 +227,9 @@ fn bundle_missing(cx: &mut Ctx) -> Result<()> {
 
 fn console_socket_missing(cx: &mut Ctx) -> Result<()> {
     let mut b = cx.bundle()?;
-    b.set("/process/terminal", json!(true)).save()?;
-    let bundle = b.dir.to_string_lossy().into_owned();
+    b.set("/process/terminal", json!(true));
+    b.save()?;
+    let bundle = b.path().to_string_lossy().into_owned();
     let socket = cx.dir.join("no-such.sock").to_string_lossy().into_owned();
     let argv = [
         "create",
@@ -247,14 +248,14 @@ fn console_socket_missing(cx: &mut Ctx) -> Result<()> {
 fn root_a_file(cx: &mut Ctx) -> Result<()> {
     let b = cx.bundle()?;
     b.save()?;
-    let config = b.dir.join("config.json");
+    let config = b.path().join("config.json");
     let before = fs::read(&config)?;
     let mut cmd = Command::new(&cx.runtime.bin);
     cmd.arg("--root")
         .arg(&config)
         .arg("create")
         .arg("--bundle")
-        .arg(&b.dir)
+        .arg(b.path())
         .arg("ctr");
     let out = cx.exec(cmd)?;
     expect_refusal(&out, 1, &["mkdir", "config.json"])?;

@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{refused, refused_files};
-use crate::bundle::{Bundle, CONTAINER_PATH};
+use crate::bundle::{Bundle, Edited, CONTAINER_PATH};
 use crate::cases::{case, Case};
 
 pub fn cases() -> Vec<Case> {
@@ -249,7 +249,7 @@ pub fn cases() -> Vec<Case> {
 fn raw(text: &'static str) -> impl FnOnce(&mut Bundle) -> Result<()> {
     move |b| {
         b.save()?;
-        fs::write(b.dir.join("config.json"), text)?;
+        fs::write(b.path().join("config.json"), text)?;
         Ok(())
     }
 }
@@ -259,14 +259,14 @@ fn raw(text: &'static str) -> impl FnOnce(&mut Bundle) -> Result<()> {
 fn replace_rootfs(b: &mut Bundle, target: &str) -> Result<()> {
     b.save()?;
     let rootfs = b.rootfs();
-    fs::rename(&rootfs, b.dir.join("real"))?;
+    fs::rename(&rootfs, b.path().join("real"))?;
     symlink(target, &rootfs)?;
     Ok(())
 }
 
 /// A bind mount of the bundle's `config.json` at `dest`.
-fn bind_config_at<'a>(b: &'a mut Bundle, dest: &str) -> &'a mut Bundle {
-    let source = b.dir.join("config.json").to_string_lossy().into_owned();
+fn bind_config_at<'a>(b: &'a mut Bundle, dest: &str) -> &'a mut Edited {
+    let source = b.path().join("config.json").to_string_lossy().into_owned();
     b.mount(dest, "bind", &source, &["bind"])
 }
 
@@ -274,11 +274,13 @@ fn bind_config_at<'a>(b: &'a mut Bundle, dest: &str) -> &'a mut Bundle {
 /// to `/evil/shmmax`.
 fn symlink_into_proc(b: &mut Bundle) -> Result<()> {
     symlink("/proc/sys/kernel", b.rootfs().join("evil"))?;
-    bind_config_at(b, "/evil/shmmax").save()
+    bind_config_at(b, "/evil/shmmax");
+    b.save()
 }
 
 /// `/loop` in the rootfs points to itself; a tmpfs goes to `/loop/x`.
 fn symlink_loop_mount(b: &mut Bundle) -> Result<()> {
     symlink("loop", b.rootfs().join("loop"))?;
-    b.mount("/loop/x", "tmpfs", "tmpfs", &[]).save()
+    b.mount("/loop/x", "tmpfs", "tmpfs", &[]);
+    b.save()
 }

@@ -4,10 +4,11 @@
 use std::fs;
 
 use anyhow::Result;
+use corten_testkit::allow_all_seccomp as seccomp;
 use serde_json::{json, Value};
 
 use super::refused;
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, Edited};
 use crate::cases::{case, Case};
 use crate::ctx::Ctx;
 
@@ -172,23 +173,10 @@ fn map() -> Value {
 }
 
 /// A new user namespace with these mappings.
-fn user_ns(b: &mut Bundle, gids: Value, uids: Value) -> &mut Bundle {
+fn user_ns(b: &mut Bundle, gids: Value, uids: Value) -> &mut Edited {
     b.namespace("user", None)
         .set("/linux/uidMappings", uids)
         .set("/linux/gidMappings", gids)
-}
-
-/// A profile allowing everything, with `extra`'s keys merged in.
-fn seccomp(extra: Value) -> Value {
-    let mut profile = json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64"],
-        "syscalls": []
-    });
-    if let (Some(map), Value::Object(extra)) = (profile.as_object_mut(), extra) {
-        map.extend(extra);
-    }
-    profile
 }
 
 /// A profile with one rule for `getpid`: `action`, and `arg` as its
@@ -202,8 +190,8 @@ fn getpid_rule(action: &str, arg: Value) -> Value {
 }
 
 /// The bundle's cgroups path, spelled with a `..` that climbs back to it.
-fn dotdot_cgroups_path(b: &mut Bundle) -> &mut Bundle {
-    let (parent, leaf) = b.cgroups_path.rsplit_once('/').unwrap_or(("", ""));
+fn dotdot_cgroups_path(b: &mut Bundle) -> &mut Edited {
+    let (parent, leaf) = b.cgroup_path().rsplit_once('/').unwrap_or(("", ""));
     let path = format!("{parent}/escape/../{leaf}");
     b.set("/linux/cgroupsPath", json!(path))
 }

@@ -19,10 +19,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Result};
+use corten_testkit::{cgroup_dirs, mounts_under, processes_mentioning};
 
 use super::Case;
-use crate::bundle::Bundle;
-use crate::cleanup::mounts_below;
+use crate::bundle::{Bundle, Edited};
 use crate::command::CmdOut;
 use crate::ctx::{alive, Ctx};
 
@@ -58,59 +58,19 @@ fn expect_refusal(out: &CmdOut, code: i32, words: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// The names of the entries under the case's `--root`.
-fn root_entries(cx: &Ctx) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(&cx.root)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-/// The pids (not this one) whose command line contains `marker`.
-fn processes_mentioning(marker: &str) -> Vec<i32> {
-    let own = i32::try_from(std::process::id()).unwrap_or(0);
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != own)
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                String::from_utf8_lossy(&c)
-                    .replace('\0', " ")
-                    .contains(marker)
-            })
-        })
-        .collect()
-}
-
 /// Fail if anything of the case is left: an entry under `--root`, a
 /// process naming the case's directory and, for a bundle, its cgroup in
 /// any hierarchy, a mount below it and the pid file of `id`.
 fn nothing_left(cx: &Ctx, b: Option<&Bundle>, id: Option<&str>) -> Result<()> {
-    let entries = root_entries(cx);
+    let entries = cx.root_entries();
     ensure!(entries.is_empty(), "state left under --root: {entries:?}");
     let marker = format!("{}/", cx.dir.display());
     let procs = processes_mentioning(&marker);
     ensure!(procs.is_empty(), "processes left: {procs:?}");
     if let Some(b) = b {
-        let rel = b.cgroups_path.trim_start_matches('/');
-        let cgroups: Vec<PathBuf> = cx
-            .host
-            .hierarchies()
-            .into_iter()
-            .map(|h| h.join(rel))
-            .filter(|d| d.exists())
-            .collect();
+        let cgroups = cgroup_dirs(b.cgroup_path());
         ensure!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
-        let mounts = mounts_below(&b.dir);
+        let mounts = mounts_under(b.path());
         ensure!(mounts.is_empty(), "mounts left: {mounts:?}");
     }
     if let Some(id) = id {
@@ -124,25 +84,11 @@ fn nothing_left(cx: &Ctx, b: Option<&Bundle>, id: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// `create --bundle <b> --pid-file <f> <id>` of the bundle as it is on
-/// disk (not saved again).
-fn create(cx: &mut Ctx, b: &Bundle, id: &str) -> Result<CmdOut> {
-    cx.track(id);
-    let mut cmd = cx.command();
-    cmd.arg("create")
-        .arg("--bundle")
-        .arg(&b.dir)
-        .arg("--pid-file")
-        .arg(cx.pid_file(id))
-        .arg(id);
-    cx.exec(cmd)
-}
-
 /// `create` of the saved bundle `b` is refused (exit 1) with `words` and
 /// leaves nothing.
 fn refused_bundle(cx: &mut Ctx, b: &Bundle, words: &[&str]) -> Result<()> {
     let id = cx.new_id();
-    let out = create(cx, b, &id)?;
+    let out = cx.create_as_is(b, &id)?;
     expect_refusal(&out, 1, words)?;
     nothing_left(cx, Some(b), Some(&id))
 }
@@ -150,7 +96,7 @@ fn refused_bundle(cx: &mut Ctx, b: &Bundle, words: &[&str]) -> Result<()> {
 /// `create` of a bundle whose configuration `edit` changed is refused.
 fn refused(
     cx: &mut Ctx,
-    edit: impl FnOnce(&mut Bundle) -> &mut Bundle,
+    edit: impl FnOnce(&mut Bundle) -> &mut Edited,
     words: &[&str],
 ) -> Result<()> {
     let mut b = cx.bundle()?;
@@ -184,7 +130,7 @@ fn refused_cli(cx: &mut Ctx, args: &[&str], code: i32, words: &[&str]) -> Result
 /// `pid`): the container is still there in status `want`, and
 /// `delete --force` then removes all of it.
 fn untouched_then_removed(cx: &mut Ctx, b: &Bundle, id: &str, pid: i32, want: &str) -> Result<()> {
-    let entries = root_entries(cx);
+    let entries = cx.root_entries();
     ensure!(
         entries == [id],
         "the refused command changed the entries under --root to {entries:?}"
