@@ -529,13 +529,13 @@ fn config_json_cases() {
             .set("/process/args", json!([""])),
         case("binary name with a NUL byte", 1, r#"exec: "tr…": executable file not found in $PATH"#)
             .set("/process/args", json!(["tr\u{0}ue"])),
-        case("process.user.uid a string", 1, r#"invalid type: string "0", expected u32"#)
+        case("process.user.uid a string", 1, r#"process.user.uid: invalid type: string "0", expected uint32"#)
             .set("/process/user/uid", json!("0")),
-        case("process.user.uid negative", 1, "invalid value: integer `-1`, expected u32")
+        case("process.user.uid negative", 1, r#"process.user.uid: invalid value: integer `-1`, expected uint32"#)
             .set("/process/user/uid", json!(-1)),
-        case("process.user.uid above 2^32", 1, "invalid value: integer `1099511627776`, expected u32")
+        case("process.user.uid above 2^32", 1, r#"process.user.uid: invalid value: integer `1099511627776`, expected uint32"#)
             .set("/process/user/uid", json!(1_u64 << 40)),
-        case("process.user.gid a float", 1, "invalid type: floating point `1.5`, expected u32")
+        case("process.user.gid a float", 1, r#"process.user.gid: invalid type: floating point `1.5`, expected uint32"#)
             .set("/process/user/gid", json!(1.5)),
         case("additionalGids a string", 1, r#"invalid type: string "1", expected a sequence"#)
             .set("/process/user/additionalGids", json!("1")),
@@ -545,11 +545,11 @@ fn config_json_cases() {
             .set("/process/user/username", json!(5)),
         case("username unknown", 1, "unable to find user nosuchuser")
             .set("/process/user/username", json!("nosuchuser")),
-        case("umask a string", 1, r#"invalid type: string "022", expected u32"#)
+        case("umask a string", 1, r#"process.user.umask: invalid type: string "022", expected uint32"#)
             .set("/process/user/umask", json!("022")),
         case("rlimits an object", 1, "invalid type: map, expected a sequence")
             .set("/process/rlimits", json!({ "type": "RLIMIT_NOFILE" })),
-        case("rlimit soft a string", 1, r#"invalid type: string "1", expected u64"#)
+        case("rlimit soft a string", 1, r#"process.rlimits[0].soft: invalid type: string "1", expected uint64"#)
             .set("/process/rlimits", json!([{ "type": "RLIMIT_NOFILE", "soft": "1", "hard": 1 }])),
         case("rlimit type unknown", 1, "wrong rlimit value: RLIMIT_FROB")
             .set("/process/rlimits", json!([{ "type": "RLIMIT_FROB", "soft": 1, "hard": 1 }])),
@@ -588,9 +588,9 @@ fn config_json_cases() {
             .set("/process/terminal", json!(true)),
         case("noNewPrivileges a string", 1, r#"invalid type: string "true", expected a boolean"#)
             .set("/process/noNewPrivileges", json!("true")),
-        case("consoleSize.height a string", 1, r#"invalid type: string "x", expected u16"#)
+        case("consoleSize.height a string", 1, r#"process.consoleSize.height: invalid type: string "x", expected uint16"#)
             .set("/process/consoleSize", json!({ "height": "x" })),
-        case("oomScoreAdj a string", 1, r#"invalid type: string "x", expected i32"#)
+        case("oomScoreAdj a string", 1, r#"process.oomScoreAdj: invalid type: string "x", expected int32"#)
             .set("/process/oomScoreAdj", json!("x")),
         case("oomScoreAdj above 1000", 1, "set oom_score_adj to 5000: invalid argument")
             .set("/process/oomScoreAdj", json!(5000)),
@@ -696,7 +696,7 @@ fn config_json_cases() {
             }),
         case("uidMappings a string", 1, r#"invalid type: string "0:0:1", expected a sequence"#)
             .set("/linux/uidMappings", json!("0:0:1")),
-        case("uidMapping containerID a string", 1, r#"invalid type: string "0", expected u32"#)
+        case("uidMapping containerID a string", 1, r#"linux.uidMappings[0].containerID: invalid type: string "0", expected uint32"#)
             .set("/linux/uidMappings", json!([{ "containerID": "0", "hostID": 0, "size": 1 }])),
         case("time offsets without a time namespace", 1, "time offsets are set but no time namespace is requested")
             .set("/linux/timeOffsets", json!({ "monotonic": { "secs": 1 } })),
@@ -750,9 +750,9 @@ fn config_json_cases() {
             .push("/linux/devices", json!({ "path": "/dev/foo", "type": "c", "major": -1, "minor": 3 })),
         case("device path climbing out of /dev", 1, r#"device path "/dev/../etc/foo" is not under /dev"#)
             .push("/linux/devices", json!({ "path": "/dev/../etc/foo", "type": "c", "major": 1, "minor": 3 })),
-        case("device major a string", 1, r#"invalid type: string "1", expected i64"#)
+        case("device major a string", 1, r#"linux.devices[0].major: invalid type: string "1", expected int64"#)
             .push("/linux/devices", json!({ "path": "/dev/foo", "type": "c", "major": "1", "minor": 3 })),
-        case("device fileMode a string", 1, r#"invalid type: string "0666", expected u32"#)
+        case("device fileMode a string", 1, r#"linux.devices[0].fileMode: invalid type: string "0666", expected uint32"#)
             .push("/linux/devices", json!({ "path": "/dev/foo", "type": "c", "major": 1, "minor": 3, "fileMode": "0666" })),
         case("device without type", 1, "missing field `type`")
             .push("/linux/devices", json!({ "path": "/dev/foo", "major": 1, "minor": 3 })),
@@ -760,9 +760,9 @@ fn config_json_cases() {
             .push("/linux/devices", json!({ "type": "c", "major": 1, "minor": 3 })),
         case("device rule access unknown", 1, r#"invalid device rule "c *:* rwxq""#)
             .set("/linux/resources/devices", json!([{ "allow": true, "type": "c", "access": "rwxq" }])),
-        case("device rule allow a string", 1, "linux.resources.devices[0].allow: expected a boolean")
+        case("device rule allow a string", 1, r#"linux.resources.devices[0].allow: invalid type: string "yes", expected a boolean"#)
             .set("/linux/resources/devices", json!([{ "allow": "yes" }])),
-        case("device rule major a string", 1, "linux.resources.devices[0].major: expected an int64")
+        case("device rule major a string", 1, r#"linux.resources.devices[0].major: invalid type: string "x", expected int64"#)
             .set("/linux/resources/devices", json!([{ "allow": true, "type": "c", "major": "x" }])),
         // --- seccomp ---
         case("seccomp a string", 1, "linux.seccomp: invalid seccomp profile")
@@ -845,49 +845,49 @@ fn config_json_cases() {
                 let path = format!("{}/sub/..", b.cgroup_path());
                 b.set("/linux/cgroupsPath", json!(path));
             }),
-        case("resources a string", 1, r#"linux.resources: expected an object, got the string "x""#)
+        case("resources a string", 1, r#"linux.resources: invalid type: string "x", expected struct Resources"#)
             .set("/linux/resources", json!("x")),
         case("memory.limit below what the init needs", 1, "init killed by the OOM killer during set-up: the memory limit of 4096 bytes")
             .set("/linux/resources", json!({ "memory": { "limit": 4096 } })),
-        case("memory.limit a string", 1, r#"linux.resources.memory.limit: expected an int64, got the string "64m""#)
+        case("memory.limit a string", 1, r#"linux.resources.memory.limit: invalid type: string "64m", expected int64"#)
             .set("/linux/resources/memory", json!({ "limit": "64m" })),
-        case("memory.limit 2^64", 1, "linux.resources.memory.limit: expected an int64")
+        case("memory.limit 2^64", 1, r#"linux.resources.memory.limit: invalid value: integer `18446744073709551615`, expected int64"#)
             .set("/linux/resources/memory", json!({ "limit": 18_446_744_073_709_551_615_u64 })),
-        case("memory.limit a float", 1, "linux.resources.memory.limit: expected an int64, got the number 1.5")
+        case("memory.limit a float", 1, r#"linux.resources.memory.limit: invalid type: floating point `1.5`, expected int64"#)
             .set("/linux/resources/memory", json!({ "limit": 1.5 })),
-        case("memory.reservation a string", 1, "linux.resources.memory.reservation: expected an int64")
+        case("memory.reservation a string", 1, r#"linux.resources.memory.reservation: invalid type: string "x", expected int64"#)
             .set("/linux/resources/memory", json!({ "reservation": "x" })),
-        case("memory.kernel an array", 1, "linux.resources.memory.kernel: expected an int64, got an array")
+        case("memory.kernel an array", 1, r#"linux.resources.memory.kernel: invalid type: sequence, expected int64"#)
             .set("/linux/resources/memory", json!({ "kernel": [] })),
-        case("cpu.shares a string", 1, "linux.resources.cpu.shares: expected a uint64")
+        case("cpu.shares a string", 1, r#"linux.resources.cpu.shares: invalid type: string "1024", expected uint64"#)
             .set("/linux/resources/cpu", json!({ "shares": "1024" })),
-        case("cpu.shares negative", 1, "linux.resources.cpu.shares: expected a uint64, got the number -1")
+        case("cpu.shares negative", 1, r#"linux.resources.cpu.shares: invalid value: integer `-1`, expected uint64"#)
             .set("/linux/resources/cpu", json!({ "shares": -1 })),
-        case("cpu.quota a string", 1, "linux.resources.cpu.quota: expected an int64")
+        case("cpu.quota a string", 1, r#"linux.resources.cpu.quota: invalid type: string "x", expected int64"#)
             .set("/linux/resources/cpu", json!({ "quota": "x" })),
-        case("cpu.period negative", 1, "linux.resources.cpu.period: expected a uint64, got the number -1")
+        case("cpu.period negative", 1, r#"linux.resources.cpu.period: invalid value: integer `-1`, expected uint64"#)
             .set("/linux/resources/cpu", json!({ "period": -1 })),
-        case("cpu.realtimeRuntime a string", 1, "linux.resources.cpu.realtimeRuntime: expected an int64")
+        case("cpu.realtimeRuntime a string", 1, r#"linux.resources.cpu.realtimeRuntime: invalid type: string "x", expected int64"#)
             .set("/linux/resources/cpu", json!({ "realtimeRuntime": "x" })),
-        case("cpu.cpus a number", 1, "linux.resources.cpu.cpus: expected a string, got the number 1")
+        case("cpu.cpus a number", 1, r#"linux.resources.cpu.cpus: invalid type: integer `1`, expected a string"#)
             .set("/linux/resources/cpu", json!({ "cpus": 1 })),
-        case("pids a number", 1, "linux.resources.pids: expected an object, got the number 5")
+        case("pids a number", 1, r#"linux.resources.pids: invalid type: integer `5`, expected struct Pids"#)
             .set("/linux/resources/pids", json!(5)),
-        case("pids.limit a string", 1, "linux.resources.pids.limit: expected an int64")
+        case("pids.limit a string", 1, r#"linux.resources.pids.limit: invalid type: string "x", expected int64"#)
             .set("/linux/resources/pids", json!({ "limit": "x" })),
-        case("pids.limit 1e30", 1, "linux.resources.pids.limit: expected an int64, got the number 1e+30")
+        case("pids.limit 1e30", 1, r#"linux.resources.pids.limit: invalid type: floating point `1e+30`, expected int64"#)
             .set("/linux/resources/pids", json!({ "limit": 1e30 })),
-        case("blockIO.weight a string", 1, "linux.resources.blockIO.weight: expected a uint16")
+        case("blockIO.weight a string", 1, r#"linux.resources.blockIO.weight: invalid type: string "x", expected uint16"#)
             .set("/linux/resources/blockIO", json!({ "weight": "x" })),
-        case("blockIO.weightDevice a string", 1, "linux.resources.blockIO.weightDevice: expected an array")
+        case("blockIO.weightDevice a string", 1, r#"linux.resources.blockIO.weightDevice: invalid type: string "x", expected a sequence"#)
             .set("/linux/resources/blockIO", json!({ "weightDevice": "x" })),
-        case("throttle device major a string", 1, "linux.resources.blockIO.throttleReadBpsDevice[0].major: expected an int64")
+        case("throttle device major a string", 1, r#"linux.resources.blockIO.throttleReadBpsDevice[0].major: invalid type: string "8", expected int64"#)
             .set("/linux/resources/blockIO", json!({ "throttleReadBpsDevice": [{ "major": "8", "minor": 0, "rate": 1 }] })),
-        case("hugepageLimits a string", 1, "linux.resources.hugepageLimits: expected an array")
+        case("hugepageLimits a string", 1, r#"linux.resources.hugepageLimits: invalid type: string "x", expected a sequence"#)
             .set("/linux/resources/hugepageLimits", json!("x")),
-        case("network.classID a string", 1, "linux.resources.network.classID: expected a uint32")
+        case("network.classID a string", 1, r#"linux.resources.network.classID: invalid type: string "x", expected uint32"#)
             .set("/linux/resources/network", json!({ "classID": "x" })),
-        case("network priority name a number", 1, "linux.resources.network.priorities[0].name: expected a string")
+        case("network priority name a number", 1, r#"linux.resources.network.priorities[0].name: invalid type: integer `1`, expected a string"#)
             .set("/linux/resources/network", json!({ "priorities": [{ "name": 1, "priority": 1 }] })),
         // --- other linux fields ---
         case("rootfsPropagation unknown", 1, "rootfsPropagation=frob is not supported")
@@ -1300,7 +1300,7 @@ fn cli_misuse_cases() {
         case("update with an unknown flag", 1, "flag provided but not defined: -cpu-shares")
             .args(&["update", "--cpu-shares", "5", PRE])
             .pre(Created),
-        case("update --blkio-weight above u16", 1, "linux.resources.blockIO.weight: expected a uint16, got the number 99999")
+        case("update --blkio-weight above u16", 1, r#"linux.resources.blockIO.weight: invalid value: integer `99999`, expected uint16"#)
             .args(&["update", "--blkio-weight", "99999", PRE])
             .pre(Created),
         case("update --resources missing", 1, "open …/no-such.json: no such file or directory")
@@ -1315,7 +1315,7 @@ fn cli_misuse_cases() {
         case("update --resources - with nothing on stdin", 1, "decode resources: EOF while parsing")
             .args(&["update", "--resources", "-", PRE])
             .pre(Created),
-        case("update --resources wrongly typed", 1, r#"decode resources: linux.resources.memory.limit: expected an int64, got the string "x""#)
+        case("update --resources wrongly typed", 1, r#"decode resources: linux.resources.memory.limit: invalid type: string "x", expected int64"#)
             .with(|b| {
                 b.write_file("resources.json", r#"{"memory": {"limit": "x"}}"#);
             })

@@ -302,7 +302,7 @@ fn block_io_resources_are_applied() {
         return;
     };
     let dev = |rate: u64| json!([{ "major": maj, "minor": min, "rate": rate }]);
-    let res = json!({
+    let mut res = json!({
         "blockIO": {
             "weight": 500,
             "throttleReadBpsDevice": dev(1_048_576),
@@ -311,6 +311,22 @@ fn block_io_resources_are_applied() {
             "throttleWriteIOPSDevice": dev(200)
         }
     });
+    // v1: CFQ's blkio.weight, or BFQ's (which may show "default 500"); with
+    // neither I/O scheduler (none, mq-deadline, kyber) there is no weight
+    // to set, and runc fails on it as corten does.
+    let v1_root = Path::new("/sys/fs/cgroup/blkio");
+    let v1_weight = ["blkio.weight", "blkio.bfq.weight"]
+        .into_iter()
+        .find(|f| v1_root.join(f).exists());
+    if !unified_only() && v1_weight.is_none() {
+        corten_integration_tests::skip(
+            "block_io_resources_are_applied (weight)",
+            "no blkio.weight or blkio.bfq.weight: the host's I/O scheduler has no weights",
+        );
+        if let Some(b) = res["blockIO"].as_object_mut() {
+            b.remove("weight");
+        }
+    }
     if unified_only() {
         let line = format!("{maj}:{min} rbps=1048576 wbps=2097152 riops=100 wiops=200");
         assert_resources("res-io-v2", res, &[("io", "io.max", line.as_str())]);
@@ -323,12 +339,8 @@ fn block_io_resources_are_applied() {
             ("blkio", "blkio.throttle.read_iops_device", ri.as_str()),
             ("blkio", "blkio.throttle.write_iops_device", wi.as_str()),
         ];
-        // CFQ's blkio.weight, or BFQ's (which may show "default 500").
-        let b = Bundle::new("res-io-probe");
-        if exists(&b, "blkio", "blkio.weight") {
-            expect.push(("blkio", "blkio.weight", "500"));
-        } else {
-            expect.push(("blkio", "blkio.bfq.weight", "500"));
+        if let Some(f) = v1_weight {
+            expect.push(("blkio", f, "500"));
         }
         assert_resources("res-io-v1", res, &expect);
     }
@@ -668,7 +680,7 @@ fn update_changes_live_limits() {
     assert!(!out.status.success(), "a string pids.limit was accepted");
     assert!(
         out.stderr_str()
-            .contains("linux.resources.pids.limit: expected an int64"),
+            .contains("linux.resources.pids.limit: invalid type: string"),
         "{}",
         out.stderr_str()
     );

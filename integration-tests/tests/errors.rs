@@ -113,7 +113,7 @@ fn wrongly_typed_resources() {
     b.set("/linux/resources/memory", json!({ "limit": "64m" }));
     let msg = assert_create_refused("err-res-type", &b);
     assert!(
-        msg.contains("linux.resources.memory.limit: expected an int64"),
+        msg.contains(r#"linux.resources.memory.limit: invalid type: string "64m", expected int64"#),
         "{msg}"
     );
 }

@@ -448,7 +448,15 @@ fn finish(
                 step(format!("set oom_score_adj to {adj}{hint}"))(e)
             })?;
     }
-    chan.send(&Msg::Go).map_err(step("release init"))?;
+    if let Err(e) = chan.send(&Msg::Go) {
+        // The init died before it was released (the OOM killer, at a memory
+        // limit below what it needs, can be that fast): say why, as when it
+        // dies a moment later.
+        if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
+            return Err(CreateError::Init(exit_reason(pid, cg, spec)));
+        }
+        return Err(step("release init")(e));
+    }
     crate::logging::step(|| "id maps, cgroup and oom_score_adj set; init released".into());
     let state = |status| crate::state::HookState {
         oci_version: &spec.oci_version,
