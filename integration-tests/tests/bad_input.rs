@@ -765,7 +765,7 @@ fn config_json_cases() {
         case("device rule major a string", 1, r#"linux.resources.devices[0].major: invalid type: string "x", expected int64"#)
             .set("/linux/resources/devices", json!([{ "allow": true, "type": "c", "major": "x" }])),
         // --- seccomp ---
-        case("seccomp a string", 1, "linux.seccomp: invalid seccomp profile")
+        case("seccomp a string", 1, r#"linux.seccomp: invalid type: string "x", expected struct Seccomp"#)
             .set("/linux/seccomp", json!("x")),
         case("seccomp default action unknown", 1, "string SCMP_ACT_FROB is not a valid action for seccomp")
             .set("/linux/seccomp", seccomp(json!({ "defaultAction": "SCMP_ACT_FROB" }))),
@@ -797,9 +797,9 @@ fn config_json_cases() {
                 "syscalls": [{ "names": ["getpid"], "action": "SCMP_ACT_NOTIFY" }] }))),
         case("seccomp names a string", 1, r#"invalid type: string "getpid", expected a sequence"#)
             .set("/linux/seccomp", seccomp(json!({ "syscalls": [{ "names": "getpid", "action": "SCMP_ACT_ERRNO" }] }))),
-        case("seccomp errnoRet a string", 1, r#"invalid type: string "EPERM", expected u64"#)
+        case("seccomp errnoRet a string", 1, r#"linux.seccomp.syscalls[0].errnoRet: invalid type: string "EPERM", expected uint64"#)
             .set("/linux/seccomp", seccomp(json!({ "syscalls": [{ "names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": "EPERM" }] }))),
-        case("seccomp defaultErrnoRet a string", 1, r#"invalid type: string "x", expected u64"#)
+        case("seccomp defaultErrnoRet a string", 1, r#"linux.seccomp.defaultErrnoRet: invalid type: string "x", expected uint64"#)
             .set("/linux/seccomp", seccomp(json!({ "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": "x" }))),
         // --- hooks ---
         case("hooks a string", 1, r#"invalid type: string "/bin/true", expected a sequence"#)

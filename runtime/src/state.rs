@@ -149,7 +149,7 @@ pub struct Record {
     pub process: Option<crate::spec::Process>,
     /// The config's `linux.seccomp`, applied to exec'd processes too.
     #[serde(default)]
-    pub seccomp: Option<serde_json::Value>,
+    pub seccomp: Option<crate::spec::Seccomp>,
     /// The config's `linux.personality` and `linux.memoryPolicy`, which
     /// exec'd processes get too.
     #[serde(default)]

@@ -1,8 +1,7 @@
 //! `linux.seccomp` read and validated into rules with kernel action values,
 //! in runc's terms (one rule per name, errno defaults, flag defaults).
 
-use serde::Deserialize;
-use serde_json::Value;
+use crate::spec::{Seccomp, SeccompArg};
 
 use super::arch::{self, Arch};
 use super::SeccompError;
@@ -60,50 +59,10 @@ pub(super) enum Op {
     MaskedEq,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawProfile {
-    #[serde(default)]
-    default_action: String,
-    default_errno_ret: Option<u64>,
-    architectures: Option<Vec<String>>,
-    flags: Option<Vec<String>>,
-    listener_path: Option<String>,
-    listener_metadata: Option<String>,
-    syscalls: Option<Vec<RawSyscall>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawSyscall {
-    names: Option<Vec<String>>,
-    #[serde(default)]
-    action: String,
-    errno_ret: Option<u64>,
-    args: Option<Vec<RawArg>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawArg {
-    #[serde(default)]
-    index: u64,
-    #[serde(default)]
-    value: u64,
-    #[serde(default)]
-    value_two: u64,
-    #[serde(default)]
-    op: String,
-}
-
 /// Reads `linux.seccomp`; `None` when it disables seccomp (no
-/// `defaultAction` and no `syscalls`, or `null`), as with runc.
-pub(super) fn parse(seccomp: &Value) -> Result<Option<Profile>, SeccompError> {
-    if seccomp.is_null() {
-        return Ok(None);
-    }
-    let raw = RawProfile::deserialize(seccomp).map_err(SeccompError::Parse)?;
-    let syscalls = raw.syscalls.unwrap_or_default();
+/// `defaultAction` and no `syscalls`), as with runc.
+pub(super) fn parse(raw: &Seccomp) -> Result<Option<Profile>, SeccompError> {
+    let syscalls = raw.syscalls.clone().unwrap_or_default();
     if raw.default_action.is_empty() && syscalls.is_empty() {
         return Ok(None);
     }
@@ -170,7 +129,7 @@ pub(super) fn parse(seccomp: &Value) -> Result<Option<Profile>, SeccompError> {
     }
 
     let notify = syscalls.iter().any(|c| c.action == "SCMP_ACT_NOTIFY");
-    let listener_path = raw.listener_path.filter(|p| !p.is_empty());
+    let listener_path = raw.listener_path.clone().filter(|p| !p.is_empty());
     if notify && listener_path.is_none() {
         return Err(SeccompError::ListenerPathNotSet);
     }
@@ -188,7 +147,7 @@ pub(super) fn parse(seccomp: &Value) -> Result<Option<Profile>, SeccompError> {
         implied_spec_allow,
         notify,
         listener_path,
-        listener_metadata: raw.listener_metadata.unwrap_or_default(),
+        listener_metadata: raw.listener_metadata.clone().unwrap_or_default(),
     }))
 }
 
@@ -234,7 +193,7 @@ fn action(name: &str, errno_ret: Option<u64>) -> Result<u32, SeccompError> {
     Ok(value)
 }
 
-fn arg(raw: &RawArg, name: &str) -> Result<ArgCmp, SeccompError> {
+fn arg(raw: &SeccompArg, name: &str) -> Result<ArgCmp, SeccompError> {
     let op = match raw.op.as_str() {
         "SCMP_CMP_NE" => Op::Ne,
         "SCMP_CMP_LT" => Op::Lt,

@@ -10,6 +10,7 @@ mod default;
 mod fuzz;
 pub mod gojson;
 mod resources;
+mod seccomp;
 
 /// The runtime-spec version corten implements and writes into `state`.
 pub const OCI_VERSION: &str = "1.0.2-dev";
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use default::default_spec;
 pub use resources::*;
+pub use seccomp::{Seccomp, SeccompArg, Syscall};
 
 /// Errors from loading a bundle's configuration.
 #[derive(Debug, thiserror::Error)]
@@ -283,9 +285,9 @@ pub struct Linux {
     /// Device nodes to create.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<Device>,
-    /// Seccomp configuration (a later issue).
+    /// Seccomp configuration.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub seccomp: Option<serde_json::Value>,
+    pub seccomp: Option<Seccomp>,
     /// Propagation of the rootfs mount.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rootfs_propagation: Option<String>,

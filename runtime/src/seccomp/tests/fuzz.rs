@@ -18,11 +18,12 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{json, Map, Value};
 
+use super::compile_for;
 use super::reference::{self, Outcome};
 use super::{interp, syscalls};
 use crate::fuzz_support::{self as fz, one_line};
 use crate::seccomp::arch::Arch;
-use crate::seccomp::{compile_for, SeccompError};
+use crate::seccomp::SeccompError;
 
 /// Every name of every table, sorted, once.
 fn table_names() -> Vec<&'static str> {

@@ -19,8 +19,9 @@ use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::unistd::{Pid, Whence};
 use serde_json::{json, Value};
 
+use super::compile;
 use crate::seccomp::arch::Arch;
-use crate::seccomp::{compile, send_to_listener};
+use crate::seccomp::send_to_listener;
 
 const SCENARIO: &str = "CORTEN_SECCOMP_TEST_SCENARIO";
 const SOCKET: &str = "CORTEN_SECCOMP_TEST_SOCKET";

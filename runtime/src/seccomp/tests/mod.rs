@@ -13,7 +13,23 @@ mod rules;
 use serde_json::{json, Value};
 
 use super::arch::Arch;
-use super::{compile_for, syscalls, Filter};
+use super::{syscalls, Filter, SeccompError};
+
+/// [`super::compile_for`] of a profile given as config.json gives it,
+/// decoded as `create` decodes it (`null`: no profile).
+pub(super) fn compile_for(profile: &Value, native: Arch) -> Result<Filter, SeccompError> {
+    let decoded: Option<crate::spec::Seccomp> = crate::spec::gojson::from_value(profile.clone())
+        .map_err(|e| SeccompError::Decode(e.to_string()))?;
+    super::compile_for(&decoded.unwrap_or_default(), native)
+}
+
+/// [`compile_for`] for this machine's architecture.
+pub(super) fn compile(profile: &Value) -> Result<Filter, SeccompError> {
+    compile_for(
+        profile,
+        Arch::native().ok_or(SeccompError::UnsupportedArch)?,
+    )
+}
 
 const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 const KILL_THREAD: u32 = libc::SECCOMP_RET_KILL_THREAD;

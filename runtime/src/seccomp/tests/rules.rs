@@ -2,9 +2,10 @@
 
 use serde_json::{json, Value};
 
+use super::compile_for;
 use super::{build, call, call1, call_nr, cmp, errno, rule, ALLOW, KILL_PROCESS, KILL_THREAD};
 use crate::seccomp::arch::{Arch, X32_SYSCALL_BIT};
-use crate::seccomp::{compile_for, syscalls, SeccompError};
+use crate::seccomp::{syscalls, SeccompError};
 
 const NATIVES: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
 
@@ -597,7 +598,7 @@ fn invalid_profiles_are_refused_with_runc_messages() {
         &json!({ "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{ "names": "read" }] }),
     );
     assert!(
-        parse.starts_with("invalid seccomp profile: invalid type"),
+        parse.starts_with("invalid seccomp profile: syscalls[0].names: invalid type"),
         "{parse}"
     );
 }
