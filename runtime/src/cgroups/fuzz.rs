@@ -12,7 +12,7 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-use super::{devices, resources};
+use super::{devices, resources, Version};
 use crate::fuzz_support::{self as fz, json, number, object, one_line, scalar};
 use crate::spec::Resources;
 
@@ -361,8 +361,9 @@ fn check(res: Value) -> Result<(), TestCaseError> {
         // Decoding refuses it: `create` and `update` stop before planning.
         Err(e) => return one_line(&e.to_string()),
     };
-    for v2 in [false, true] {
-        let writes = match resources::plan(&res, v2) {
+    for version in [Version::V1, Version::V2] {
+        let v2 = version == Version::V2;
+        let writes = match resources::plan(&res, version) {
             Ok(w) => w,
             Err(e) => {
                 one_line(&e.to_string())?;

@@ -85,6 +85,27 @@ pub fn is_v2() -> bool {
     crate::sys::is_fs(Path::new(CGROUP_ROOT), CGROUP2_SUPER_MAGIC)
 }
 
+/// A cgroup version, for what is decided before a [`Cgroup`] exists (the
+/// writes `linux.resources` becomes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// cgroup v1 (hybrid hosts included).
+    V1,
+    /// cgroup v2, the unified hierarchy only.
+    V2,
+}
+
+impl Version {
+    /// This host's.
+    pub fn host() -> Version {
+        if is_v2() {
+            Version::V2
+        } else {
+            Version::V1
+        }
+    }
+}
+
 /// Normalises `cgroupsPath`: absolute stays absolute, relative stays
 /// relative (to the runtime's own cgroup), absent becomes the id. `..` is
 /// refused so the path can never leave the hierarchy.

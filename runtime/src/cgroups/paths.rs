@@ -58,6 +58,14 @@ impl Cgroup {
         matches!(self, Cgroup::V2(_))
     }
 
+    /// Its cgroup version.
+    pub fn version(&self) -> super::Version {
+        match self {
+            Cgroup::V1(_) => super::Version::V1,
+            Cgroup::V2(_) => super::Version::V2,
+        }
+    }
+
     /// The v2 directory.
     pub fn v2_dir(&self) -> Option<&PathBuf> {
         match self {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::spec::{BlockIo, Cpu, HugepageLimit, Memory, Network, Rdma, Resources, ThrottleDevice};
 
-use super::{write, Cgroup, CgroupError};
+use super::{write, Cgroup, CgroupError, Version};
 
 /// One write: `value` into `file` of the hierarchy carrying `controller`
 /// (v1) or of the single directory (v2).
@@ -413,7 +413,8 @@ fn unified(
 
 /// Turns `linux.resources` (without `devices`) into the writes for this
 /// cgroup version, in order.
-pub fn plan(res: &Resources, v2: bool) -> Result<Vec<Write>, CgroupError> {
+pub fn plan(res: &Resources, version: Version) -> Result<Vec<Write>, CgroupError> {
+    let v2 = version == Version::V2;
     let mut out = Vec::new();
     // Written by `apply` after the rest: checked now, so that a refusal
     // comes before the first write.
@@ -469,7 +470,7 @@ fn do_write(paths: &Cgroup, x: &Write) -> Result<(), CgroupError> {
 
 /// Applies `linux.resources` to the container's cgroup directories.
 pub fn apply(paths: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
-    apply_writes(paths, &plan(res, paths.is_v2())?, res)
+    apply_writes(paths, &plan(res, paths.version())?, res)
 }
 
 /// Applies `writes` (what [`plan`] made of `res` for this cgroup's version)
@@ -554,7 +555,7 @@ mod tests {
     /// [`super::plan`] of resources as config.json gives them.
     fn plan(r: &serde_json::Value, v2: bool) -> Result<Vec<Write>, CgroupError> {
         let typed: Resources = crate::spec::gojson::from_value(r.clone()).expect("resources");
-        super::plan(&typed, v2)
+        super::plan(&typed, if v2 { Version::V2 } else { Version::V1 })
     }
 
     fn has(p: &[Write], file: &str, value: &str) -> bool {

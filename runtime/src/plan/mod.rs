@@ -110,7 +110,7 @@ impl Bundle {
         // What this host's cgroup version cannot express is refused before
         // anything exists.
         let cgroup_writes = match &self.spec.linux().resources {
-            Some(res) => crate::cgroups::resources::plan(res, crate::cgroups::is_v2())?,
+            Some(res) => crate::cgroups::resources::plan(res, crate::cgroups::Version::host())?,
             None => Vec::new(),
         };
         Ok(Plan {

@@ -143,7 +143,7 @@ fn check_config(bytes: &[u8]) -> Result<(), TestCaseError> {
     // Validation compiled the profile, the one `create` installs.
     prop_assert_eq!(filter.is_some(), spec.linux().seccomp.is_some());
     if let Some(res) = &spec.linux().resources {
-        for v2 in [false, true] {
+        for v2 in [crate::cgroups::Version::V1, crate::cgroups::Version::V2] {
             if let Err(e) = crate::cgroups::resources::plan(res, v2) {
                 one_line(&e.to_string())?;
             }
