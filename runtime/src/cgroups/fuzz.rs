@@ -361,9 +361,14 @@ fn check(res: Value) -> Result<(), TestCaseError> {
         // Decoding refuses it: `create` and `update` stop before planning.
         Err(e) => return one_line(&e.to_string()),
     };
+    check_typed(&res)
+}
+
+/// The properties for decoded resources.
+fn check_typed(res: &Resources) -> Result<(), TestCaseError> {
     for version in [Version::V1, Version::V2] {
         let v2 = version == Version::V2;
-        let writes = match resources::plan(&res, version) {
+        let writes = match resources::plan(res, version) {
             Ok(w) => w,
             Err(e) => {
                 one_line(&e.to_string())?;
@@ -417,7 +422,7 @@ proptest! {
     fn update_resources(res in resources(), text in fz::text(), raw in any::<bool>()) {
         let input = if raw { text } else { res.to_string() };
         match crate::cli::update::decode_resources(&input) {
-            Ok(v) => check(Value::Object(v))?,
+            Ok(r) => check_typed(&r)?,
             Err(e) => one_line(&format!("{e:#}"))?,
         }
     }

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::Globals;
 use crate::container::Container;
@@ -136,15 +136,14 @@ fn runc_update_subset(r: Resources) -> Resources {
 
 /// A number flag runc parses itself (`strconv.ParseUint`/`ParseInt`,
 /// named by `func`), with runc's error.
-fn go_num<T>(flag: &str, func: &str, v: &Option<String>) -> anyhow::Result<Option<Value>>
+fn go_num<T>(flag: &str, func: &str, v: &Option<String>) -> anyhow::Result<Option<T>>
 where
-    T: std::str::FromStr<Err = std::num::ParseIntError> + serde::Serialize,
+    T: std::str::FromStr<Err = std::num::ParseIntError>,
 {
     v.as_deref()
         .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse::<T>()
-                .map(|n| json!(n))
                 .map_err(|e| go_parse_error(flag, func, s, e.kind()))
         })
         .transpose()
@@ -160,38 +159,23 @@ fn go_parse_error(flag: &str, func: &str, s: &str, kind: &std::num::IntErrorKind
     anyhow::anyhow!("invalid value for {flag}: strconv.{func}: parsing {s:?}: {why}")
 }
 
-fn section<'a>(res: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
-    let v = res.entry(key.to_string()).or_insert_with(|| json!({}));
-    if !v.is_object() {
-        *v = json!({});
-    }
-    v.as_object_mut().expect("just made an object")
-}
-
-/// Decodes `v` as `linux.resources`, as Go decodes it (keys folded,
-/// `null`s dropped, numbers of the field's width), naming a bad field.
-fn typed(v: Value) -> anyhow::Result<Resources> {
-    crate::spec::gojson::from_value_at(v, "linux.resources")
-        .map_err(|e| anyhow::anyhow!("decode resources: {e}"))
-}
-
-/// A `--resources` document: Go's decoding, then the fields runc's
-/// `update` applies, as JSON for the flags to override.
-pub(crate) fn decode_resources(text: &str) -> anyhow::Result<Map<String, Value>> {
+/// A `--resources` document: Go's decoding (keys folded, `null`s dropped,
+/// numbers of the field's width, a bad field named), then the fields
+/// runc's `update` applies.
+pub(crate) fn decode_resources(text: &str) -> anyhow::Result<Resources> {
     let v: Value = serde_json::from_str(text).context("decode resources")?;
     if !v.is_object() {
         bail!("decode resources: not a JSON object");
     }
-    match serde_json::to_value(runc_update_subset(typed(v)?))? {
-        Value::Object(m) => Ok(m),
-        _ => bail!("decode resources: not a JSON object"),
-    }
+    let res = crate::spec::gojson::from_value_at(v, "linux.resources")
+        .map_err(|e| anyhow::anyhow!("decode resources: {e}"))?;
+    Ok(runc_update_subset(res))
 }
 
-/// The resources to apply: `--resources` merged with the flags.
-fn requested(a: &Args) -> anyhow::Result<Value> {
-    let mut res: Map<String, Value> = match &a.resources {
-        None => Map::new(),
+/// The resources to apply: `--resources` with the flags set over it.
+fn requested(a: &Args) -> anyhow::Result<Resources> {
+    let mut res = match &a.resources {
+        None => Resources::default(),
         Some(p) => {
             let mut text = String::new();
             if p.as_os_str() == "-" {
@@ -211,56 +195,59 @@ fn requested(a: &Args) -> anyhow::Result<Value> {
     if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
         bail!("intel RDT is not supported");
     }
-    let mem = [
-        ("limit", &a.memory),
-        ("reservation", &a.memory_reservation),
-        ("swap", &a.memory_swap),
+    let size = |v: &Option<String>, flag: &str| {
+        v.as_deref()
+            .map(|v| parse_size(v).map_err(|e| anyhow::anyhow!("invalid value for {flag}: {e}")))
+            .transpose()
+    };
+    let sizes = [
+        size(&a.memory, "memory")?,
+        size(&a.memory_reservation, "memory-reservation")?,
+        size(&a.memory_swap, "memory-swap")?,
     ];
-    for ((k, v), flag) in mem
-        .into_iter()
-        .zip(["memory", "memory-reservation", "memory-swap"])
-    {
-        if let Some(v) = v {
-            let n = parse_size(v).map_err(|e| anyhow::anyhow!("invalid value for {flag}: {e}"))?;
-            section(&mut res, "memory").insert(k.into(), json!(n));
-        }
+    if sizes.iter().any(Option::is_some) {
+        let m = res.memory.get_or_insert_with(Default::default);
+        let [limit, reservation, swap] = sizes;
+        m.limit = limit.or(m.limit);
+        m.reservation = reservation.or(m.reservation);
+        m.swap = swap.or(m.swap);
     }
-    let cpu: [(&str, Option<Value>); 7] = [
-        (
-            "shares",
-            go_num::<u64>("cpu-share", "ParseUint", &a.cpu_share)?,
-        ),
-        (
-            "quota",
-            go_num::<i64>("cpu-quota", "ParseInt", &a.cpu_quota)?,
-        ),
-        (
-            "period",
-            go_num::<u64>("cpu-period", "ParseUint", &a.cpu_period)?,
-        ),
-        (
-            "realtimePeriod",
-            go_num::<u64>("cpu-rt-period", "ParseUint", &a.cpu_rt_period)?,
-        ),
-        (
-            "realtimeRuntime",
-            go_num::<i64>("cpu-rt-runtime", "ParseInt", &a.cpu_rt_runtime)?,
-        ),
-        ("cpus", a.cpuset_cpus.as_ref().map(|v| json!(v))),
-        ("mems", a.cpuset_mems.as_ref().map(|v| json!(v))),
-    ];
-    for (k, v) in cpu {
-        if let Some(v) = v {
-            section(&mut res, "cpu").insert(k.into(), v);
-        }
+    let shares = go_num::<u64>("cpu-share", "ParseUint", &a.cpu_share)?;
+    let quota = go_num::<i64>("cpu-quota", "ParseInt", &a.cpu_quota)?;
+    let period = go_num::<u64>("cpu-period", "ParseUint", &a.cpu_period)?;
+    let rt_period = go_num::<u64>("cpu-rt-period", "ParseUint", &a.cpu_rt_period)?;
+    let rt_runtime = go_num::<i64>("cpu-rt-runtime", "ParseInt", &a.cpu_rt_runtime)?;
+    let any_cpu = shares.is_some()
+        || quota.is_some()
+        || period.is_some()
+        || rt_period.is_some()
+        || rt_runtime.is_some()
+        || a.cpuset_cpus.is_some()
+        || a.cpuset_mems.is_some();
+    if any_cpu {
+        let c = res.cpu.get_or_insert_with(Default::default);
+        c.shares = shares.or(c.shares);
+        c.quota = quota.or(c.quota);
+        c.period = period.or(c.period);
+        c.realtime_period = rt_period.or(c.realtime_period);
+        c.realtime_runtime = rt_runtime.or(c.realtime_runtime);
+        c.cpus = a.cpuset_cpus.clone().or(c.cpus.take());
+        c.mems = a.cpuset_mems.clone().or(c.mems.take());
     }
     if let Some(p) = a.pids_limit {
-        section(&mut res, "pids").insert("limit".into(), json!(p));
+        res.pids.get_or_insert_with(Default::default).limit = Some(p);
     }
     if let Some(w) = a.blkio_weight {
-        section(&mut res, "blockIO").insert("weight".into(), json!(w));
+        // runc's flag is a uint16 field: a larger value is refused as the
+        // field's decoding would refuse it.
+        let w = u16::try_from(w).map_err(|_| {
+            anyhow::anyhow!(
+                "decode resources: linux.resources.blockIO.weight: invalid value: integer `{w}`, expected uint16"
+            )
+        })?;
+        res.block_io.get_or_insert_with(Default::default).weight = Some(w);
     }
-    Ok(Value::Object(res))
+    Ok(res)
 }
 
 /// Runs `update`.
@@ -269,7 +256,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
     if c.status == Status::Stopped {
         bail!("container not running");
     }
-    crate::container::update(&g.root, &a.id, &typed(requested(&a)?)?)
+    crate::container::update(&g.root, &a.id, &requested(&a)?)
 }
 
 #[cfg(test)]

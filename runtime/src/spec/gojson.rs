@@ -119,6 +119,22 @@ fn struct_entries(
     out
 }
 
+/// What `v` is, for a type error.
+fn unexpected(v: &Value) -> de::Unexpected<'_> {
+    match v {
+        Value::Null => de::Unexpected::Unit,
+        Value::Bool(b) => de::Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => de::Unexpected::Unsigned(u),
+            (_, Some(i)) => de::Unexpected::Signed(i),
+            _ => de::Unexpected::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => de::Unexpected::Str(s),
+        Value::Array(_) => de::Unexpected::Seq,
+        Value::Object(_) => de::Unexpected::Map,
+    }
+}
+
 /// A JSON value read with Go's rules (see the module docs).
 #[derive(Debug)]
 pub struct Go(Value, At);
@@ -150,7 +166,21 @@ impl<'de> de::Deserializer<'de> for Go {
                 at: self.1,
                 data_keys: true,
             }),
-            scalar => de::Deserializer::deserialize_any(scalar, visitor),
+            // Scalars visited here rather than through `Value`'s own
+            // deserializer, which would be instantiated once more for
+            // every visitor type (the typed config made that 90 KB).
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(b),
+            Value::String(s) => visitor.visit_string(s),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    visitor.visit_u64(u)
+                } else if let Some(i) = n.as_i64() {
+                    visitor.visit_i64(i)
+                } else {
+                    visitor.visit_f64(n.as_f64().unwrap_or(f64::NAN))
+                }
+            }
         }
     }
 
@@ -163,7 +193,7 @@ impl<'de> de::Deserializer<'de> for Go {
 
     fn deserialize_struct<V: Visitor<'de>>(
         self,
-        name: &'static str,
+        _name: &'static str,
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
@@ -180,7 +210,7 @@ impl<'de> de::Deserializer<'de> for Go {
                 serde::de::Unexpected::Seq,
                 &visitor,
             )),
-            other => other.deserialize_struct(name, fields, visitor),
+            other => Err(de::Error::invalid_type(unexpected(&other), &visitor)),
         }
     }
 

@@ -50,7 +50,7 @@ pub enum SpecError {
 }
 
 /// The top-level configuration.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Spec {
     /// Version of the runtime spec the bundle follows.
@@ -81,7 +81,7 @@ pub struct Spec {
 }
 
 /// `root`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Root {
     /// Path to the rootfs, absolute or relative to the bundle.
     pub path: PathBuf,
@@ -204,7 +204,7 @@ pub struct Rlimit {
 }
 
 /// One of `mounts`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Mount {
     /// Absolute path inside the container.
@@ -261,7 +261,7 @@ pub struct Hook {
 }
 
 /// `linux`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Linux {
     /// User namespace uid mappings.
@@ -315,7 +315,7 @@ pub struct Linux {
 }
 
 /// A uid or gid mapping.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdMapping {
     /// First id inside the namespace.
@@ -329,7 +329,7 @@ pub struct IdMapping {
 }
 
 /// One of `linux.namespaces`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Namespace {
     /// Namespace type (`pid`, `network`, …).
     #[serde(rename = "type")]
@@ -340,7 +340,7 @@ pub struct Namespace {
 }
 
 /// One of `linux.devices`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Device {
     /// Device type: `c`, `b`, `u` or `p`.
@@ -366,7 +366,7 @@ pub struct Device {
 }
 
 /// A time namespace offset.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
 pub struct TimeOffset {
     /// Seconds.
     #[serde(default)]

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// `linux.resources`
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Resources {
     /// Device access rules, in order (absent: the device cgroup is left
@@ -55,7 +55,7 @@ impl Resources {
 }
 
 /// One of `linux.resources.devices`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct DeviceCgroup {
     /// Allow (else deny).
     #[serde(default)]
@@ -75,7 +75,7 @@ pub struct DeviceCgroup {
 }
 
 /// `linux.resources.memory`
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Memory {
     /// Limit in bytes (-1: unlimited).
@@ -108,7 +108,7 @@ pub struct Memory {
 }
 
 /// `linux.resources.cpu`
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Cpu {
     /// Relative share (v1 shares; v2 weight by runc's conversion).
@@ -141,7 +141,7 @@ pub struct Cpu {
 }
 
 /// `linux.resources.pids`
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Pids {
     /// Maximum number of tasks (-1 or 0: unlimited).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -149,7 +149,7 @@ pub struct Pids {
 }
 
 /// `linux.resources.blockIO`
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BlockIo {
     /// Weight (10..1000).
@@ -184,7 +184,7 @@ pub struct BlockIo {
 }
 
 /// One of `blockIO.weightDevice`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WeightDevice {
     /// Major number.
@@ -209,7 +209,7 @@ impl WeightDevice {
 }
 
 /// One of the `blockIO.throttle*Device` lists.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ThrottleDevice {
     /// Major number.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -230,7 +230,7 @@ impl ThrottleDevice {
 }
 
 /// One of `linux.resources.hugepageLimits`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HugepageLimit {
     /// Page size (`2MB`, `1GB`, …).
@@ -242,7 +242,7 @@ pub struct HugepageLimit {
 }
 
 /// `linux.resources.network`
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Network {
     /// net_cls class id (v1).
     #[serde(rename = "classID", skip_serializing_if = "Option::is_none")]
@@ -253,7 +253,7 @@ pub struct Network {
 }
 
 /// One of `network.priorities`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct InterfacePriority {
     /// Interface name.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -264,7 +264,7 @@ pub struct InterfacePriority {
 }
 
 /// One device of `linux.resources.rdma`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rdma {
     /// Maximum HCA handles.
@@ -277,7 +277,7 @@ pub struct Rdma {
 
 /// `linux.intelRdt` (decoded so that a malformed one is refused with its
 /// path like any field; corten refuses every Intel RDT request).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IntelRdt {
     /// The resctrl group.
