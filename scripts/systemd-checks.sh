@@ -1,0 +1,76 @@
+#!/bin/sh
+# The checks of the stock systemd host VM (scripts/systemd-vm.sh), run
+# there as root by corten-checks.service once the daemons are up: the
+# host itself, then each client with runc and with corten side by side.
+# Prints `ok NAME` or `not ok NAME: why` per check, and last
+# `systemd: N passed, M failed`.
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+HERE=$(dirname "$0")
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "systemd: ok $1"; }
+not_ok() { failed=$((failed + 1)); echo "systemd: not ok $1: $2"; }
+# check NAME COMMAND...: ok when COMMAND exits 0; its output is shown otherwise.
+check() {
+    name=$1
+    shift
+    if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "exit $?: $(echo "$out" | tail -n 3 | tr '\n' ' ')"; fi
+}
+# expect_exit NAME CODE COMMAND...: ok when COMMAND exits with CODE.
+expect_exit() {
+    name=$1 want=$2
+    shift 2
+    out=$("$@" 2>&1)
+    got=$?
+    if [ "$got" = "$want" ]; then ok "$name"; else not_ok "$name" "exit $got, want $want: $(echo "$out" | tail -n 3 | tr '\n' ' ')"; fi
+}
+
+echo "systemd: booted in $(cut -d' ' -f1 /proc/uptime)s; kernel $(uname -r)"
+install -m 0755 "$HERE/corten" "$HERE/containerd-shim-corten-v2" /usr/local/bin/
+
+# --- the host is what users run -------------------------------------------
+check host.systemd-is-pid-1 test "$(cat /proc/1/comm)" = systemd
+check host.pure-cgroup-v2 test "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs
+check host.docker-active systemctl is-active --quiet docker.service
+check host.containerd-active systemctl is-active --quiet containerd.service
+check host.docker-uses-the-systemd-driver test "$(docker info --format '{{.CgroupDriver}}')" = systemd
+check host.docker-knows-corten sh -c "docker info --format '{{json .Runtimes}}' | grep -q corten"
+
+# A busybox image, made locally (no registry).
+. "$HERE/busybox-rootfs.sh"
+rootfs=/tmp/busybox-rootfs
+busybox_rootfs "$rootfs" /bin/busybox >/dev/null
+tar -C "$rootfs" -cf /tmp/busybox.tar .
+check host.image-imported sh -c 'docker import /tmp/busybox.tar busybox:local >/dev/null'
+
+# --- Docker with its default (systemd) driver -------------------------------
+for rt in runc corten; do
+    expect_exit "docker.$rt.run-exit-code" 3 \
+        docker run --rm --runtime "$rt" --network none busybox:local sh -c 'exit 3'
+    expect_exit "docker.$rt.memory-limit-in-the-scope" 0 \
+        docker run --rm --runtime "$rt" --network none --memory 64m busybox:local \
+        sh -c 'test "$(cat /sys/fs/cgroup/memory.max)" = 67108864'
+done
+
+# --- corten directly: cgroupfs (works on any host) and --systemd-cgroup -----
+bundle=/tmp/bundle
+mkdir -p "$bundle"
+(cd "$bundle" && corten spec)
+jq --arg root "$rootfs" '.root.path = $root | .process.terminal = false | .process.args = ["sh", "-c", "exit 5"]' \
+    "$bundle/config.json" >"$bundle/c.json" && mv "$bundle/c.json" "$bundle/config.json"
+for rt in runc corten; do
+    jq '.linux.cgroupsPath = "/corten-checks/'"$rt"'"' "$bundle/config.json" >"$bundle/c.json" && mv "$bundle/c.json" "$bundle/config.json"
+    expect_exit "cli.$rt.cgroupfs-run" 5 "$rt" --root "/run/checks-$rt" run --bundle "$bundle" "fs-$rt"
+    jq '.linux.cgroupsPath = "system.slice:checks:'"$rt"'"' "$bundle/config.json" >"$bundle/c.json" && mv "$bundle/c.json" "$bundle/config.json"
+    expect_exit "cli.$rt.systemd-cgroup-run" 5 "$rt" --root "/run/checks-$rt" --systemd-cgroup run --bundle "$bundle" "sd-$rt"
+    check "cli.$rt.no-scope-left" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q checks-$rt"
+done
+
+# --- podman as root with the systemd cgroup manager ---------------------------
+check podman.image-imported sh -c 'podman import /tmp/busybox.tar busybox:local >/dev/null'
+for rt in runc corten; do
+    expect_exit "podman.$rt.run-exit-code" 4 \
+        podman --runtime "$rt" --cgroup-manager systemd run --rm --network none busybox:local sh -c 'exit 4'
+done
+
+echo "systemd: $passed passed, $failed failed"
