@@ -12,17 +12,17 @@ ok() { passed=$((passed + 1)); echo "systemd: ok $1"; }
 not_ok() { failed=$((failed + 1)); echo "systemd: not ok $1: $2"; }
 # check NAME COMMAND...: ok when COMMAND exits 0; its output is shown otherwise.
 check() {
-    name=$1
+    local what=$1 out
     shift
-    if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "exit $?: $(echo "$out" | tail -n 3 | tr '\n' ' ')"; fi
+    if out=$("$@" 2>&1); then ok "$what"; else not_ok "$what" "exit $?: $(echo "$out" | tail -n 3 | tr '\n' ' ')"; fi
 }
 # expect_exit NAME CODE COMMAND...: ok when COMMAND exits with CODE.
 expect_exit() {
-    name=$1 want=$2
+    local what=$1 want=$2 out got
     shift 2
     out=$("$@" 2>&1)
     got=$?
-    if [ "$got" = "$want" ]; then ok "$name"; else not_ok "$name" "exit $got, want $want: $(echo "$out" | tail -n 3 | tr '\n' ' ')"; fi
+    if [ "$got" = "$want" ]; then ok "$what"; else not_ok "$what" "exit $got, want $want: $(echo "$out" | tail -n 3 | tr '\n' ' ')"; fi
 }
 
 echo "systemd: booted in $(cut -d' ' -f1 /proc/uptime)s; kernel $(uname -r)"
@@ -64,6 +64,34 @@ for rt in runc corten; do
     jq '.linux.cgroupsPath = "system.slice:checks:'"$rt"'"' "$bundle/config.json" >"$bundle/c.json" && mv "$bundle/c.json" "$bundle/config.json"
     expect_exit "cli.$rt.systemd-cgroup-run" 5 "$rt" --root "/run/checks-$rt" --systemd-cgroup run --bundle "$bundle" "sd-$rt"
     check "cli.$rt.no-scope-left" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q checks-$rt"
+done
+
+# --- Docker: update, pause, stop, and no unit left ----------------------------
+for rt in runc corten; do
+    name=upd-$rt
+    if docker run -d --name "$name" --runtime "$rt" --network none --memory 64m busybox:local sleep 1000 >/dev/null 2>&1; then
+        scope=$(systemctl list-units --type scope --no-legend | awk '{print $1}' | grep -- "$(docker inspect -f '{{.Id}}' "$name")" || true)
+        check "docker.$rt.scope-is-a-systemd-unit" test -n "$scope"
+        check "docker.$rt.update-memory" docker update --memory 128m --memory-swap 256m "$name"
+        check "docker.$rt.update-read-back" sh -c "test \"\$(systemctl show -p MemoryMax --value $scope)\" = 134217728"
+        check "docker.$rt.pause" docker pause "$name"
+        check "docker.$rt.unpause" docker unpause "$name"
+        check "docker.$rt.stop" docker stop -t 1 "$name"
+        docker rm -f "$name" >/dev/null 2>&1
+        check "docker.$rt.no-unit-left" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q -- '$scope'"
+    else
+        not_ok "docker.$rt.run-detached" "$(docker run -d --name "$name-x" --runtime "$rt" --network none busybox:local true 2>&1 | tail -n 1)"
+    fi
+done
+
+# --- containerd through runc's shim, SystemdCgroup, BinaryName = the runtime --
+ctr_rootfs=/tmp/ctr-rootfs
+cp -a "$rootfs" "$ctr_rootfs"
+for rt in runc corten; do
+    expect_exit "containerd.runc-shim.$rt.systemd-cgroup-run" 6 \
+        ctr run --rm --rootfs --runc-binary "$(command -v "$rt")" --runc-systemd-cgroup \
+        --cgroup "system.slice:ctr:$rt" "$ctr_rootfs" "ctr-$rt" /bin/sh -c 'exit 6'
+    check "containerd.runc-shim.$rt.no-scope-left" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q ctr-$rt"
 done
 
 # --- podman as root with the systemd cgroup manager ---------------------------

@@ -38,10 +38,12 @@ VM_CPUS=${SYSTEMD_VM_CPUS:-2}
 MIRROR=${SYSTEMD_VM_MIRROR:-http://deb.debian.org/debian}
 
 # The image's packages: a stock host with the three clients and the two
-# reference runtimes; kmod/udev/iproute2 as any host has them. debootstrap
+# reference runtimes; kmod/udev/iproute2/apparmor as any Debian host has
+# them (Debian's kernel enables AppArmor, and dockerd then loads its
+# docker-default profile for every container). debootstrap
 # does not pick providers of virtual packages: podman's container network
 # stack is named (containernetworking-plugins, as apt picks on the host).
-IMAGE_PACKAGES=systemd,systemd-sysv,dbus,udev,kmod,iproute2,procps,util-linux,ca-certificates,linux-image-amd64,initramfs-tools,containerd,docker.io,podman,containernetworking-plugins,runc,crun,busybox-static,jq,e2fsprogs
+IMAGE_PACKAGES=systemd,systemd-sysv,dbus,udev,kmod,apparmor,iproute2,procps,util-linux,ca-certificates,linux-image-amd64,initramfs-tools,containerd,docker.io,podman,containernetworking-plugins,runc,crun,busybox-static,jq,e2fsprogs
 IMAGE_VERSION=1 # bump when the image's recipe changes
 
 VM_NAME=systemd
