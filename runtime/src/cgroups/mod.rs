@@ -11,6 +11,7 @@ pub(crate) mod fuzz;
 mod paths;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -58,8 +59,8 @@ pub enum CgroupError {
         /// Cause.
         source: io::Error,
     },
-    /// `--systemd-cgroup` is not implemented yet.
-    #[error("the systemd cgroup driver is not supported yet (cgroupsPath {0:?}); use the cgroupfs driver")]
+    /// The systemd driver: the bus, a unit, or what it does not support.
+    #[error("{0}")]
     Systemd(String),
     /// A resource this host's cgroup setup cannot express.
     #[error("{0}")]
@@ -140,9 +141,7 @@ fn place(mount: &Path, own: &str, inner: &Path) -> PathBuf {
 /// An existing cgroup is checked as runc does ([`check_existing`]).
 pub fn plan(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Cgroup, CgroupError> {
     if systemd {
-        return Err(CgroupError::Systemd(
-            cgroups_path.unwrap_or_default().to_string(),
-        ));
+        return systemd::plan(cgroups_path, id);
     }
     let inner = normalise(cgroups_path, id)?;
     let planned = if is_v2() {

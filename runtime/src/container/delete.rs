@@ -66,6 +66,11 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
         crate::rootfs::unmount_to(&c.record.rootfs, base);
     }
     if foreign == 0 {
+        if c.record.systemd_cgroup {
+            // The scope ends with its last process; stopping it makes sure
+            // no unit is left (one already gone is fine).
+            crate::cgroups::systemd::stop_scope(&c.record.cgroup_paths)?;
+        }
         c.record.cgroup_paths.remove()?;
     } else {
         // The last container in it (or its maker) removes it.

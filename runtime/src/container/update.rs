@@ -31,6 +31,9 @@ pub fn update(root: &Path, id: &str, res: &Resources) -> anyhow::Result<()> {
         }
     }
     let _lock = c.dir.lock()?;
+    if c.record.systemd_cgroup {
+        crate::cgroups::systemd::set_limits(&c.record.cgroup_paths, res)?;
+    }
     resources::apply(&c.record.cgroup_paths, res)?;
     Ok(())
 }

@@ -225,6 +225,9 @@ pub fn create_planned(root: &Path, plan: Plan) -> Result<Created, CreateError> {
             {
                 crate::logging::warn("--cgroup-manager disabled: linux.resources is not applied");
             }
+        } else if opts.systemd_cgroup {
+            // systemd makes the scope once the init exists (`finish`).
+            cg = planned;
         } else {
             cg = planned.create()?;
             if let Some(res) = &spec.linux().resources {
@@ -246,6 +249,9 @@ pub fn create_planned(root: &Path, plan: Plan) -> Result<Created, CreateError> {
         Err(e) => {
             if let Some(base) = host_mounts_base(&plan.ns, &plan.rootfs) {
                 crate::rootfs::unmount_to(&plan.rootfs, base);
+            }
+            if opts.systemd_cgroup {
+                let _ = cgroups::systemd::stop_scope(&cg);
             }
             let _ = cg.remove();
             let _ = dir.remove();
@@ -435,7 +441,20 @@ fn finish(
         write_id_map(proc, pid, "uid_map", &spec.linux().uid_mappings)?;
         write_id_map(proc, pid, "gid_map", &spec.linux().gid_mappings)?;
     }
-    cgroups::add_pid(parent_moves, pid)?;
+    if opts.systemd_cgroup && !opts.cgroups_disabled {
+        // The scope, with the init in it, then the limits in its directory.
+        cgroups::systemd::start_scope(
+            cg,
+            pid,
+            &format!("corten container {}", dir.id),
+            spec.linux().resources.as_ref(),
+        )?;
+        if let Some(res) = &spec.linux().resources {
+            cgroups::resources::apply_writes(cg, &plan.cgroup_writes, res)?;
+        }
+    } else {
+        cgroups::add_pid(parent_moves, pid)?;
+    }
     if let Some(adj) = spec.process().oom_score_adj {
         let proc = parent_procfs(&mut proc)?;
         proc.write(&format!("{pid}/oom_score_adj"), adj.to_string().as_bytes())
