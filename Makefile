@@ -2,11 +2,13 @@
 #
 #   make demo    install what is needed, build, run a busybox container through corten
 #   make test    install what is needed, build, fmt + clippy + unit + integration tests,
-#                the conformance suite against corten, the tests in a cgroup v2 VM, test-arm64
+#                the conformance suite against corten, the tests in a cgroup v2 VM,
+#                the stock systemd host VM (test-systemd), test-arm64
 #   make conformance   the OCI runtime-spec suite, corten and runc side by side
 #   make build   release build: target/release/corten
 #   make install PREFIX=/usr/local DESTDIR=
 #   make test-cgroupv2   the integration tests in a qemu VM with a pure cgroup v2 hierarchy
+#   make test-systemd    Docker, containerd, podman and corten on a stock Debian 12 host (systemd, cgroup v2) in qemu
 #   make cross-arm64     cross-build target/aarch64-unknown-linux-gnu/release/{corten,containerd-shim-corten-v2}
 #   make test-arm64-unit the runtime's unit tests for aarch64 under qemu-aarch64-static
 #   make test-arm64      arm64: cross build, unit tests under qemu-user, container checks in an arm64 qemu VM
@@ -165,9 +167,9 @@ ARM64_ENV := RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc CARGO_TARGET_DIR=$(AR
 .PHONY: arm64-toolchain cross-arm64 test-arm64-unit test-arm64
 
 ## test-systemd: a stock Debian 12 host in qemu (systemd as PID 1, cgroup
-## v2, Docker/containerd/podman as packaged services): scripts/systemd-vm.sh.
-## Not in `make test` yet: the systemd cgroup driver (issue 18) is not built,
-## so the checks that need it fail.
+## v2, Docker/containerd/podman as packaged services, corten's systemd
+## cgroup driver): scripts/systemd-vm.sh. The image is built once with
+## debootstrap (a few minutes) and cached under target/systemd-vm/.
 test-systemd: toolchain
 	CARGO="$(CARGO)" ./scripts/systemd-vm.sh
 
@@ -206,7 +208,7 @@ fuzz: toolchain
 	  -p corten -p containerd-shim-corten-v2 fuzz
 
 ## test: everything CI runs.
-test: deps build fmt-check clippy unit integration conformance-corten test-cgroupv2 test-arm64
+test: deps build fmt-check clippy unit integration conformance-corten test-cgroupv2 test-systemd test-arm64
 	@echo "make test: all checks passed"
 
 ## bench: corten side by side with runc, crun and containerd-shim-runc-v2
