@@ -66,6 +66,36 @@ for rt in runc corten; do
     check "cli.$rt.no-scope-left" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q checks-$rt"
 done
 
+# --- corten directly: a running container under the driver, and bad input ----
+for rt in runc corten; do
+    id=live-$rt
+    jq --arg p "system.slice:checks:$id" '.linux.cgroupsPath = $p | .process.args = ["sleep", "1000"]' \
+        "$bundle/config.json" >"$bundle/live.json"
+    mkdir -p "/tmp/live-$rt"
+    cp "$bundle/live.json" "/tmp/live-$rt/config.json"
+    if "$rt" --root "/run/checks-$rt" --systemd-cgroup run -d --bundle "/tmp/live-$rt" "$id" </dev/null >/dev/null 2>&1; then
+        check "cli.$rt.scope-active" systemctl is-active --quiet "checks-$id.scope"
+        check "cli.$rt.ps-lists-the-init" sh -c "$rt --root /run/checks-$rt ps $id | grep -q sleep"
+        check "cli.$rt.events-stats" sh -c "$rt --root /run/checks-$rt events --stats $id | jq -e '.data.memory.usage.usage > 0' >/dev/null"
+        check "cli.$rt.kill-all" "$rt" --root "/run/checks-$rt" kill --all "$id" KILL
+        sleep 1
+        check "cli.$rt.delete" "$rt" --root "/run/checks-$rt" delete -f "$id"
+        check "cli.$rt.no-unit-after-delete" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q checks-$id"
+    else
+        not_ok "cli.$rt.systemd-cgroup-run-detached" "$("$rt" --root "/run/checks-$rt" --systemd-cgroup run -d --bundle "/tmp/live-$rt" "$id-x" </dev/null 2>&1 | tail -n 1)"
+    fi
+    for bad in "not-three-parts" "a/b.slice:checks:bad-$rt" "bad--name.slice:checks:bad-$rt"; do
+        jq --arg p "$bad" '.linux.cgroupsPath = $p' "$bundle/config.json" >"/tmp/live-$rt/config.json"
+        out=$("$rt" --root "/run/checks-$rt" --systemd-cgroup run --bundle "/tmp/live-$rt" "bad-$rt" </dev/null 2>&1)
+        if [ $? -ne 0 ] && ! systemctl list-units --all --type scope --no-legend | grep -q "bad-$rt"; then
+            ok "cli.$rt.bad-cgroups-path ($bad)"
+        else
+            not_ok "cli.$rt.bad-cgroups-path ($bad)" "accepted, or a unit was left: $(echo "$out" | tail -n 1)"
+        fi
+        "$rt" --root "/run/checks-$rt" delete -f "bad-$rt" >/dev/null 2>&1
+    done
+done
+
 # --- Docker: update, pause, stop, and no unit left ----------------------------
 for rt in runc corten; do
     name=upd-$rt
