@@ -124,6 +124,14 @@ for rt in runc corten; do
     check "containerd.runc-shim.$rt.no-scope-left" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q ctr-$rt"
 done
 
+# --- containerd through corten's own shim, SystemdCgroup = true ---------------
+printf 'SystemdCgroup = true\n' >/tmp/corten-shim-systemd.toml
+expect_exit "containerd.corten-shim.systemd-cgroup-run" 7 \
+    ctr run --rm --rootfs --runtime io.containerd.corten.v2 \
+    --runtime-config-path /tmp/corten-shim-systemd.toml \
+    --cgroup "system.slice:ctr:corten-shim" "$ctr_rootfs" ctr-corten-shim /bin/sh -c 'exit 7'
+check "containerd.corten-shim.no-scope-left" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q ctr-corten-shim"
+
 # --- podman as root with the systemd cgroup manager ---------------------------
 check podman.image-imported sh -c 'podman import /tmp/busybox.tar busybox:local >/dev/null'
 for rt in runc corten; do
