@@ -32,20 +32,24 @@ pub struct Foreground {
 }
 
 impl Foreground {
-    /// With `relay_tty`, listens on a console socket of our own (under the
-    /// state root `root`) to receive the process's pty master.
-    pub fn new(root: &Path, relay_tty: bool) -> anyhow::Result<Foreground> {
-        let console = if relay_tty {
-            Some(OwnConsole::listen(root).context("console socket")?)
-        } else {
-            None
-        };
-        Ok(Foreground { console })
-    }
-
-    /// The console socket to create the process with, when relaying.
-    pub fn console_socket(&self) -> Option<PathBuf> {
-        self.console.as_ref().map(|c| c.path().to_path_buf())
+    /// The foreground of a process with a terminal (`terminal`), waited for
+    /// unless `detach`: without a `console_socket` of the caller's, corten
+    /// listens on one of its own (under the state root `root`), sets it,
+    /// and relays the pty master it receives.
+    pub fn new(
+        root: &Path,
+        terminal: bool,
+        detach: bool,
+        console_socket: &mut Option<PathBuf>,
+    ) -> anyhow::Result<Foreground> {
+        if !terminal || detach || console_socket.is_some() {
+            return Ok(Foreground { console: None });
+        }
+        let console = OwnConsole::listen(root).context("console socket")?;
+        *console_socket = Some(console.path().to_path_buf());
+        Ok(Foreground {
+            console: Some(console),
+        })
     }
 
     /// Blocks SIGCHLD and the forwarded signals, so none is lost between
@@ -131,13 +135,7 @@ pub fn exec_in_foreground(
     if !process.terminal && x.opts.console_socket.is_some() {
         bail!("cannot use console socket if runc will not detach or allocate tty");
     }
-    let fg = Foreground::new(
-        root,
-        process.terminal && !x.detach && x.opts.console_socket.is_none(),
-    )?;
-    if let Some(sock) = fg.console_socket() {
-        x.opts.console_socket = Some(sock);
-    }
+    let fg = Foreground::new(root, process.terminal, x.detach, &mut x.opts.console_socket)?;
     let pid = super::exec(root, id, process, &x.opts)?;
     if let Some(pf) = &x.pid_file {
         if let Err(e) = crate::process::create::write_pid_file(pf, pid) {

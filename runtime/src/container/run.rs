@@ -27,13 +27,7 @@ pub struct RunOpts {
 /// corten takes the pty master itself and relays it, as runc does.
 pub fn run(root: &Path, bundle: Bundle, mut o: RunOpts) -> anyhow::Result<u8> {
     let terminal = bundle.spec().process().terminal;
-    let fg = Foreground::new(
-        root,
-        terminal && !o.detach && o.create.console_socket.is_none(),
-    )?;
-    if let Some(sock) = fg.console_socket() {
-        o.create.console_socket = Some(sock);
-    }
+    let fg = Foreground::new(root, terminal, o.detach, &mut o.create.console_socket)?;
     let plan = bundle.plan(o.create).context("corten run failed")?;
     let id = plan.id().to_string();
     let id = id.as_str();

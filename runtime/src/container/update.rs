@@ -9,14 +9,20 @@ use crate::cgroups::{resources, stats};
 use crate::spec::Resources;
 use crate::state::Status;
 
-/// Applies `res` (a `linux.resources` object, as `update` builds it from
-/// its flags) to container `id`'s cgroup. With `memory.checkBeforeUpdate`,
-/// a memory limit below the current usage is refused.
-pub fn update(root: &Path, id: &str, res: &Resources) -> anyhow::Result<()> {
+/// Applies the resources `requested` gives (as `update` builds them from
+/// its flags, asked for once the container is known to run, as runc does)
+/// to container `id`'s cgroup. With `memory.checkBeforeUpdate`, a memory
+/// limit below the current usage is refused.
+pub fn update(
+    root: &Path,
+    id: &str,
+    requested: impl FnOnce() -> anyhow::Result<Resources>,
+) -> anyhow::Result<()> {
     let c = Container::load(root, id)?;
     if c.status == Status::Stopped {
         bail!("container not running");
     }
+    let res = &requested()?;
     let memory = res.memory.clone().unwrap_or_default();
     if memory.check_before_update == Some(true) {
         if let Some(limit) = memory.limit.filter(|l| *l > 0) {

@@ -9,17 +9,18 @@
 mod validate;
 
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 pub use validate::{validate, validate_process};
 
 use crate::cgroups::resources::Write;
 use crate::container::CreateOpts;
-use crate::process::create::{rootfs_path, step, CreateError};
+use crate::process::create::{step, CreateError};
 use crate::process::namespaces::NsPlan;
 use crate::seccomp::Filter;
 use crate::spec::Spec;
-use crate::state::StateDir;
+use crate::state::{HookState, StateDir, Status};
 
 /// A container to create, checked and compiled.
 #[derive(Debug)]
@@ -77,7 +78,7 @@ impl Bundle {
                 bundle.join("config.json").display()
             )
         });
-        crate::process::create::parse_rootless(rootless)?;
+        parse_rootless(rootless)?;
         let rootfs = rootfs_path(&spec, &bundle)?;
         Ok(Bundle {
             dir,
@@ -146,4 +147,78 @@ impl Plan {
     pub fn id(&self) -> &str {
         &self.dir.id
     }
+
+    /// The state hooks and a seccomp agent are given while the container
+    /// is made (`pid` 0 once it is gone).
+    pub(crate) fn hook_state(&self, status: Status, pid: i32) -> HookState<'_> {
+        HookState {
+            oci_version: &self.spec.oci_version,
+            id: &self.dir.id,
+            status,
+            pid,
+            bundle: &self.bundle,
+            annotations: &self.spec.annotations,
+        }
+    }
+}
+
+/// `--rootless`: Go's `strconv.ParseBool`, or `auto` (`None`), with runc's
+/// error.
+fn parse_rootless(value: Option<&str>) -> Result<Option<bool>, CreateError> {
+    match value {
+        None | Some("" | "auto") => Ok(None),
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(Some(true)),
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(Some(false)),
+        Some(v) => Err(CreateError::Refused(format!(
+            "strconv.ParseBool: parsing {v:?}: invalid syntax"
+        ))),
+    }
+}
+
+/// Resolves the rootfs of `spec` against `bundle` and checks it is a directory.
+fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, CreateError> {
+    let root = spec
+        .root
+        .as_ref()
+        .map(|r| r.path.clone())
+        .unwrap_or_default();
+    let p = if root.is_absolute() {
+        root
+    } else {
+        bundle.join(root)
+    };
+    let real = fs::canonicalize(&p).map_err(|source| CreateError::Rootfs {
+        path: p.clone(),
+        source,
+    })?;
+    // runc's check: the path as given, cleaned, must be the real one.
+    if clean(&p) != real {
+        return Err(CreateError::Usage(
+            "invalid rootfs: not an absolute path, or a symlink",
+        ));
+    }
+    let p = real;
+    if !p.is_dir() {
+        return Err(CreateError::Rootfs {
+            path: p,
+            source: io::Error::from_raw_os_error(libc::ENOTDIR),
+        });
+    }
+    Ok(p)
+}
+
+/// `path` cleaned lexically as Go's `filepath.Clean` does: `.` and empty
+/// components dropped, `..` taken back against the previous component.
+fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
 }

@@ -43,19 +43,6 @@ pub struct CreateOpts {
     pub rootless: Option<String>,
 }
 
-/// `--rootless`: Go's `strconv.ParseBool`, or `auto` (`None`), with runc's
-/// error.
-pub fn parse_rootless(value: Option<&str>) -> Result<Option<bool>, CreateError> {
-    match value {
-        None | Some("" | "auto") => Ok(None),
-        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(Some(true)),
-        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(Some(false)),
-        Some(v) => Err(CreateError::Refused(format!(
-            "strconv.ParseBool: parsing {v:?}: invalid syntax"
-        ))),
-    }
-}
-
 /// Errors of `create`.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
@@ -114,54 +101,6 @@ pub(crate) fn step(op: impl Into<String>) -> impl FnOnce(io::Error) -> CreateErr
 pub struct Created {
     /// The init's host pid.
     pub pid: i32,
-}
-
-/// Resolves the rootfs of `spec` against `bundle` and checks it is a directory.
-pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, CreateError> {
-    let root = spec
-        .root
-        .as_ref()
-        .map(|r| r.path.clone())
-        .unwrap_or_default();
-    let p = if root.is_absolute() {
-        root
-    } else {
-        bundle.join(root)
-    };
-    let real = fs::canonicalize(&p).map_err(|source| CreateError::Rootfs {
-        path: p.clone(),
-        source,
-    })?;
-    // runc's check: the path as given, cleaned, must be the real one.
-    if clean(&p) != real {
-        return Err(CreateError::Usage(
-            "invalid rootfs: not an absolute path, or a symlink",
-        ));
-    }
-    let p = real;
-    if !p.is_dir() {
-        return Err(CreateError::Rootfs {
-            path: p,
-            source: io::Error::from_raw_os_error(libc::ENOTDIR),
-        });
-    }
-    Ok(p)
-}
-
-/// `path` cleaned lexically as Go's `filepath.Clean` does: `.` and empty
-/// components dropped, `..` taken back against the previous component.
-fn clean(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in path.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::Normal(n) => out.push(n),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// Creates container `id` from `bundle` under the state root `root`.
@@ -258,15 +197,7 @@ pub fn create_planned(root: &Path, plan: Plan) -> Result<Created, CreateError> {
             // runtime.md lifecycle: a failed create still ends with the
             // poststop hooks (failures only warned about).
             if let Some(h) = spec.hooks.as_ref().filter(|h| !h.poststop.is_empty()) {
-                let state = crate::state::HookState {
-                    oci_version: &spec.oci_version,
-                    id,
-                    status: crate::state::Status::Stopped,
-                    pid: 0,
-                    bundle: &plan.bundle,
-                    annotations: &spec.annotations,
-                }
-                .to_json();
+                let state = plan.hook_state(crate::state::Status::Stopped, 0).to_json();
                 crate::hooks::run_all_warn("poststop", &h.poststop, &state);
             }
             Err(e)
@@ -477,14 +408,7 @@ fn finish(
         return Err(step("release init")(e));
     }
     crate::logging::step(|| "id maps, cgroup and oom_score_adj set; init released".into());
-    let state = |status| crate::state::HookState {
-        oci_version: &spec.oci_version,
-        id: &dir.id,
-        status,
-        pid,
-        bundle: &plan.bundle,
-        annotations: &spec.annotations,
-    };
+    let state = |status| plan.hook_state(status, pid);
     loop {
         let msg = match chan.recv() {
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {

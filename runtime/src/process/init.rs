@@ -217,17 +217,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
                 Ok(Some(Msg::Pid(p))) => p,
                 _ => return Err(InitError::Orphaned),
             };
-            let state = |status| {
-                crate::state::HookState {
-                    oci_version: &spec.oci_version,
-                    id: &plan.dir.id,
-                    status,
-                    pid,
-                    bundle: &plan.bundle,
-                    annotations: &spec.annotations,
-                }
-                .to_json()
-            };
+            let state = |status| plan.hook_state(status, pid).to_json();
             crate::hooks::run_all(&h.create_container, &state(crate::state::Status::Creating))?;
             Some(state(crate::state::Status::Created))
         }
