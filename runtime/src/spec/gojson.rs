@@ -16,8 +16,7 @@
 //! expected i64` (map keys, being data, are escaped onto one line).
 
 use serde::de::{
-    self, value::StringDeserializer, DeserializeOwned, DeserializeSeed, IntoDeserializer,
-    MapAccess, SeqAccess, Visitor,
+    self, value::StrDeserializer, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::Value;
 
@@ -28,65 +27,52 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Er
 
 /// Decodes `v` into `T` with Go's key matching.
 pub fn from_value<T: DeserializeOwned>(v: Value) -> Result<T, serde_json::Error> {
-    T::deserialize(Go::root(v))
+    let trail = Trail::default();
+    T::deserialize(Go(v, trail.clone())).map_err(|e| named(e, &trail, None))
 }
 
 /// [`from_value`] for a value found at `path` of a larger document (errors
 /// name the field from there: `linux.resources.memory.limit: …`).
 pub fn from_value_at<T: DeserializeOwned>(v: Value, path: &str) -> Result<T, serde_json::Error> {
-    let root = At {
-        path: String::new(),
-        named: Default::default(),
-    };
-    let at = root.child(path);
-    T::deserialize(Go(v, at.clone())).map_err(|e| at.name(e))
+    let trail = Trail::default();
+    T::deserialize(Go(v, trail.clone())).map_err(|e| named(e, &trail, Some(path)))
 }
 
-/// Where a value sits in the document, and whether an error has been
-/// given its path yet (the innermost field that fails names itself; the
-/// fields around it pass the error on unchanged).
-#[derive(Debug, Clone)]
-struct At {
-    path: String,
-    named: std::rc::Rc<std::cell::Cell<bool>>,
-}
+/// The fields a type error passed through, innermost first: each map entry
+/// and array element adds its step as the error unwinds, so a document that
+/// decodes costs nothing for it.
+type Trail = std::rc::Rc<std::cell::RefCell<Vec<String>>>;
 
-impl At {
-    fn child(&self, step: &str) -> At {
-        let path = if self.path.is_empty() || step.starts_with('[') {
-            format!("{}{step}", self.path)
-        } else {
-            format!("{}.{step}", self.path)
-        };
-        At {
-            path,
-            named: self.named.clone(),
+/// `e` prefixed with the path of the field where it happened (below `root`,
+/// when the document is part of a larger one). Integer types are named as
+/// in Go (`int64`, `uint16`), as runc's messages name them.
+fn named(e: serde_json::Error, trail: &Trail, root: Option<&str>) -> serde_json::Error {
+    let steps = trail.borrow();
+    if steps.is_empty() && root.is_none() {
+        return e;
+    }
+    let mut path = root.unwrap_or_default().to_string();
+    for step in steps.iter().rev() {
+        if !path.is_empty() && !step.starts_with('[') {
+            path.push('.');
+        }
+        path.push_str(step);
+    }
+    let mut msg = e.to_string();
+    for (rust, go) in [
+        ("i64", "int64"),
+        ("u64", "uint64"),
+        ("i32", "int32"),
+        ("u32", "uint32"),
+        ("u16", "uint16"),
+        ("u8", "uint8"),
+    ] {
+        if let Some(head) = msg.strip_suffix(&format!("expected {rust}")) {
+            msg = format!("{head}expected {go}");
+            break;
         }
     }
-
-    /// `e`, prefixed with this path unless an inner field already was.
-    /// Integer types are named as in Go (`int64`, `uint16`), as runc's
-    /// messages name them.
-    fn name(&self, e: serde_json::Error) -> serde_json::Error {
-        if self.named.replace(true) || self.path.is_empty() {
-            return e;
-        }
-        let mut msg = e.to_string();
-        for (rust, go) in [
-            ("i64", "int64"),
-            ("u64", "uint64"),
-            ("i32", "int32"),
-            ("u32", "uint32"),
-            ("u16", "uint16"),
-            ("u8", "uint8"),
-        ] {
-            if let Some(head) = msg.strip_suffix(&format!("expected {rust}")) {
-                msg = format!("{head}expected {go}");
-                break;
-            }
-        }
-        de::Error::custom(format!("{}: {msg}", self.path))
-    }
+    de::Error::custom(format!("{path}: {msg}"))
 }
 
 /// The field of `fields` that `key` names: exact, else case-folded.
@@ -137,19 +123,7 @@ fn unexpected(v: &Value) -> de::Unexpected<'_> {
 
 /// A JSON value read with Go's rules (see the module docs).
 #[derive(Debug)]
-pub struct Go(Value, At);
-
-impl Go {
-    fn root(v: Value) -> Go {
-        Go(
-            v,
-            At {
-                path: String::new(),
-                named: Default::default(),
-            },
-        )
-    }
-}
+pub struct Go(Value, Trail);
 
 impl<'de> de::Deserializer<'de> for Go {
     type Error = serde_json::Error;
@@ -158,12 +132,12 @@ impl<'de> de::Deserializer<'de> for Go {
         match self.0 {
             Value::Array(items) => visitor.visit_seq(Seq {
                 items: items.into_iter().enumerate(),
-                at: self.1,
+                trail: self.1,
             }),
             Value::Object(map) => visitor.visit_map(Map {
                 entries: map.into_iter().collect::<Vec<_>>().into_iter(),
                 value: None,
-                at: self.1,
+                trail: self.1,
                 data_keys: true,
             }),
             // Scalars visited here rather than through `Value`'s own
@@ -201,7 +175,7 @@ impl<'de> de::Deserializer<'de> for Go {
             Value::Object(map) => visitor.visit_map(Map {
                 entries: struct_entries(map, fields).into_iter(),
                 value: None,
-                at: self.1,
+                trail: self.1,
                 data_keys: false,
             }),
             // serde_json would fill a struct from an array, field by field;
@@ -240,7 +214,7 @@ impl<'de> de::Deserializer<'de> for Go {
 
 struct Seq {
     items: std::iter::Enumerate<std::vec::IntoIter<Value>>,
-    at: At,
+    trail: Trail,
 }
 
 impl<'de> SeqAccess<'de> for Seq {
@@ -253,10 +227,9 @@ impl<'de> SeqAccess<'de> for Seq {
         let Some((i, v)) = self.items.next() else {
             return Ok(None);
         };
-        let at = self.at.child(&format!("[{i}]"));
-        seed.deserialize(Go(v, at.clone()))
+        seed.deserialize(Go(v, self.trail.clone()))
             .map(Some)
-            .map_err(|e| at.name(e))
+            .inspect_err(|_| self.trail.borrow_mut().push(format!("[{i}]")))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -266,8 +239,9 @@ impl<'de> SeqAccess<'de> for Seq {
 
 struct Map {
     entries: std::vec::IntoIter<(String, Value)>,
+    /// The entry whose value is next, with its key for an error's path.
     value: Option<(String, Value)>,
-    at: At,
+    trail: Trail,
     /// The keys are data (a map), not field names (a struct).
     data_keys: bool,
 }
@@ -282,24 +256,25 @@ impl<'de> MapAccess<'de> for Map {
         let Some((key, value)) = self.entries.next() else {
             return Ok(None);
         };
-        let step = if self.data_keys {
-            crate::logging::one_line(&key)
-        } else {
-            key.clone()
-        };
-        self.value = Some((step, value));
-        let key: StringDeserializer<serde_json::Error> = key.into_deserializer();
-        seed.deserialize(key).map(Some)
+        let k = seed.deserialize(StrDeserializer::<serde_json::Error>::new(&key));
+        self.value = Some((key, value));
+        k.map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(
         &mut self,
         seed: V,
     ) -> Result<V::Value, Self::Error> {
-        let (step, value) = self.value.take().unwrap_or_default();
-        let at = self.at.child(&step);
-        seed.deserialize(Go(value, at.clone()))
-            .map_err(|e| at.name(e))
+        let (key, value) = self.value.take().unwrap_or_default();
+        seed.deserialize(Go(value, self.trail.clone()))
+            .inspect_err(|_| {
+                let step = if self.data_keys {
+                    crate::logging::one_line(&key)
+                } else {
+                    key
+                };
+                self.trail.borrow_mut().push(step);
+            })
     }
 }
 
