@@ -55,11 +55,6 @@ impl From<Cgroup> for BTreeMap<String, PathBuf> {
 }
 
 impl Cgroup {
-    /// Whether this is a cgroup v2 (unified-only) cgroup.
-    pub fn is_v2(&self) -> bool {
-        matches!(self, Cgroup::V2(_))
-    }
-
     /// Its cgroup version.
     pub fn version(&self) -> super::Version {
         match self {
