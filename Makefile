@@ -168,10 +168,13 @@ ARM64_ENV := RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc CARGO_TARGET_DIR=$(AR
 
 ## test-systemd: a stock Debian 12 host in qemu (systemd as PID 1, cgroup
 ## v2, Docker/containerd/podman as packaged services, corten's systemd
-## cgroup driver): scripts/systemd-vm.sh. The image is built once with
-## debootstrap (a few minutes) and cached under target/systemd-vm/.
+## cgroup driver): scripts/systemd-vm.sh. Then the same host booted with
+## systemd's legacy hybrid v1 layout (SYSTEMD_VM_CGROUP=v1). The image is
+## built once with debootstrap (a few minutes) and cached under
+## target/systemd-vm/.
 test-systemd: toolchain
 	CARGO="$(CARGO)" ./scripts/systemd-vm.sh
+	CARGO="$(CARGO)" SYSTEMD_VM_CGROUP=v1 ./scripts/systemd-vm.sh
 
 arm64-toolchain:
 	./scripts/arm64-toolchain.sh
@@ -214,7 +217,10 @@ test: deps build fmt-check clippy unit integration conformance-corten test-cgrou
 ## bench: corten side by side with runc, crun and containerd-shim-runc-v2
 ## (bench/bench.py, Python 3 standard library only): prints a markdown table,
 ## writes target/bench/results.json. Root; a few minutes. Installs its Debian
-## packages when missing (containerd's service is not started).
+## packages when missing (containerd's service is not started). The
+## systemd-driver row is measured in the stock systemd host VM
+## (SYSTEMD_VM_MODE=bench scripts/systemd-vm.sh; BENCH_ARGS=--no-systemd-vm
+## leaves it out).
 BENCH_PACKAGES := busybox-static runc crun containerd time python3 util-linux
 BENCH_ARGS ?=
 

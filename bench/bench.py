@@ -598,6 +598,25 @@ class Bench:
 
     # ---- sizes
 
+    def bench_systemd_vm(self):
+        """`run --systemd-cgroup` of /bin/true, corten vs runc vs crun, in
+        the stock systemd host VM (scripts/systemd-bench.sh): emulated
+        (TCG), so absolute figures are slow; the ratios are the result."""
+        env = dict(os.environ, SYSTEMD_VM_MODE="bench",
+                   SYSTEMD_BENCH_ROUNDS=str(self.args.systemd_rounds))
+        p = subprocess.run([os.path.join(self.repo, "scripts", "systemd-vm.sh")], env=env,
+                           capture_output=True, text=True)
+        samples = {}
+        for line in p.stdout.splitlines():
+            line = line.strip("\r")
+            if line.startswith("systemd-bench: samples "):
+                words = line.split()[2:]
+                samples[words[0]] = [float(x) for x in words[1:]]
+        if p.returncode != 0 or set(samples) != {"corten", "runc", "crun"}:
+            tail = "\n".join((p.stdout + p.stderr).splitlines()[-8:])
+            raise BenchError(f"the systemd VM benchmark failed (exit {p.returncode}):\n{tail}")
+        self.record("systemd_lifecycle_ms", samples)
+
     def bench_sizes(self):
         self.results["binary_bytes"] = {
             "corten": os.path.getsize(self.corten),
@@ -690,6 +709,7 @@ class Bench:
         rss = rssn = r["peak_rss_kb"]
         sh, cs, bb = r["shim_rss_kb"], r["containerd_start_ms"], r["binary_bytes"]
         bl = r["binary_with_libs_bytes"]
+        sd = r.get("systemd_lifecycle_ms") or {}
         rows = [
             ("`lifecycle_ms` (`run` /bin/true, cgroupfs)", lc["corten"], lc["runc"], None,
              ratio(lc["corten"], lc["runc"])),
@@ -719,6 +739,9 @@ class Bench:
              sh["pod5_corten"], None, sh["pod5_runc_v2"], ratio(sh["pod5_corten"], sh["pod5_runc_v2"])),
             ("`containerd_start_ms` (`ctr run --rm` /bin/true); other = runc-v2 shim",
              cs["corten"], None, cs["runc_v2"], ratio(cs["corten"], cs["runc_v2"])),
+            ("`systemd_lifecycle_ms` (`run --systemd-cgroup` /bin/true, stock systemd VM, TCG)",
+             sd.get("corten"), sd.get("runc"), sd.get("crun"),
+             f"{sd['corten'] / sd['runc']:.2f} (vs crun {sd['corten'] / sd['crun']:.2f})" if sd else "—"),
             ("`binary_bytes` runtime (MB)", mb(bb["corten"]), mb(bb["runc"]), mb(bb["crun"]),
              f"{bb['corten'] / bb['runc']:.2f} (vs crun {bb['corten'] / bb['crun']:.2f})"),
             ("`binary_with_libs_bytes` runtime + its shared libraries (MB)", mb(bl["corten"]), mb(bl["runc"]),
@@ -750,6 +773,12 @@ class Bench:
             ("binary+libs corten/crun < 1",
              r["binary_with_libs_bytes"]["corten"] / r["binary_with_libs_bytes"]["crun"], 1.0),
         ]
+        sd = r.get("systemd_lifecycle_ms")
+        if sd:
+            checks += [
+                ("systemd lifecycle corten/runc <= 0.5", sd["corten"] / sd["runc"], 0.5),
+                ("systemd lifecycle corten/crun <= 1.0", sd["corten"] / sd["crun"], 1.0),
+            ]
         return [{"target": t, "ratio": round(v, 3), "met": v <= lim} for t, v, lim in checks]
 
     # ---- cleanup
@@ -869,6 +898,10 @@ def main():
                     help="rounds of the cold lifecycle figures")
     ap.add_argument("--cold-gap-ms", type=int, default=150,
                     help="idle time before each cold run")
+    ap.add_argument("--systemd-rounds", type=int, default=int(os.environ.get("BENCH_SYSTEMD_ROUNDS", 30)),
+                    help="measured rounds per runtime in the systemd VM")
+    ap.add_argument("--no-systemd-vm", action="store_true",
+                    help="leave out the systemd-driver row (it boots a VM: a few minutes)")
     ap.add_argument("--inner-nocg", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.inner_nocg:
@@ -896,6 +929,8 @@ def main():
             ("100 containers, 2 at a time", b.bench_parallel),
             ("containerd shims", b.bench_containerd),
         ]
+        if not args.no_systemd_vm:
+            phases.append(("systemd driver in the stock systemd VM", b.bench_systemd_vm))
         for name, fn in phases:
             log(f"phase: {name}")
             t0 = time.time()
@@ -931,6 +966,10 @@ def main():
                        "(`ctr run -d --rootfs` of `sleep 1000`); pod5: 5 containers with the annotation "
                        f"{POD_ANNOTATION}=<pod>, which both shims use to share one shim",
         "containerd_start_ms": "`ctr run --rm --rootfs <busybox> <id> /bin/true` (ctr start-up included)",
+        "systemd_lifecycle_ms": "in the stock systemd host VM (qemu TCG, Debian 12, systemd 252, cgroup v2): "
+                                "`<runtime> --systemd-cgroup run` of /bin/true with cgroupsPath "
+                                "system.slice:bench:<id> (a transient scope started, waited for and stopped "
+                                "per run), the three runtimes rotated in every round; bash $EPOCHREALTIME",
         "binary_bytes": "file sizes",
         "binary_with_libs_bytes": "file size plus the sizes of the shared libraries `ldd` lists "
                                   "(corten and its shim are static)",
@@ -938,6 +977,7 @@ def main():
     r["rounds"] = {
         "rounds": args.rounds, "warmup": args.warmup, "parallel_rounds": args.parallel_rounds,
         "rss_rounds": args.rss_rounds, "ctr_rounds": args.ctr_rounds,
+        "systemd_rounds": None if args.no_systemd_vm else args.systemd_rounds,
     }
     r["machine"]["loadavg_at_end"] = open("/proc/loadavg").read().split()[:3]
     # CPU used by anything but this harness and its children (other users'

@@ -2,14 +2,21 @@
 # The checks of the stock systemd host VM (scripts/systemd-vm.sh), run
 # there as root by corten-checks.service once the daemons are up: the
 # host itself, then each client with runc and with corten side by side.
-# Prints `ok NAME` or `not ok NAME: why` per check, and last
-# `systemd: N passed, M failed`.
+# Prints `NAME: ok CHECK` or `NAME: not ok CHECK: why` per check, and last
+# `NAME: N passed, M failed`. NAME and the host's cgroup layout come from
+# the `mode` file next to this script (systemd: v2; systemd-v1: systemd's
+# legacy hybrid layout); mode `bench` runs systemd-bench.sh instead.
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 HERE=$(dirname "$0")
+read -r NAME MODE CG ROUNDS <"$HERE/mode" || { NAME=systemd MODE=checks CG=v2 ROUNDS=30; }
+install -m 0755 "$HERE/corten" "$HERE/containerd-shim-corten-v2" /usr/local/bin/
+if [ "$MODE" = bench ]; then
+    exec bash "$HERE/systemd-bench.sh" "$NAME" "$ROUNDS"
+fi
 passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "systemd: ok $1"; }
-not_ok() { failed=$((failed + 1)); echo "systemd: not ok $1: $2"; }
+ok() { passed=$((passed + 1)); echo "$NAME: ok $1"; }
+not_ok() { failed=$((failed + 1)); echo "$NAME: not ok $1: $2"; }
 # check NAME COMMAND...: ok when COMMAND exits 0; its output is shown otherwise.
 check() {
     local what=$1 out
@@ -25,12 +32,34 @@ expect_exit() {
     if [ "$got" = "$want" ]; then ok "$what"; else not_ok "$what" "exit $got, want $want: $(echo "$out" | tail -n 3 | tr '\n' ' ')"; fi
 }
 
-echo "systemd: booted in $(cut -d' ' -f1 /proc/uptime)s; kernel $(uname -r)"
-install -m 0755 "$HERE/corten" "$HERE/containerd-shim-corten-v2" /usr/local/bin/
+echo "$NAME: booted in $(cut -d' ' -f1 /proc/uptime)s; kernel $(uname -r)"
+
+# Where a scope's files are, per layout: the memory limit's file and the
+# unit property systemd keeps it in; a scope's directory (in the memory
+# hierarchy on v1); the file a container reads its own limit from.
+if [ "$CG" = v1 ]; then
+    MEM_FILE=memory.limit_in_bytes MEM_PROP=MemoryLimit
+    scope_dir() { echo "/sys/fs/cgroup/memory/$1"; }
+    IN_CONTAINER_MEM=/sys/fs/cgroup/memory/memory.limit_in_bytes
+else
+    MEM_FILE=memory.max MEM_PROP=MemoryMax
+    scope_dir() { echo "/sys/fs/cgroup/$1"; }
+    IN_CONTAINER_MEM=/sys/fs/cgroup/memory.max
+fi
 
 # --- the host is what users run -------------------------------------------
 check host.systemd-is-pid-1 test "$(cat /proc/1/comm)" = systemd
-check host.pure-cgroup-v2 test "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs
+if [ "$CG" = v1 ]; then
+    # systemd's legacy layout: v1 controllers, systemd's own cgroup2
+    # hierarchy under unified/ (this project's test host has the same).
+    check host.cgroup-v1-hybrid sh -c 'test "$(stat -f -c %T /sys/fs/cgroup)" = tmpfs && test "$(stat -f -c %T /sys/fs/cgroup/unified)" = cgroup2fs'
+    # Docker keeps cgroupfs on v1 unless told; what a user adds for the
+    # systemd driver there.
+    jq '. + {"exec-opts": ["native.cgroupdriver=systemd"]}' /etc/docker/daemon.json >/tmp/daemon.json &&
+        cp /tmp/daemon.json /etc/docker/daemon.json && systemctl restart docker.service
+else
+    check host.pure-cgroup-v2 test "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs
+fi
 check host.docker-active systemctl is-active --quiet docker.service
 check host.containerd-active systemctl is-active --quiet containerd.service
 check host.docker-uses-the-systemd-driver test "$(docker info --format '{{.CgroupDriver}}')" = systemd
@@ -49,7 +78,7 @@ for rt in runc corten; do
         docker run --rm --runtime "$rt" --network none busybox:local sh -c 'exit 3'
     expect_exit "docker.$rt.memory-limit-in-the-scope" 0 \
         docker run --rm --runtime "$rt" --network none --memory 64m busybox:local \
-        sh -c 'test "$(cat /sys/fs/cgroup/memory.max)" = 67108864'
+        sh -c "test \"\$(cat $IN_CONTAINER_MEM)\" = 67108864"
 done
 
 # --- corten directly: cgroupfs (works on any host) and --systemd-cgroup -----
@@ -103,7 +132,9 @@ for rt in runc corten; do
         scope=$(systemctl list-units --type scope --no-legend | awk '{print $1}' | grep -- "$(docker inspect -f '{{.Id}}' "$name")" || true)
         check "docker.$rt.scope-is-a-systemd-unit" test -n "$scope"
         check "docker.$rt.update-memory" docker update --memory 128m --memory-swap 256m "$name"
-        check "docker.$rt.update-read-back" sh -c "test \"\$(systemctl show -p MemoryMax --value $scope)\" = 134217728"
+        check "docker.$rt.update-read-back" sh -c "test \"\$(systemctl show -p $MEM_PROP --value $scope)\" = 134217728"
+        check "docker.$rt.update-in-the-file" sh -c "test \"\$(cat $(scope_dir "system.slice/$scope")/$MEM_FILE)\" = 134217728"
+        check "docker.$rt.stats" sh -c "docker stats --no-stream --format '{{.MemUsage}}' $name | grep -v '^0B' | grep -q MiB"
         check "docker.$rt.pause" docker pause "$name"
         check "docker.$rt.unpause" docker unpause "$name"
         check "docker.$rt.stop" docker stop -t 1 "$name"
@@ -132,6 +163,83 @@ expect_exit "containerd.corten-shim.systemd-cgroup-run" 7 \
     --cgroup "system.slice:ctr:corten-shim" "$ctr_rootfs" ctr-corten-shim /bin/sh -c 'exit 7'
 check "containerd.corten-shim.no-scope-left" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q ctr-corten-shim"
 
+# --- corten directly: limits as unit properties and files, update, pause ------
+# The same limits through runc and corten; systemd's view (systemctl show)
+# and the files must agree, before and after `update`, and a daemon-reload
+# (systemd re-applying the unit) must not open the device list.
+for rt in runc corten; do
+    id=lim-$rt
+    unit=checks-$id.scope
+    dir=$(scope_dir "system.slice/$unit")
+    mkdir -p "/tmp/$id"
+    jq --arg p "system.slice:checks:$id" '.linux.cgroupsPath = $p | .process.args = ["sleep", "1000"]
+        | .linux.resources.memory = {"limit": 67108864}
+        | .linux.resources.pids = {"limit": 20}
+        | .linux.resources.cpu = {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"}' \
+        "$bundle/config.json" >"/tmp/$id/config.json"
+    if ! "$rt" --root "/run/checks-$rt" --systemd-cgroup run -d --bundle "/tmp/$id" "$id" </dev/null >/dev/null 2>"/tmp/$id/err"; then
+        not_ok "cli.$rt.limits-run" "$(tail -n 1 "/tmp/$id/err")"
+        continue
+    fi
+    prop() { systemctl show -p "$1" --value "$unit"; }
+    check "cli.$rt.memory-property" test "$(prop $MEM_PROP)" = 67108864
+    check "cli.$rt.memory-file" test "$(cat "$dir/$MEM_FILE")" = 67108864
+    check "cli.$rt.tasks-property" test "$(prop TasksMax)" = 20
+    check "cli.$rt.cpu-quota-property" test "$(prop CPUQuotaPerSecUSec)" = 500ms
+    if [ "$CG" = v2 ]; then
+        check "cli.$rt.allowed-cpus-property" test "$(prop AllowedCPUs)" = 0
+        check "cli.$rt.cpu-max-file" test "$(cat "$dir/cpu.max")" = "50000 100000"
+    fi
+    check "cli.$rt.device-policy-strict" test "$(prop DevicePolicy)" = strict
+    check "cli.$rt.update" "$rt" --root "/run/checks-$rt" update --memory 134217728 --pids-limit 30 "$id"
+    check "cli.$rt.update-memory-property" test "$(prop $MEM_PROP)" = 134217728
+    check "cli.$rt.update-memory-file" test "$(cat "$dir/$MEM_FILE")" = 134217728
+    check "cli.$rt.update-tasks-property" test "$(prop TasksMax)" = 30
+    check "cli.$rt.pause" "$rt" --root "/run/checks-$rt" pause "$id"
+    check "cli.$rt.paused-state" sh -c "$rt --root /run/checks-$rt state $id | jq -e '.status == \"paused\"' >/dev/null"
+    check "cli.$rt.resume" "$rt" --root "/run/checks-$rt" resume "$id"
+    systemctl daemon-reload
+    check "cli.$rt.limit-kept-after-daemon-reload" test "$(cat "$dir/$MEM_FILE")" = 134217728
+    # /dev/mem's numbers (1:1) are not in the container's device list:
+    # its node can be made (mknod of any char device is allowed) but not
+    # read; /dev/null's (1:3), made the same way, can be.
+    check "cli.$rt.allowed-device-readable" \
+        "$rt" --root "/run/checks-$rt" exec --cap CAP_MKNOD "$id" sh -c 'mknod /dev/n c 1 3 && head -c1 /dev/n'
+    check "cli.$rt.devices-closed-after-daemon-reload" sh -c \
+        "! $rt --root /run/checks-$rt exec --cap CAP_MKNOD $id sh -c 'mknod /dev/m c 1 1 && head -c1 /dev/m >/dev/null' 2>/dev/null"
+    "$rt" --root "/run/checks-$rt" delete -f "$id" >/dev/null 2>&1
+    check "cli.$rt.no-unit-after-delete-f" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q $unit"
+    check "cli.$rt.no-directory-left" sh -c "! ls -d /sys/fs/cgroup/*/system.slice/$unit /sys/fs/cgroup/system.slice/$unit 2>/dev/null | grep -q ."
+done
+
+# --- a Kubernetes pod slice, as the CRI plugin names it, through both shims ---
+pod=kubepods-burstable-pod0c0ffee0.slice
+for shim in runc corten; do
+    id=cri-$shim
+    if [ "$shim" = runc ]; then
+        flags="--runc-binary /usr/local/bin/corten --runc-systemd-cgroup"
+    else
+        flags="--runtime io.containerd.corten.v2 --runtime-config-path /tmp/corten-shim-systemd.toml"
+    fi
+    # shellcheck disable=SC2086
+    if ! ctr run -d --rootfs $flags --cgroup "$pod:cri-containerd:$id" "$ctr_rootfs" "$id" /bin/sleep 1000 >/dev/null 2>"/tmp/$id.err"; then
+        not_ok "containerd.$shim-shim.pod-slice-run" "$(tail -n 1 "/tmp/$id.err")"
+        continue
+    fi
+    dir=$(scope_dir "kubepods.slice/kubepods-burstable.slice/$pod/cri-containerd-$id.scope")
+    check "containerd.$shim-shim.pod-slice-nests" test -d "$dir"
+    check "containerd.$shim-shim.scope-holds-the-task" sh -c "grep -qx \"\$(ctr task ls | awk '\$1 == \"$id\" {print \$2}')\" $dir/cgroup.procs"
+    check "containerd.$shim-shim.metrics" sh -c "ctr task metrics $id | grep -qi memory"
+    ctr task kill -s KILL "$id" >/dev/null 2>&1
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        ctr task ls | grep -q "^$id .*RUNNING" || break
+        sleep 1
+    done
+    ctr task rm "$id" >/dev/null 2>&1
+    ctr container rm "$id" >/dev/null 2>&1
+    check "containerd.$shim-shim.pod-scope-gone" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q cri-containerd-$id"
+done
+
 # --- podman as root with the systemd cgroup manager ---------------------------
 check podman.image-imported sh -c 'podman import /tmp/busybox.tar busybox:local >/dev/null'
 for rt in runc corten; do
@@ -139,4 +247,4 @@ for rt in runc corten; do
         podman --runtime "$rt" --cgroup-manager systemd run --rm --network none busybox:local sh -c 'exit 4'
 done
 
-echo "systemd: $passed passed, $failed failed"
+echo "$NAME: $passed passed, $failed failed"

@@ -6,6 +6,10 @@
 # scripts/systemd-checks.sh run there as a systemd service after boot.
 #
 #   scripts/systemd-vm.sh              (or: make test-systemd)
+#   SYSTEMD_VM_CGROUP=v1 scripts/systemd-vm.sh   the same host booted with
+#       systemd's legacy (v1 + hybrid) hierarchy, as on older distributions
+#   SYSTEMD_VM_MODE=bench scripts/systemd-vm.sh  the systemd-driver
+#       benchmark (scripts/systemd-bench.sh) instead of the checks (make bench)
 #
 # The system image is built once with debootstrap (systemd, dbus,
 # containerd, docker.io, podman, runc, crun, busybox-static, Debian's
@@ -21,8 +25,9 @@
 #   SYSTEMD_VM_MIRROR    Debian mirror for the image (default: deb.debian.org)
 #   CARGO_TARGET_DIR, CARGO   as for cargo
 #
-# The last line printed is the VM's `systemd: N passed, M failed`; the exit
-# status is 0 only when M == 0 and N > 0.
+# The last line printed is the VM's `NAME: N passed, M failed` (NAME is
+# systemd, systemd-v1 or systemd-bench); the exit status is 0 only when
+# M == 0 and N > 0.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,7 +51,17 @@ MIRROR=${SYSTEMD_VM_MIRROR:-http://deb.debian.org/debian}
 IMAGE_PACKAGES=systemd,systemd-sysv,dbus,udev,kmod,apparmor,iproute2,procps,util-linux,ca-certificates,linux-image-amd64,initramfs-tools,containerd,docker.io,podman,containernetworking-plugins,runc,crun,busybox-static,jq,e2fsprogs
 IMAGE_VERSION=1 # bump when the image's recipe changes
 
-VM_NAME=systemd
+CGROUP=${SYSTEMD_VM_CGROUP:-v2}
+MODE=${SYSTEMD_VM_MODE:-checks}
+case $CGROUP/$MODE in
+v2/checks) VM_NAME=systemd ;;
+v1/checks) VM_NAME=systemd-v1 ;;
+v2/bench) VM_NAME=systemd-bench ;;
+*) echo "systemd-vm: SYSTEMD_VM_CGROUP=v1|v2, SYSTEMD_VM_MODE=checks|bench (bench on v2)" >&2; exit 2 ;;
+esac
+# What the checks script is told: the name it prints and what to run.
+CMDLINE_CGROUP=
+[ "$CGROUP" = v1 ] && CMDLINE_CGROUP="systemd.unified_cgroup_hierarchy=0"
 # shellcheck source=scripts/vm-lib.sh
 . "$REPO/scripts/vm-lib.sh"
 
@@ -130,15 +145,16 @@ UNIT
 # ---------------------------------------------------------------------------
 log "building corten and the shim (make build) into $TARGET_DIR"
 CARGO_TARGET_DIR=$TARGET_DIR make --no-print-directory -C "$REPO" build CARGO="$CARGO"
-STAGE=$VM_DIR/stage
+STAGE=$VM_DIR/stage-$VM_NAME
 rm -rf "$STAGE"
 mkdir -p "$STAGE"
 cp "$TARGET_DIR/release/corten" "$TARGET_DIR/release/containerd-shim-corten-v2" "$STAGE/"
-cp "$REPO/scripts/systemd-checks.sh" "$REPO/scripts/busybox-rootfs.sh" "$STAGE/"
-TESTDISK=$VM_DIR/test.img
+cp "$REPO/scripts/systemd-checks.sh" "$REPO/scripts/systemd-bench.sh" "$REPO/scripts/busybox-rootfs.sh" "$STAGE/"
+echo "$VM_NAME $MODE $CGROUP ${SYSTEMD_BENCH_ROUNDS:-30}" >"$STAGE/mode"
+TESTDISK=$VM_DIR/test-$VM_NAME.img
 rm -f "$TESTDISK"
 mkfs.ext4 -q -F -L corten -d "$STAGE" "$TESTDISK" 64M || die "mkfs.ext4 of the test disk failed"
-OVERLAY=$VM_DIR/run.qcow2
+OVERLAY=$VM_DIR/run-$VM_NAME.qcow2
 rm -f "$OVERLAY"
 qemu-img create -q -f qcow2 -b "$BASE" -F raw "$OVERLAY"
 
@@ -146,12 +162,12 @@ qemu-img create -q -f qcow2 -b "$BASE" -F raw "$OVERLAY"
 # 3. Boot (TCG, no network), stream the console, judge the summary line.
 # ---------------------------------------------------------------------------
 KVER=$(basename "$(readlink -f "$VM_DIR/vmlinuz")")
-CONSOLE_LOG=$VM_DIR/console.log
+CONSOLE_LOG=$VM_DIR/console-$VM_NAME.log
 run_vm "$CONSOLE_LOG" "$VM_TIMEOUT" qemu-system-x86_64 \
     -accel tcg -cpu max -m "$VM_MEM" -smp "$VM_CPUS" \
     -nographic -no-reboot -nic none \
     -drive "file=$OVERLAY,format=qcow2,if=virtio" \
     -drive "file=$TESTDISK,format=raw,if=virtio,readonly=on" \
     -kernel "$VM_DIR/vmlinuz" -initrd "$VM_DIR/initrd.img" \
-    -append "root=/dev/vda rw console=ttyS0 panic=-1 systemd.show_status=0"
+    -append "root=/dev/vda rw console=ttyS0 panic=-1 systemd.show_status=0 $CMDLINE_CGROUP"
 judge_summary "$CONSOLE_LOG"

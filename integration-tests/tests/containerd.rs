@@ -1566,8 +1566,8 @@ fn runtime_options_file_names_the_binary_and_root() {
     c.assert_clean(&id);
 
     // SystemdCgroup reaches the runtime as --systemd-cgroup; with ctr's
-    // cgroupsPath (not `slice:prefix:name`), or on a cgroup v1 host, corten
-    // refuses it and says why, and the task is not created. (The driver at
+    // cgroupsPath (not `slice:prefix:name`) corten refuses it and says why,
+    // and the task is not created. (The driver at
     // work: make test-systemd.)
     let options = c.dir.join("systemd.toml");
     fs::write(&options, "SystemdCgroup = true\n").expect("write the options");

@@ -251,8 +251,8 @@ fn unsupported_options() {
     let msg = assert_create_refused("err-mount-opt", &b);
     assert!(msg.contains("frobnicate"), "{msg}");
 
-    // --systemd-cgroup where it cannot work (a cgroup v1 host, or a
-    // cgroupsPath not in `slice:prefix:name` form): refused, not ignored.
+    // --systemd-cgroup with a cgroupsPath not in `slice:prefix:name` form:
+    // refused, not ignored.
     // The driver itself is tested on a systemd host (make test-systemd).
     let b = Bundle::new("err-systemd");
     let rt = logging_runtime("err-systemd").with_global_args(&["--systemd-cgroup"]);

@@ -216,8 +216,13 @@ fn spawn(
     parent_end
         .bound_recv(Bound::Init)
         .map_err(step("bound the sync socket"))?;
-    // v1: the init moves itself into its cgroups (see SelfMove).
-    let self_move = cgroups::SelfMove::open(cg)?;
+    // v1: the init moves itself into its cgroups (see SelfMove); under
+    // systemd they exist only once the scope starts (`finish`).
+    let self_move = if plan.opts.systemd_cgroup {
+        cgroups::SelfMove::default()
+    } else {
+        cgroups::SelfMove::open(cg)?
+    };
     let fifo = fs::OpenOptions::new()
         .read(true)
         .write(true) // std opens with O_CLOEXEC
@@ -374,7 +379,7 @@ fn finish(
     }
     if opts.systemd_cgroup && !opts.cgroups_disabled {
         // The scope, with the init in it, then the limits in its directory.
-        cgroups::systemd::start_scope(
+        cgroups::systemd::start(
             cg,
             pid,
             &format!("corten container {}", dir.id),

@@ -337,6 +337,54 @@ pub fn apply(cg: &Cgroup, devices: &[DeviceCgroup]) -> Result<(), CgroupError> {
     }
 }
 
+/// The device rules (then the defaults) as systemd's `DevicePolicy=strict`
+/// with `DeviceAllow=` entries say them, for a unit systemd re-applies on
+/// `daemon-reload` (on v1 it would otherwise write `devices.allow a`);
+/// `None` when every device is allowed. As runc's, the list has allow
+/// entries only: a device denied inside a wider allowance stays allowed in
+/// systemd's list (corten's own rules, applied too, deny it). A major
+/// without minor is named by its group in `proc_devices` (the text of
+/// `/proc/devices`), and left out when it has none.
+pub fn systemd_allow(devices: &[DeviceCgroup], proc_devices: &str) -> Option<Vec<(String, String)>> {
+    let mut rules = rules_from_spec(devices).ok()?;
+    rules.extend(default_allowed());
+    let reduced = reduce::reduce(&rules);
+    if reduced.default_allow {
+        return None;
+    }
+    let group = |block: bool, major: i64| {
+        let section = if block { "Block devices:" } else { "Character devices:" };
+        proc_devices
+            .split("\n\n")
+            .find(|s| s.trim_start().starts_with(section))?
+            .lines()
+            .skip(1)
+            .find_map(|l| {
+                let (n, name) = l.trim().split_once(' ')?;
+                (n.parse::<i64>().ok()? == major).then(|| name.to_string())
+            })
+    };
+    let out = reduced
+        .exceptions
+        .iter()
+        .filter_map(|e| {
+            let class = if e.key.block { "block" } else { "char" };
+            let node = match (e.key.major, e.key.minor) {
+                (None, _) => format!("{class}-*"),
+                (Some(major), None) => format!("{class}-{}", group(e.key.block, major)?),
+                (Some(major), Some(minor)) => format!("/dev/{class}/{major}:{minor}"),
+            };
+            let access: String = [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')]
+                .iter()
+                .filter(|(bit, _)| e.bits & bit != 0)
+                .map(|(_, c)| c)
+                .collect();
+            Some((node, access))
+        })
+        .collect();
+    Some(out)
+}
+
 #[cfg(test)]
 mod text_tests {
     use super::*;

@@ -7,6 +7,7 @@
 //!
 //! Every read and write on the socket is bounded by `CORTEN_TIMEOUT_SOCKET`.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -19,6 +20,7 @@ pub const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
 const METHOD_CALL: u8 = 1;
 const METHOD_RETURN: u8 = 2;
 const ERROR: u8 = 3;
+const SIGNAL: u8 = 4;
 
 /// A value in a call's arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +33,10 @@ pub enum Arg {
     U64(u64),
     /// `au`
     U32s(Vec<u32>),
+    /// `ay`
+    Bytes(Vec<u8>),
+    /// `a(ss)`
+    Pairs(Vec<(String, String)>),
     /// `a(sv)`: properties (name, value).
     Props(Vec<(String, Arg)>),
     /// `a(sa(sv))`: auxiliary units, always empty here.
@@ -44,6 +50,8 @@ impl Arg {
             Arg::Bool(_) => "b",
             Arg::U64(_) => "t",
             Arg::U32s(_) => "au",
+            Arg::Bytes(_) => "ay",
+            Arg::Pairs(_) => "a(ss)",
             Arg::Props(_) => "a(sv)",
             Arg::NoAux => "a(sa(sv))",
         }
@@ -120,6 +128,14 @@ impl Writer {
             Arg::Bool(b) => self.u32(u32::from(*b)),
             Arg::U64(v) => self.u64(*v),
             Arg::U32s(vs) => self.array(4, |w| vs.iter().for_each(|v| w.u32(*v))),
+            Arg::Bytes(bs) => self.array(1, |w| w.buf.extend_from_slice(bs)),
+            Arg::Pairs(ps) => self.array(8, |w| {
+                for (a, b) in ps {
+                    w.pad(8);
+                    w.str(a);
+                    w.str(b);
+                }
+            }),
             Arg::Props(props) => self.array(8, |w| {
                 for (name, value) in props {
                     w.pad(8);
@@ -178,14 +194,35 @@ fn method_call(
     w.buf
 }
 
+/// A value read from a message body: the body types systemd's replies and
+/// signals start with (`u`, `s`, `o`); reading stops at any other.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `u`
+    U32(u32),
+    /// `s` or `o`
+    Str(String),
+}
+
 /// A received message: its type, the serial it replies to, the error name,
-/// and its body's first string (a reply's object path, an error's message).
+/// the signal's member, and the leading simple values of its body.
 #[derive(Debug, Default, PartialEq)]
 struct Received {
     kind: u8,
     reply_serial: Option<u32>,
     error_name: Option<String>,
-    first_string: Option<String>,
+    member: Option<String>,
+    body: Vec<Value>,
+}
+
+impl Received {
+    /// The body's first string (a reply's object path, an error's message).
+    fn first_string(&self) -> Option<String> {
+        self.body.iter().find_map(|v| match v {
+            Value::Str(s) => Some(s.clone()),
+            Value::U32(_) => None,
+        })
+    }
 }
 
 fn le_u32(b: &[u8], at: usize) -> Option<u32> {
@@ -226,8 +263,10 @@ fn parse(header: &[u8], body: &[u8]) -> Option<Received> {
                 let len = usize::try_from(le_u32(header, at)?).ok()?;
                 let s = std::str::from_utf8(header.get(at + 4..at + 4 + len)?).ok()?;
                 at += 4 + len + 1;
-                if code == 4 {
-                    r.error_name = Some(s.to_string());
+                match code {
+                    3 => r.member = Some(s.to_string()),
+                    4 => r.error_name = Some(s.to_string()),
+                    _ => {}
                 }
             }
             "g" => {
@@ -241,9 +280,23 @@ fn parse(header: &[u8], body: &[u8]) -> Option<Received> {
             _ => return None,
         }
     }
-    if body_sig.starts_with('s') || body_sig.starts_with('o') {
-        let len = usize::try_from(le_u32(body, 0)?).ok()?;
-        r.first_string = Some(String::from_utf8_lossy(body.get(4..4 + len)?).into_owned());
+    let mut at = 0;
+    for c in body_sig.chars() {
+        at = align(at, 4);
+        match c {
+            'u' => {
+                r.body.push(Value::U32(le_u32(body, at)?));
+                at += 4;
+            }
+            's' | 'o' => {
+                let len = usize::try_from(le_u32(body, at)?).ok()?;
+                let s = body.get(at + 4..at + 4 + len)?;
+                r.body
+                    .push(Value::Str(String::from_utf8_lossy(s).into_owned()));
+                at += 4 + len + 1;
+            }
+            _ => break,
+        }
     }
     Some(r)
 }
@@ -253,6 +306,8 @@ fn parse(header: &[u8], body: &[u8]) -> Option<Received> {
 pub struct Bus {
     stream: UnixStream,
     serial: u32,
+    /// Signals that arrived while a call waited for its reply.
+    signals: VecDeque<Received>,
 }
 
 impl Bus {
@@ -266,7 +321,11 @@ impl Bus {
     pub fn connect(path: &Path) -> Result<Bus, DbusError> {
         let stream = crate::bounds::connect(path)?;
         stream.set_read_timeout(Some(Bound::Socket.get()))?;
-        let mut bus = Bus { stream, serial: 0 };
+        let mut bus = Bus {
+            stream,
+            serial: 0,
+            signals: VecDeque::new(),
+        };
         let uid = nix::unistd::getuid().as_raw().to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         bus.send_raw(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
@@ -356,18 +415,71 @@ impl Bus {
         loop {
             let r = self.receive()?;
             if r.reply_serial != Some(serial) {
-                continue; // a signal, or NameAcquired after Hello
+                // A signal (kept for `wait_signal`), or NameAcquired after
+                // Hello.
+                if r.kind == SIGNAL && self.signals.len() < 1024 {
+                    self.signals.push_back(r);
+                }
+                continue;
             }
             return match r.kind {
-                METHOD_RETURN => Ok(r.first_string),
+                METHOD_RETURN => Ok(r.first_string()),
                 ERROR => Err(DbusError::Reply {
+                    message: r.first_string().unwrap_or_default(),
                     name: r.error_name.unwrap_or_default(),
-                    message: r.first_string.unwrap_or_default(),
                 }),
                 _ => Err(DbusError::Protocol(
                     "an unexpected reply from the bus".into(),
                 )),
             };
+        }
+    }
+}
+
+impl Bus {
+    /// Asks the bus to deliver the signals `rule` matches (a D-Bus match
+    /// rule) to this connection.
+    pub fn add_match(&mut self, rule: &str) -> Result<(), DbusError> {
+        self.call(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "AddMatch",
+            &[Arg::Str(rule.to_string())],
+        )
+        .map(drop)
+    }
+
+    /// The body of the first signal `member` whose body `pred` accepts,
+    /// waiting for it until `deadline` (signals that do not match are
+    /// dropped).
+    pub fn wait_signal(
+        &mut self,
+        member: &str,
+        deadline: std::time::Instant,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Result<Vec<Value>, DbusError> {
+        let wanted = |r: &Received| r.member.as_deref() == Some(member) && pred(&r.body);
+        while let Some(r) = self.signals.pop_front() {
+            if wanted(&r) {
+                return Ok(r.body);
+            }
+        }
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(DbusError::Io(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    Bound::Socket.exceeded(&format!("the signal {member}")),
+                )));
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            let r = self.receive();
+            self.stream.set_read_timeout(Some(Bound::Socket.get()))?;
+            let r = r?;
+            if r.kind == SIGNAL && wanted(&r) {
+                return Ok(r.body);
+            }
         }
     }
 }
@@ -398,7 +510,12 @@ mod tests {
         // The header fields parse back (the same parser reads replies).
         let r = parse(&m[..body_at], &m[body_at..]).unwrap();
         assert_eq!(r.kind, METHOD_CALL);
-        assert_eq!(r.first_string.as_deref(), Some("a.scope"));
+        assert_eq!(r.first_string().as_deref(), Some("a.scope"));
+        assert_eq!(r.member.as_deref(), Some("StopUnit"));
+        assert_eq!(
+            r.body,
+            vec![Value::Str("a.scope".into()), Value::Str("replace".into())]
+        );
         // The signature field says what the body holds.
         let header = String::from_utf8_lossy(&m[..body_at]).into_owned();
         assert!(header.contains("ss"), "{header:?}");
@@ -457,8 +574,99 @@ mod tests {
                 kind: ERROR,
                 reply_serial: Some(3),
                 error_name: Some("org.freedesktop.systemd1.NoSuchUnit".into()),
-                first_string: Some("no such unit".into()),
+                member: None,
+                body: vec![Value::Str("no such unit".into())],
             }
         );
+    }
+
+    /// A message as the bus sends it: header fields for the reply serial,
+    /// the member and the body signature, then the body.
+    fn message(kind: u8, reply_to: Option<u32>, member: Option<&str>, sig: &str, body: &Writer) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(b'l');
+        w.u8(kind);
+        w.u8(0);
+        w.u8(1);
+        w.u32(u32::try_from(body.buf.len()).unwrap());
+        w.u32(100);
+        w.array(8, |w| {
+            if let Some(r) = reply_to {
+                w.pad(8);
+                w.u8(5);
+                w.sig("u");
+                w.u32(r);
+            }
+            if let Some(m) = member {
+                w.pad(8);
+                w.u8(3);
+                w.sig("s");
+                w.str(m);
+            }
+            w.pad(8);
+            w.u8(8);
+            w.sig("g");
+            w.sig(sig);
+        });
+        w.pad(8);
+        w.buf.extend_from_slice(&body.buf);
+        w.buf
+    }
+
+    fn job_removed(job: &str, result: &str) -> Vec<u8> {
+        let mut b = Writer::default();
+        b.u32(7);
+        b.str(job);
+        b.str("x.scope");
+        b.str(result);
+        message(SIGNAL, None, Some("JobRemoved"), "uoss", &b)
+    }
+
+    #[test]
+    fn a_job_end_that_comes_before_the_reply_is_kept_for_the_wait() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let mut bus = Bus {
+            stream: ours,
+            serial: 0,
+            signals: VecDeque::new(),
+        };
+        // Another job's end, this job's end, then the call's reply.
+        let mut reply = Writer::default();
+        reply.str("/org/freedesktop/systemd1/job/42");
+        let mut bytes = job_removed("/org/freedesktop/systemd1/job/41", "failed");
+        bytes.extend(job_removed("/org/freedesktop/systemd1/job/42", "done"));
+        bytes.extend(message(METHOD_RETURN, Some(1), None, "o", &reply));
+        theirs.write_all(&bytes).unwrap();
+        let job = bus.call("d", "/p", "i", "StartTransientUnit", &[]).unwrap().unwrap();
+        assert_eq!(job, "/org/freedesktop/systemd1/job/42");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let body = bus
+            .wait_signal("JobRemoved", deadline, |b| matches!(b.get(1), Some(Value::Str(p)) if *p == job))
+            .unwrap();
+        assert_eq!(body[3], Value::Str("done".into()));
+        // A job end that comes after the reply is read from the socket.
+        theirs.write_all(&job_removed("/j/43", "canceled")).unwrap();
+        let body = bus
+            .wait_signal("JobRemoved", deadline, |b| b.get(1) == Some(&Value::Str("/j/43".into())))
+            .unwrap();
+        assert_eq!(body[0], Value::U32(7));
+        assert_eq!(body[3], Value::Str("canceled".into()));
+        // None coming: the wait ends at its deadline.
+        let soon = std::time::Instant::now() + std::time::Duration::from_millis(50);
+        assert!(bus.wait_signal("JobRemoved", soon, |_| true).is_err());
+    }
+
+    #[test]
+    fn byte_arrays_and_string_pairs_are_marshalled() {
+        let mut w = Writer::default();
+        w.arg(&Arg::Bytes(vec![3, 1]));
+        assert_eq!(w.buf, [2, 0, 0, 0, 3, 1]);
+        let mut w = Writer::default();
+        w.arg(&Arg::Pairs(vec![("char-pts".into(), "rwm".into())]));
+        assert_eq!(le_u32(&w.buf, 0), Some(u32::try_from(w.buf.len() - 8).unwrap()));
+        assert_eq!(le_u32(&w.buf, 8), Some(8));
+        assert_eq!(&w.buf[12..20], b"char-pts");
+        assert_eq!(le_u32(&w.buf, 24), Some(3));
+        assert_eq!(&w.buf[28..31], b"rwm");
     }
 }

@@ -3,20 +3,27 @@
 //! `slice:prefix:name` (empty: `:corten:<id>`); the scope `prefix-name.scope`
 //! goes into the slice (`system.slice` when empty; `-.slice` is the root;
 //! `a-b.slice` nests in `a.slice`). The scope is started with the init's pid
-//! once the init exists and delegated to the container, then the resources
-//! are written into its directory as with cgroupfs.
+//! once the init exists, delegated to the container, with the limits
+//! systemd knows as unit properties ([`properties`]); corten waits for the
+//! start job to finish, then writes the resources into the cgroup's files
+//! as with cgroupfs.
 //!
-//! Built so far for cgroup v2 hosts only; a v1 host refuses
-//! `--systemd-cgroup` with a message saying so.
+//! On a cgroup v1 (or hybrid) host systemd makes the scope's directory in
+//! the hierarchies it manages (`name=systemd`, memory, cpu, pids, blkio,
+//! devices, and the hybrid cgroup2 one); corten makes it in the others
+//! (cpuset, freezer, net_cls, ...) at the same path and moves the init
+//! there, as runc does.
 
 mod dbus;
+pub mod properties;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use dbus::{Arg, Bus, DbusError};
+use dbus::{Arg, Bus, DbusError, Value};
 
 use super::{Cgroup, CgroupError, CGROUP_ROOT};
+use crate::bounds::Bound;
 use crate::spec::Resources;
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
@@ -85,19 +92,20 @@ pub fn unit_and_dir(
 }
 
 /// The container's cgroup under the systemd driver, not created yet:
-/// systemd makes it when the scope starts ([`start_scope`]).
+/// systemd makes it when the scope starts ([`start`]). On v1 the scope's
+/// path in every hierarchy.
 pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup, CgroupError> {
-    if !super::is_v2() {
-        return Err(CgroupError::Systemd(
-            "the systemd cgroup driver is supported on cgroup v2 hosts only so far; use the cgroupfs driver here".into(),
-        ));
-    }
     let (_, dir) = unit_and_dir(cgroups_path, id)?;
-    Ok(Cgroup::V2(dir))
+    if super::is_v2() {
+        return Ok(Cgroup::V2(dir));
+    }
+    let rel = dir.strip_prefix(CGROUP_ROOT).unwrap_or(&dir);
+    super::v1::plan(&Path::new("/").join(rel))
 }
 
+/// The scope's unit name and its slice, from any of its directories.
 fn unit_of(cg: &Cgroup) -> Option<(String, String)> {
-    let dir = cg.v2_dir()?;
+    let dir = cg.dirs().next()?;
     let unit = dir.file_name()?.to_str()?.to_string();
     let slice = dir
         .parent()?
@@ -113,37 +121,48 @@ fn dbus_err(what: &str) -> impl FnOnce(DbusError) -> CgroupError + '_ {
     move |e| CgroupError::Systemd(format!("{what}: {e}"))
 }
 
-/// The limits systemd itself knows, as unit properties (as runc passes
-/// them), so that systemd keeps them when it re-applies the unit's
-/// settings; the same values are also written into the directory.
-fn limit_properties(res: Option<&Resources>) -> Vec<(String, Arg)> {
-    let mut out = Vec::new();
-    let Some(res) = res else { return out };
-    let max = |n: i64| u64::try_from(n).unwrap_or(u64::MAX); // -1: infinity
-    if let Some(l) = res
-        .memory
-        .as_ref()
-        .and_then(|m| m.limit)
-        .filter(|l| *l != 0)
-    {
-        out.push(("MemoryMax".to_string(), Arg::U64(max(l))));
-    }
-    if let Some(l) = res.pids.as_ref().and_then(|p| p.limit).filter(|l| *l != 0) {
-        out.push(("TasksMax".to_string(), Arg::U64(max(l))));
-    }
-    if let Some(s) = res.cpu.as_ref().and_then(|c| c.shares).filter(|s| *s != 0) {
-        out.push((
-            "CPUWeight".to_string(),
-            Arg::U64(super::resources::shares_to_weight(s)),
-        ));
-    }
-    out
+/// The signal a job's end is announced with; a client that made the job
+/// receives it once it asked for it (`AddMatch`).
+const JOB_REMOVED: &str = "type='signal',sender='org.freedesktop.systemd1',path='/org/freedesktop/systemd1',interface='org.freedesktop.systemd1.Manager',member='JobRemoved'";
+
+/// What failed when the bus is not there (a host without systemd).
+const CONNECT: &str = "systemd cgroup driver: connect to the system bus at /run/dbus/system_bus_socket";
+
+fn proc_devices() -> String {
+    std::fs::read_to_string("/proc/devices").unwrap_or_default()
+}
+
+/// A connection to systemd that receives the ends of its jobs.
+fn connect() -> Result<Bus, CgroupError> {
+    let mut bus = Bus::system().map_err(dbus_err(CONNECT))?;
+    bus.add_match(JOB_REMOVED)
+        .map_err(dbus_err("subscribe to systemd's jobs"))?;
+    Ok(bus)
+}
+
+/// Calls `method` (which queues a job) and waits until the job
+/// ends (bounded by `CORTEN_TIMEOUT_SOCKET`); its result (`done`,
+/// `failed`, `canceled`, ...).
+fn run_job(bus: &mut Bus, method: &str, args: &[Arg]) -> Result<String, DbusError> {
+    let job = bus
+        .call(SYSTEMD, MANAGER_PATH, MANAGER, method, args)?
+        .unwrap_or_default();
+    let deadline = Instant::now() + Bound::Socket.get();
+    // JobRemoved(u id, o job, s unit, s result)
+    let body = bus.wait_signal("JobRemoved", deadline, |b| {
+        matches!(b.get(1), Some(Value::Str(p)) if *p == job)
+    })?;
+    Ok(match body.get(3) {
+        Some(Value::Str(r)) => r.clone(),
+        _ => String::new(),
+    })
 }
 
 /// Starts the transient scope of `cg` holding `pid`, delegated to the
-/// container, with the limits of `res` systemd knows, and waits until
-/// `pid` is in it.
-pub fn start_scope(
+/// container, with the limits of `res` systemd knows, and waits for the
+/// start job. On v1 the hierarchies systemd does not manage get the scope's
+/// directory from corten, with the init moved in.
+pub fn start(
     cg: &Cgroup,
     pid: i32,
     description: &str,
@@ -152,8 +171,8 @@ pub fn start_scope(
     let (unit, slice) =
         unit_of(cg).ok_or_else(|| CgroupError::Systemd("no scope to start".into()))?;
     let pid = u32::try_from(pid).map_err(|_| CgroupError::Systemd(format!("bad pid {pid}")))?;
-    let mut bus = Bus::system().map_err(dbus_err("connect to the system bus"))?;
-    let props: Vec<(String, Arg)> = vec![
+    let mut bus = connect()?;
+    let base: Vec<(String, Arg)> = vec![
         ("Description".to_string(), Arg::Str(description.to_string())),
         ("Slice".to_string(), Arg::Str(slice)),
         ("Delegate".to_string(), Arg::Bool(true)),
@@ -163,73 +182,110 @@ pub fn start_scope(
         ("CPUAccounting".to_string(), Arg::Bool(true)),
         ("IOAccounting".to_string(), Arg::Bool(true)),
         ("TasksAccounting".to_string(), Arg::Bool(true)),
-    ]
-    .into_iter()
-    .chain(limit_properties(res))
-    .collect();
-    bus.call(
-        SYSTEMD,
-        MANAGER_PATH,
-        MANAGER,
-        "StartTransientUnit",
-        &[
-            Arg::Str(unit.clone()),
-            Arg::Str("replace".into()),
-            Arg::Props(props),
-            Arg::NoAux,
-        ],
-    )
-    .map_err(dbus_err(&format!("start unit {unit}")))?;
-    // The job moves the pid; wait until it is there (bounded).
-    let want = format!("/{unit}");
-    let deadline = Instant::now() + crate::bounds::Bound::Socket.get();
-    loop {
-        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-        if cgroup
-            .lines()
-            .any(|l| l.starts_with("0::") && l.ends_with(&want))
-        {
-            return Ok(());
+    ];
+    let limits = res.map_or_else(Vec::new, |r| {
+        properties::limits(r, cg.version(), &proc_devices())
+    });
+    let call = |bus: &mut Bus, limits: &[(String, Arg)]| {
+        let props = base.iter().chain(limits).cloned().collect();
+        run_job(
+            bus,
+            "StartTransientUnit",
+            &[
+                Arg::Str(unit.clone()),
+                Arg::Str("replace".into()),
+                Arg::Props(props),
+                Arg::NoAux,
+            ],
+        )
+    };
+    let refused = |e: &DbusError, what: &str| {
+        matches!(e, DbusError::Reply { name, .. } if name.ends_with(what))
+    };
+    let result = match call(&mut bus, &limits) {
+        // An older systemd that does not know a recent property: the files
+        // carry those limits anyway.
+        Err(e) if refused(&e, ".PropertyReadOnly") => {
+            crate::logging::debug(&format!("unit {unit}: {e}; starting it without {:?}", properties::RECENT));
+            let older: Vec<_> = limits
+                .iter()
+                .filter(|(n, _)| !properties::RECENT.contains(&n.as_str()))
+                .cloned()
+                .collect();
+            call(&mut bus, &older)
         }
-        if Instant::now() >= deadline {
-            return Err(CgroupError::Systemd(format!(
-                "unit {unit}: {}",
-                crate::bounds::Bound::Socket.exceeded("systemd")
-            )));
+        // A failed scope of the same name left from an earlier container:
+        // forgotten, then started again (as runc does).
+        Err(e) if refused(&e, ".UnitExists") => {
+            let _ = bus.call(SYSTEMD, MANAGER_PATH, MANAGER, "ResetFailedUnit", &[Arg::Str(unit.clone())]);
+            call(&mut bus, &limits)
         }
-        std::thread::sleep(Duration::from_millis(1));
+        r => r,
     }
+    .map_err(dbus_err(&format!("start unit {unit}")))?;
+    if result != "done" {
+        return Err(CgroupError::Systemd(format!(
+            "start unit {unit}: the job ended with result {result:?}"
+        )));
+    }
+    join_the_rest(cg, pid)
+}
+
+/// v1: the scope's directory in the hierarchies systemd does not manage,
+/// made by corten, with `pid` moved in.
+fn join_the_rest(cg: &Cgroup, pid: u32) -> Result<(), CgroupError> {
+    let missing: Vec<PathBuf> = cg
+        .v1_hierarchies()
+        .filter(|(_, d)| !d.exists())
+        .map(|(_, d)| d.clone())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    cg.create()?;
+    let pid = i32::try_from(pid).unwrap_or_default();
+    super::add_pid(&missing, pid)
 }
 
 /// `update`: the limits of `res` systemd knows, set on the scope of `cg`
 /// (runtime only, as runc sets them), before the files are written.
 pub fn set_limits(cg: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
-    let props = limit_properties(Some(res));
+    let props = properties::limits(res, cg.version(), &proc_devices());
     let Some((unit, _)) = unit_of(cg).filter(|_| !props.is_empty()) else {
         return Ok(());
     };
-    let mut bus = Bus::system().map_err(dbus_err("connect to the system bus"))?;
-    bus.call(
-        SYSTEMD,
-        MANAGER_PATH,
-        MANAGER,
-        "SetUnitProperties",
-        &[Arg::Str(unit.clone()), Arg::Bool(true), Arg::Props(props)],
-    )
+    let mut bus = Bus::system().map_err(dbus_err(CONNECT))?;
+    let mut set = |props: Vec<(String, Arg)>| {
+        bus.call(
+            SYSTEMD,
+            MANAGER_PATH,
+            MANAGER,
+            "SetUnitProperties",
+            &[Arg::Str(unit.clone()), Arg::Bool(true), Arg::Props(props)],
+        )
+    };
+    match set(props.clone()) {
+        Err(DbusError::Reply { name, .. }) if name.ends_with(".PropertyReadOnly") => set(
+            props
+                .into_iter()
+                .filter(|(n, _)| !properties::RECENT.contains(&n.as_str()))
+                .collect(),
+        ),
+        r => r,
+    }
     .map_err(dbus_err(&format!("set the limits of unit {unit}")))?;
     Ok(())
 }
 
-/// Stops the scope of `cg` (a unit already gone is not an error).
+/// Stops the scope of `cg` and waits for the stop job (a unit already gone
+/// is not an error).
 pub fn stop_scope(cg: &Cgroup) -> Result<(), CgroupError> {
     let Some((unit, _)) = unit_of(cg) else {
         return Ok(());
     };
-    let mut bus = Bus::system().map_err(dbus_err("connect to the system bus"))?;
-    match bus.call(
-        SYSTEMD,
-        MANAGER_PATH,
-        MANAGER,
+    let mut bus = connect()?;
+    match run_job(
+        &mut bus,
         "StopUnit",
         &[Arg::Str(unit.clone()), Arg::Str("replace".into())],
     ) {

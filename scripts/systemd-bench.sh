@@ -1,0 +1,62 @@
+#!/bin/bash
+# The systemd-driver benchmark, run in the stock systemd host VM
+# (SYSTEMD_VM_MODE=bench scripts/systemd-vm.sh, called by `make bench`):
+# `run --systemd-cgroup` of /bin/true with corten, runc and crun on the
+# same bundle, ROUNDS measured rounds each after 3 warm-up rounds, the
+# runtimes taking turns in every round (rotated), so that a slow phase of
+# the emulated machine hits all three alike. Each run starts a transient
+# scope over D-Bus, waits for it, runs the container and stops the scope.
+#
+#   systemd-bench.sh NAME ROUNDS
+#
+# Prints `NAME: samples RT MS MS ...` per runtime (milliseconds, wall clock
+# of the whole command), then `NAME: N passed, M failed` (a runtime whose
+# every run succeeded is a pass).
+set -u
+NAME=$1 ROUNDS=$2
+HERE=$(dirname "$0")
+RUNTIMES=(corten runc crun)
+
+. "$HERE/busybox-rootfs.sh"
+rootfs=/tmp/bench-rootfs
+busybox_rootfs "$rootfs" /bin/busybox >/dev/null
+bundle=/tmp/bench-bundle
+mkdir -p "$bundle"
+(cd "$bundle" && corten spec)
+jq --arg root "$rootfs" '.root.path = $root | .process.terminal = false | .process.args = ["true"]' \
+    "$bundle/config.json" >"$bundle/c.json" && mv "$bundle/c.json" "$bundle/config.json"
+
+declare -A samples failures
+one() { # one RT ID: runs it, prints its milliseconds
+    local rt=$1 id=$2 t0 t1
+    jq --arg p "system.slice:bench:$id" '.linux.cgroupsPath = $p' "$bundle/config.json" >"$bundle/$rt.json"
+    mkdir -p "/tmp/b-$rt" && cp "$bundle/$rt.json" "/tmp/b-$rt/config.json"
+    t0=$EPOCHREALTIME
+    "$rt" --root "/run/bench-$rt" --systemd-cgroup run --bundle "/tmp/b-$rt" "$id" </dev/null >/dev/null 2>>"/tmp/bench-$rt.err" || return 1
+    t1=$EPOCHREALTIME
+    echo "$(((${t1/./} - ${t0/./}) / 1000))"
+}
+for round in $(seq -2 "$ROUNDS"); do
+    n=${#RUNTIMES[@]}
+    for k in $(seq 0 $((n - 1))); do
+        rt=${RUNTIMES[$(((round + k + 3) % n))]}
+        if ms=$(one "$rt" "$rt-$round"); then
+            [ "$round" -gt 0 ] && samples[$rt]="${samples[$rt]:-} $ms"
+        else
+            failures[$rt]=$((${failures[$rt]:-0} + 1))
+        fi
+    done
+done
+passed=0 failed=0
+for rt in "${RUNTIMES[@]}"; do
+    echo "$NAME: samples $rt${samples[$rt]:-}"
+    if [ "${failures[$rt]:-0}" = 0 ] && [ -n "${samples[$rt]:-}" ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "$NAME: $rt failed ${failures[$rt]:-0} runs: $(tail -n 2 "/tmp/bench-$rt.err" 2>/dev/null | tr '\n' ' ')"
+    fi
+    left=$(systemctl list-units --all --type scope --no-legend | grep -c "bench-$rt" || true)
+    [ "$left" = 0 ] || echo "$NAME: $rt left $left scopes"
+done
+echo "$NAME: $passed passed, $failed failed"
