@@ -11,9 +11,10 @@ use super::UNIFIED;
 /// runtime and the cgroup drivers: everything that differs between cgroup
 /// v1 and v2 (where a controller's files are, how to freeze, how to kill
 /// all, which devices mechanism applies) is decided by its variant, never by
-/// a flag passed around. A systemd scope is a `V2` directory that systemd
-/// made (`cgroups::systemd`); the record's `systemd_cgroup` says which
-/// driver to ask for starting, updating and stopping it.
+/// a flag passed around. A systemd scope is a `V2` directory, or the same
+/// path in every `V1` hierarchy, that systemd made (`cgroups::systemd`);
+/// the record's `systemd_cgroup` says which driver to ask for starting,
+/// updating and stopping it.
 ///
 /// In `state.json` it is recorded as the map runc's `cgroup_paths` is
 /// (hierarchy → directory, `""` for the unified hierarchy of a v2 host), so

@@ -345,7 +345,10 @@ pub fn apply(cg: &Cgroup, devices: &[DeviceCgroup]) -> Result<(), CgroupError> {
 /// systemd's list (corten's own rules, applied too, deny it). A major
 /// without minor is named by its group in `proc_devices` (the text of
 /// `/proc/devices`), and left out when it has none.
-pub fn systemd_allow(devices: &[DeviceCgroup], proc_devices: &str) -> Option<Vec<(String, String)>> {
+pub fn systemd_allow(
+    devices: &[DeviceCgroup],
+    proc_devices: &str,
+) -> Option<Vec<(String, String)>> {
     let mut rules = rules_from_spec(devices).ok()?;
     rules.extend(default_allowed());
     let reduced = reduce::reduce(&rules);
@@ -353,7 +356,11 @@ pub fn systemd_allow(devices: &[DeviceCgroup], proc_devices: &str) -> Option<Vec
         return None;
     }
     let group = |block: bool, major: i64| {
-        let section = if block { "Block devices:" } else { "Character devices:" };
+        let section = if block {
+            "Block devices:"
+        } else {
+            "Character devices:"
+        };
         proc_devices
             .split("\n\n")
             .find(|s| s.trim_start().starts_with(section))?

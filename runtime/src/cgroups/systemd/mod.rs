@@ -126,7 +126,8 @@ fn dbus_err(what: &str) -> impl FnOnce(DbusError) -> CgroupError + '_ {
 const JOB_REMOVED: &str = "type='signal',sender='org.freedesktop.systemd1',path='/org/freedesktop/systemd1',interface='org.freedesktop.systemd1.Manager',member='JobRemoved'";
 
 /// What failed when the bus is not there (a host without systemd).
-const CONNECT: &str = "systemd cgroup driver: connect to the system bus at /run/dbus/system_bus_socket";
+const CONNECT: &str =
+    "systemd cgroup driver: connect to the system bus at /run/dbus/system_bus_socket";
 
 fn proc_devices() -> String {
     std::fs::read_to_string("/proc/devices").unwrap_or_default()
@@ -149,9 +150,11 @@ fn run_job(bus: &mut Bus, method: &str, args: &[Arg]) -> Result<String, DbusErro
         .unwrap_or_default();
     let deadline = Instant::now() + Bound::Socket.get();
     // JobRemoved(u id, o job, s unit, s result)
-    let body = bus.wait_signal("JobRemoved", deadline, |b| {
-        matches!(b.get(1), Some(Value::Str(p)) if *p == job)
-    })?;
+    let body = bus.wait_signal(
+        "JobRemoved",
+        deadline,
+        |b| matches!(b.get(1), Some(Value::Str(p)) if *p == job),
+    )?;
     Ok(match body.get(3) {
         Some(Value::Str(r)) => r.clone(),
         _ => String::new(),
@@ -199,14 +202,15 @@ pub fn start(
             ],
         )
     };
-    let refused = |e: &DbusError, what: &str| {
-        matches!(e, DbusError::Reply { name, .. } if name.ends_with(what))
-    };
+    let refused = |e: &DbusError, what: &str| matches!(e, DbusError::Reply { name, .. } if name.ends_with(what));
     let result = match call(&mut bus, &limits) {
         // An older systemd that does not know a recent property: the files
         // carry those limits anyway.
         Err(e) if refused(&e, ".PropertyReadOnly") => {
-            crate::logging::debug(&format!("unit {unit}: {e}; starting it without {:?}", properties::RECENT));
+            crate::logging::debug(&format!(
+                "unit {unit}: {e}; starting it without {:?}",
+                properties::RECENT
+            ));
             let older: Vec<_> = limits
                 .iter()
                 .filter(|(n, _)| !properties::RECENT.contains(&n.as_str()))
@@ -217,7 +221,13 @@ pub fn start(
         // A failed scope of the same name left from an earlier container:
         // forgotten, then started again (as runc does).
         Err(e) if refused(&e, ".UnitExists") => {
-            let _ = bus.call(SYSTEMD, MANAGER_PATH, MANAGER, "ResetFailedUnit", &[Arg::Str(unit.clone())]);
+            let _ = bus.call(
+                SYSTEMD,
+                MANAGER_PATH,
+                MANAGER,
+                "ResetFailedUnit",
+                &[Arg::Str(unit.clone())],
+            );
             call(&mut bus, &limits)
         }
         r => r,
@@ -265,12 +275,10 @@ pub fn set_limits(cg: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
         )
     };
     match set(props.clone()) {
-        Err(DbusError::Reply { name, .. }) if name.ends_with(".PropertyReadOnly") => set(
-            props
-                .into_iter()
-                .filter(|(n, _)| !properties::RECENT.contains(&n.as_str()))
-                .collect(),
-        ),
+        Err(DbusError::Reply { name, .. }) if name.ends_with(".PropertyReadOnly") => set(props
+            .into_iter()
+            .filter(|(n, _)| !properties::RECENT.contains(&n.as_str()))
+            .collect()),
         r => r,
     }
     .map_err(dbus_err(&format!("set the limits of unit {unit}")))?;
@@ -348,5 +356,31 @@ mod tests {
         assert!(e.contains("slice:prefix:name"), "{e}");
         assert!(unit_and_dir(Some("a/b.slice:p:n"), "x").is_err());
         assert!(unit_and_dir(Some("system.slice:p:"), "x").is_err());
+    }
+
+    #[test]
+    fn the_plan_is_the_scope_path_in_every_hierarchy_of_this_host() {
+        let planned = plan(
+            Some("kubepods-besteffort-podX.slice:cri-containerd:c1"),
+            "c1",
+        )
+        .unwrap();
+        let tail = Path::new("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podX.slice/cri-containerd-c1.scope");
+        assert_eq!(planned.version(), crate::cgroups::Version::host());
+        assert!(planned.dirs().count() > 0);
+        for dir in planned.dirs() {
+            assert!(dir.ends_with(tail), "{dir:?}");
+        }
+        if let Cgroup::V1(m) = &planned {
+            // systemd's own hierarchy too: the scope's home on v1.
+            assert!(m.keys().any(|k| k == "name=systemd"), "{m:?}");
+        }
+        assert_eq!(
+            unit_of(&planned),
+            Some((
+                "cri-containerd-c1.scope".to_string(),
+                "kubepods-besteffort-podX.slice".to_string()
+            ))
+        );
     }
 }

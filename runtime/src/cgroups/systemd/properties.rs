@@ -49,7 +49,10 @@ pub fn cpuset_mask(list: &str) -> Option<Vec<u8>> {
     let mut mask = Vec::new();
     for part in list.trim().split(',').filter(|p| !p.is_empty()) {
         let (lo, hi) = match part.split_once('-') {
-            Some((a, b)) => (a.trim().parse::<usize>().ok()?, b.trim().parse::<usize>().ok()?),
+            Some((a, b)) => (
+                a.trim().parse::<usize>().ok()?,
+                b.trim().parse::<usize>().ok()?,
+            ),
             None => {
                 let n = part.trim().parse::<usize>().ok()?;
                 (n, n)
@@ -79,7 +82,10 @@ pub fn limits(res: &Resources, version: Version, proc_devices: &str) -> Vec<(Str
     };
     if let Some(m) = &res.memory {
         if let Some(l) = nonzero(m.limit) {
-            set(if v2 { "MemoryMax" } else { "MemoryLimit" }, Arg::U64(limit(l)));
+            set(
+                if v2 { "MemoryMax" } else { "MemoryLimit" },
+                Arg::U64(limit(l)),
+            );
         }
         if v2 {
             if let Some(r) = nonzero(m.reservation) {
@@ -112,10 +118,20 @@ pub fn limits(res: &Resources, version: Version, proc_devices: &str) -> Vec<(Str
             set("CPUQuotaPerSecUSec", Arg::U64(quota_per_sec(q, period)));
         }
         if v2 {
-            if let Some(mask) = c.cpus.as_deref().filter(|s| !s.is_empty()).and_then(cpuset_mask) {
+            if let Some(mask) = c
+                .cpus
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .and_then(cpuset_mask)
+            {
                 set("AllowedCPUs", Arg::Bytes(mask));
             }
-            if let Some(mask) = c.mems.as_deref().filter(|s| !s.is_empty()).and_then(cpuset_mask) {
+            if let Some(mask) = c
+                .mems
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .and_then(cpuset_mask)
+            {
                 set("AllowedMemoryNodes", Arg::Bytes(mask));
             }
         }
@@ -279,11 +295,18 @@ mod tests {
         };
         let has = |node: &str, access: &str| allow.iter().any(|(n, a)| n == node && a == access);
         assert!(has("char-*", "m") && has("block-*", "m"), "{allow:?}");
-        assert!(has("/dev/char/1:3", "rwm") && has("char-pts", "rwm"), "{allow:?}");
+        assert!(
+            has("/dev/char/1:3", "rwm") && has("char-pts", "rwm"),
+            "{allow:?}"
+        );
         // Privileged: every device, no policy.
         let r = res(json!({"devices": [{"allow": true, "access": "rwm"}]}));
         assert!(get(&limits(&r, Version::V2, proc_devices), "DevicePolicy").is_none());
         // No device rules at all: nothing said about devices.
-        assert!(get(&limits(&res(json!({})), Version::V2, proc_devices), "DeviceAllow").is_none());
+        assert!(get(
+            &limits(&res(json!({})), Version::V2, proc_devices),
+            "DeviceAllow"
+        )
+        .is_none());
     }
 }
