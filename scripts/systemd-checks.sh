@@ -165,8 +165,13 @@ check "containerd.corten-shim.no-scope-left" sh -c "! systemctl list-units --all
 
 # --- corten directly: limits as unit properties and files, update, pause ------
 # The same limits through runc and corten; systemd's view (systemctl show)
-# and the files must agree, before and after `update`, and a daemon-reload
-# (systemd re-applying the unit) must not open the device list.
+# and the files must agree, before and after `update`, and stay after a
+# daemon-reload. The device list is given to systemd too (DevicePolicy=strict
+# with DeviceAllow, as runc does), so that a systemd that re-applies a unit's
+# settings does not write `devices.allow a` on v1; systemd 252 here does not
+# re-apply on daemon-reload (a build without the device properties passed
+# the reload check, failing only device-policy-strict), so the reload check
+# guards the files, and device-policy-strict the properties.
 for rt in runc corten; do
     id=lim-$rt
     unit=checks-$id.scope

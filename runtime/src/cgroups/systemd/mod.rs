@@ -173,13 +173,13 @@ pub fn start(
 ) -> Result<(), CgroupError> {
     let (unit, slice) =
         unit_of(cg).ok_or_else(|| CgroupError::Systemd("no scope to start".into()))?;
-    let pid = u32::try_from(pid).map_err(|_| CgroupError::Systemd(format!("bad pid {pid}")))?;
+    let pid_u32 = u32::try_from(pid).map_err(|_| CgroupError::Systemd(format!("bad pid {pid}")))?;
     let mut bus = connect()?;
     let base: Vec<(String, Arg)> = vec![
         ("Description".to_string(), Arg::Str(description.to_string())),
         ("Slice".to_string(), Arg::Str(slice)),
         ("Delegate".to_string(), Arg::Bool(true)),
-        ("PIDs".to_string(), Arg::U32s(vec![pid])),
+        ("PIDs".to_string(), Arg::U32s(vec![pid_u32])),
         ("DefaultDependencies".to_string(), Arg::Bool(false)),
         ("MemoryAccounting".to_string(), Arg::Bool(true)),
         ("CPUAccounting".to_string(), Arg::Bool(true)),
@@ -243,7 +243,7 @@ pub fn start(
 
 /// v1: the scope's directory in the hierarchies systemd does not manage,
 /// made by corten, with `pid` moved in.
-fn join_the_rest(cg: &Cgroup, pid: u32) -> Result<(), CgroupError> {
+fn join_the_rest(cg: &Cgroup, pid: i32) -> Result<(), CgroupError> {
     let missing: Vec<PathBuf> = cg
         .v1_hierarchies()
         .filter(|(_, d)| !d.exists())
@@ -253,7 +253,6 @@ fn join_the_rest(cg: &Cgroup, pid: u32) -> Result<(), CgroupError> {
         return Ok(());
     }
     cg.create()?;
-    let pid = i32::try_from(pid).unwrap_or_default();
     super::add_pid(&missing, pid)
 }
 
