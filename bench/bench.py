@@ -606,16 +606,17 @@ class Bench:
                    SYSTEMD_BENCH_ROUNDS=str(self.args.systemd_rounds))
         p = subprocess.run([os.path.join(self.repo, "scripts", "systemd-vm.sh")], env=env,
                            capture_output=True, text=True)
-        samples = {}
+        samples = {"samples": {}, "samples-cgroupfs": {}}
         for line in p.stdout.splitlines():
-            line = line.strip("\r")
-            if line.startswith("systemd-bench: samples "):
-                words = line.split()[2:]
-                samples[words[0]] = [float(x) for x in words[1:]]
-        if p.returncode != 0 or set(samples) != {"corten", "runc", "crun"}:
+            words = line.strip("\r").split()
+            if len(words) > 3 and words[0] == "systemd-bench:" and words[1] in samples:
+                samples[words[1]][words[2]] = [float(x) for x in words[3:]]
+        want = {"corten", "runc", "crun"}
+        if p.returncode != 0 or any(set(v) != want for v in samples.values()):
             tail = "\n".join((p.stdout + p.stderr).splitlines()[-8:])
             raise BenchError(f"the systemd VM benchmark failed (exit {p.returncode}):\n{tail}")
-        self.record("systemd_lifecycle_ms", samples)
+        self.record("systemd_lifecycle_ms", samples["samples"])
+        self.record("systemd_vm_cgroupfs_ms", samples["samples-cgroupfs"])
 
     def bench_sizes(self):
         self.results["binary_bytes"] = {
@@ -710,6 +711,8 @@ class Bench:
         sh, cs, bb = r["shim_rss_kb"], r["containerd_start_ms"], r["binary_bytes"]
         bl = r["binary_with_libs_bytes"]
         sd = r.get("systemd_lifecycle_ms") or {}
+        sdfs = r.get("systemd_vm_cgroupfs_ms") or {}
+        sdd = {k: sd[k] - sdfs[k] for k in sd if k in sdfs}
         rows = [
             ("`lifecycle_ms` (`run` /bin/true, cgroupfs)", lc["corten"], lc["runc"], None,
              ratio(lc["corten"], lc["runc"])),
@@ -742,6 +745,13 @@ class Bench:
             ("`systemd_lifecycle_ms` (`run --systemd-cgroup` /bin/true, stock systemd VM, TCG)",
              sd.get("corten"), sd.get("runc"), sd.get("crun"),
              f"{sd['corten'] / sd['runc']:.2f} (vs crun {sd['corten'] / sd['crun']:.2f})" if sd else "—"),
+            ("`systemd_vm_cgroupfs_ms` (the same in the same VM with the cgroupfs driver)",
+             sdfs.get("corten"), sdfs.get("runc"), sdfs.get("crun"),
+             f"{sdfs['corten'] / sdfs['runc']:.2f} (vs crun {sdfs['corten'] / sdfs['crun']:.2f})" if sdfs else "—"),
+            ("the systemd driver's own cost (the two rows above subtracted)",
+             sdd.get("corten"), sdd.get("runc"), sdd.get("crun"),
+             f"{sdd['corten'] / sdd['runc']:.2f} (vs crun {sdd['corten'] / sdd['crun']:.2f})"
+             if sdd and sdd.get("runc", 0) > 0 and sdd.get("crun", 0) > 0 else "—"),
             ("`binary_bytes` runtime (MB)", mb(bb["corten"]), mb(bb["runc"]), mb(bb["crun"]),
              f"{bb['corten'] / bb['runc']:.2f} (vs crun {bb['corten'] / bb['crun']:.2f})"),
             ("`binary_with_libs_bytes` runtime + its shared libraries (MB)", mb(bl["corten"]), mb(bl["runc"]),
@@ -970,6 +980,8 @@ def main():
                                 "`<runtime> --systemd-cgroup run` of /bin/true with cgroupsPath "
                                 "system.slice:bench:<id> (a transient scope started, waited for and stopped "
                                 "per run), the three runtimes rotated in every round; bash $EPOCHREALTIME",
+        "systemd_vm_cgroupfs_ms": "as systemd_lifecycle_ms in the same VM and run, without --systemd-cgroup "
+                                  "(cgroupsPath /bench/<id>): what a run costs there without the driver",
         "binary_bytes": "file sizes",
         "binary_with_libs_bytes": "file size plus the sizes of the shared libraries `ldd` lists "
                                   "(corten and its shim are static)",

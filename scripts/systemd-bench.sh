@@ -9,9 +9,14 @@
 #
 #   systemd-bench.sh NAME ROUNDS
 #
-# Prints `NAME: samples RT MS MS ...` per runtime (milliseconds, wall clock
-# of the whole command), then `NAME: N passed, M failed` (a runtime whose
-# every run succeeded is a pass).
+# The same again with the cgroupfs driver (cgroupsPath /bench/<id>), to
+# tell what the systemd driver costs from what any run costs in this
+# emulated machine.
+#
+# Prints `NAME: samples RT MS MS ...` per runtime for the systemd driver and
+# `NAME: samples-cgroupfs RT MS ...` for cgroupfs (milliseconds, wall clock
+# of the whole command), then `NAME: N passed, M failed` (a runtime and
+# driver whose every run succeeded is a pass).
 set -u
 NAME=$1 ROUNDS=$2
 HERE=$(dirname "$0")
@@ -27,36 +32,52 @@ jq --arg root "$rootfs" '.root.path = $root | .process.terminal = false | .proce
     "$bundle/config.json" >"$bundle/c.json" && mv "$bundle/c.json" "$bundle/config.json"
 
 declare -A samples failures
-one() { # one RT ID: runs it, prints its milliseconds
-    local rt=$1 id=$2 t0 t1
-    jq --arg p "system.slice:bench:$id" '.linux.cgroupsPath = $p' "$bundle/config.json" >"$bundle/$rt.json"
+one() { # one DRIVER RT ID: runs it, prints its milliseconds
+    local driver=$1 rt=$2 id=$3 t0 t1 path flag
+    if [ "$driver" = systemd ]; then
+        path="system.slice:bench:$id" flag=--systemd-cgroup
+    else
+        path="/bench/$id" flag=
+    fi
+    jq --arg p "$path" '.linux.cgroupsPath = $p' "$bundle/config.json" >"$bundle/$rt.json"
     mkdir -p "/tmp/b-$rt" && cp "$bundle/$rt.json" "/tmp/b-$rt/config.json"
     t0=$EPOCHREALTIME
-    "$rt" --root "/run/bench-$rt" --systemd-cgroup run --bundle "/tmp/b-$rt" "$id" </dev/null >/dev/null 2>>"/tmp/bench-$rt.err" || return 1
+    # shellcheck disable=SC2086
+    "$rt" --root "/run/bench-$rt" $flag run --bundle "/tmp/b-$rt" "$id" </dev/null >/dev/null 2>>"/tmp/bench-$rt.err" || return 1
     t1=$EPOCHREALTIME
     echo "$(((${t1/./} - ${t0/./}) / 1000))"
 }
-for round in $(seq -2 "$ROUNDS"); do
-    n=${#RUNTIMES[@]}
-    for k in $(seq 0 $((n - 1))); do
-        rt=${RUNTIMES[$(((round + k + 3) % n))]}
-        if ms=$(one "$rt" "$rt-$round"); then
-            [ "$round" -gt 0 ] && samples[$rt]="${samples[$rt]:-} $ms"
+passed=0 failed=0
+for driver in systemd cgroupfs; do
+    label=samples
+    [ "$driver" = cgroupfs ] && label=samples-cgroupfs
+    for round in $(seq -2 "$ROUNDS"); do
+        n=${#RUNTIMES[@]}
+        for k in $(seq 0 $((n - 1))); do
+            rt=${RUNTIMES[$(((round + k + 3) % n))]}
+            if ms=$(one "$driver" "$rt" "$rt-$driver-$round"); then
+                [ "$round" -gt 0 ] && samples[$driver/$rt]="${samples[$driver/$rt]:-} $ms"
+            else
+                failures[$driver/$rt]=$((${failures[$driver/$rt]:-0} + 1))
+            fi
+        done
+    done
+    for rt in "${RUNTIMES[@]}"; do
+        echo "$NAME: $label $rt${samples[$driver/$rt]:-}"
+        if [ "${failures[$driver/$rt]:-0}" = 0 ] && [ -n "${samples[$driver/$rt]:-}" ]; then
+            passed=$((passed + 1))
         else
-            failures[$rt]=$((${failures[$rt]:-0} + 1))
+            failed=$((failed + 1))
+            echo "$NAME: $rt ($driver) failed ${failures[$driver/$rt]:-0} runs: $(tail -n 2 "/tmp/bench-$rt.err" 2>/dev/null | tr '\n' ' ')"
         fi
     done
 done
-passed=0 failed=0
 for rt in "${RUNTIMES[@]}"; do
-    echo "$NAME: samples $rt${samples[$rt]:-}"
-    if [ "${failures[$rt]:-0}" = 0 ] && [ -n "${samples[$rt]:-}" ]; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "$NAME: $rt failed ${failures[$rt]:-0} runs: $(tail -n 2 "/tmp/bench-$rt.err" 2>/dev/null | tr '\n' ' ')"
-    fi
     left=$(systemctl list-units --all --type scope --no-legend | grep -c "bench-$rt" || true)
     [ "$left" = 0 ] || echo "$NAME: $rt left $left scopes"
 done
+# Where corten's time goes: one run with --debug (its steps with µs).
+jq --arg p "system.slice:bench:debug" '.linux.cgroupsPath = $p' "$bundle/config.json" >/tmp/b-corten/config.json
+corten --debug --root /run/bench-corten --systemd-cgroup run --bundle /tmp/b-corten debug </dev/null 2>&1 >/dev/null |
+    sed -n 's/.*msg="\(.*\)"$/\1/p' | sed "s/^/$NAME: debug /"
 echo "$NAME: $passed passed, $failed failed"

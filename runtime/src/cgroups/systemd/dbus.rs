@@ -9,7 +9,7 @@
 //! Every read and write on the socket is bounded by `CORTEN_TIMEOUT_SOCKET`.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -305,74 +305,112 @@ fn parse(header: &[u8], body: &[u8]) -> Option<Received> {
 /// A connection to a bus.
 #[derive(Debug)]
 pub struct Bus {
-    stream: UnixStream,
+    stream: BufReader<UnixStream>,
+    /// Messages written together by the next [`Bus::flush`].
+    out: Vec<u8>,
     serial: u32,
     /// Signals that arrived while a call waited for its reply.
     signals: VecDeque<Received>,
 }
 
 impl Bus {
-    /// Connects to the system bus and says hello.
-    pub fn system() -> Result<Bus, DbusError> {
-        Bus::connect(Path::new(SYSTEM_BUS))
+    /// Connects to the system bus, says hello and adds the match `rules`.
+    pub fn system(rules: &[&str]) -> Result<Bus, DbusError> {
+        Bus::connect(Path::new(SYSTEM_BUS), rules)
     }
 
-    /// Connects to the bus at `path`, authenticates as this process's uid
-    /// (`EXTERNAL`), and says hello.
-    pub fn connect(path: &Path) -> Result<Bus, DbusError> {
+    /// Connects to the bus at `path`, says hello and adds the match
+    /// `rules`: all in one write and one round trip (the protocol lets a
+    /// client send `BEGIN` and its first messages right after `AUTH`, as
+    /// sd-bus does).
+    pub fn connect(path: &Path, rules: &[&str]) -> Result<Bus, DbusError> {
+        let mut bus = Bus::open(path)?;
+        let mut serials = vec![bus.queue(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "Hello",
+            &[],
+        )];
+        for rule in rules {
+            serials.push(bus.queue(
+                "org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus",
+                "AddMatch",
+                &[Arg::Str((*rule).to_string())],
+            ));
+        }
+        bus.flush()?;
+        bus.authenticated()?;
+        for serial in serials {
+            bus.reply(serial)?;
+        }
+        Ok(bus)
+    }
+
+    /// Connects to `path`, with `AUTH EXTERNAL` as this process's uid and
+    /// `BEGIN` queued.
+    fn open(path: &Path) -> Result<Bus, DbusError> {
         let stream = crate::bounds::connect(path)?;
         stream.set_read_timeout(Some(Bound::Socket.get()))?;
-        let mut bus = Bus {
-            stream,
-            serial: 0,
-            signals: VecDeque::new(),
-        };
         let uid = nix::unistd::getuid().as_raw().to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
-        bus.send_raw(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
-        let line = bus.read_line()?;
+        Ok(Bus {
+            stream: BufReader::new(stream),
+            out: format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").into_bytes(),
+            serial: 0,
+            signals: VecDeque::new(),
+        })
+    }
+
+    /// Reads the answer to `AUTH`.
+    fn authenticated(&mut self) -> Result<(), DbusError> {
+        let line = self.read_line()?;
         if !line.starts_with("OK ") {
             return Err(DbusError::Protocol(format!(
                 "the bus refused authentication: {}",
                 crate::logging::one_line(line.trim_end())
             )));
         }
-        bus.send_raw(b"BEGIN\r\n")?;
-        bus.call(
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus",
-            "Hello",
-            &[],
-        )?;
-        Ok(bus)
+        Ok(())
     }
 
-    fn send_raw(&mut self, b: &[u8]) -> io::Result<()> {
+    /// Writes what is queued.
+    fn flush(&mut self) -> io::Result<()> {
+        let out = std::mem::take(&mut self.out);
         self.stream
-            .write_all(b)
+            .get_ref()
+            .write_all(&out)
             .map_err(crate::bounds::socket_error)
     }
 
+    fn timed_out(e: io::Error) -> io::Error {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                Bound::Socket.exceeded("the D-Bus system bus"),
+            )
+        } else {
+            e
+        }
+    }
+
     fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        self.stream.read_exact(buf).map_err(|e| {
-            if e.kind() == io::ErrorKind::WouldBlock {
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    Bound::Socket.exceeded("the D-Bus system bus"),
-                )
-            } else {
-                e
-            }
-        })
+        self.stream.read_exact(buf).map_err(Self::timed_out)
     }
 
     fn read_line(&mut self) -> io::Result<String> {
         let mut line = Vec::new();
-        let mut b = [0u8; 1];
-        while !line.ends_with(b"\r\n") && line.len() < 4096 {
-            self.read_exact(&mut b)?;
-            line.push(b[0]);
+        (&mut self.stream)
+            .take(4096)
+            .read_until(b'\n', &mut line)
+            .map_err(Self::timed_out)?;
+        if !line.ends_with(b"\r\n") {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the bus closed the connection during authentication",
+            ));
         }
         Ok(String::from_utf8_lossy(&line).into_owned())
     }
@@ -409,10 +447,21 @@ impl Bus {
         member: &str,
         args: &[Arg],
     ) -> Result<Option<String>, DbusError> {
+        let serial = self.queue(dest, path, iface, member, args);
+        self.flush()?;
+        self.reply(serial)
+    }
+
+    /// Queues a method call; its serial.
+    fn queue(&mut self, dest: &str, path: &str, iface: &str, member: &str, args: &[Arg]) -> u32 {
         self.serial += 1;
-        let serial = self.serial;
-        let msg = method_call(serial, dest, path, iface, member, args);
-        self.send_raw(&msg)?;
+        let msg = method_call(self.serial, dest, path, iface, member, args);
+        self.out.extend_from_slice(&msg);
+        self.serial
+    }
+
+    /// Waits for the reply to `serial`: its first string (or object path).
+    fn reply(&mut self, serial: u32) -> Result<Option<String>, DbusError> {
         loop {
             let r = self.receive()?;
             if r.reply_serial != Some(serial) {
@@ -438,19 +487,6 @@ impl Bus {
 }
 
 impl Bus {
-    /// Asks the bus to deliver the signals `rule` matches (a D-Bus match
-    /// rule) to this connection.
-    pub fn add_match(&mut self, rule: &str) -> Result<(), DbusError> {
-        self.call(
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus",
-            "AddMatch",
-            &[Arg::Str(rule.to_string())],
-        )
-        .map(drop)
-    }
-
     /// The body of the first signal `member` whose body `pred` accepts,
     /// waiting for it until `deadline` (signals that do not match are
     /// dropped).
@@ -474,9 +510,11 @@ impl Bus {
                     Bound::Socket.exceeded(&format!("the signal {member}")),
                 )));
             }
-            self.stream.set_read_timeout(Some(left))?;
+            self.stream.get_ref().set_read_timeout(Some(left))?;
             let r = self.receive();
-            self.stream.set_read_timeout(Some(Bound::Socket.get()))?;
+            self.stream
+                .get_ref()
+                .set_read_timeout(Some(Bound::Socket.get()))?;
             let r = r?;
             if r.kind == SIGNAL && wanted(&r) {
                 return Ok(r.body);
@@ -633,7 +671,8 @@ mod tests {
     fn a_job_end_that_comes_before_the_reply_is_kept_for_the_wait() {
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         let mut bus = Bus {
-            stream: ours,
+            stream: BufReader::new(ours),
+            out: Vec::new(),
             serial: 0,
             signals: VecDeque::new(),
         };
@@ -687,5 +726,66 @@ mod tests {
         assert_eq!(&w.buf[12..20], b"char-pts");
         assert_eq!(le_u32(&w.buf, 24), Some(3));
         assert_eq!(&w.buf[28..31], b"rwm");
+    }
+
+    #[test]
+    fn auth_begin_hello_and_matches_go_in_one_write() {
+        let dir = std::env::temp_dir().join(format!("corten-dbus-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bus");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            // Everything the client sends before it reads anything: it
+            // waits for OK, so the first read(s) get it all.
+            conn.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+                .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = conn.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(b"OK 0123456789abcdef\r\n").unwrap();
+            // Hello's and AddMatch's replies, a signal on the way, then
+            // the call's reply.
+            let mut name = Writer::default();
+            name.str(":1.42");
+            let mut out = message(METHOD_RETURN, Some(1), None, "s", &name);
+            out.extend(message(
+                METHOD_RETURN,
+                Some(2),
+                None,
+                "",
+                &Writer::default(),
+            ));
+            out.extend(job_removed("/j/1", "done"));
+            conn.write_all(&out).unwrap();
+            let mut fixed = [0u8; 16];
+            conn.set_read_timeout(None).unwrap();
+            conn.read_exact(&mut fixed).unwrap();
+            let mut reply = Writer::default();
+            reply.str("/org/freedesktop/systemd1/job/9");
+            conn.write_all(&message(METHOD_RETURN, Some(3), None, "o", &reply))
+                .unwrap();
+            got
+        });
+        let mut bus = Bus::connect(&path, &["type='signal'"]).unwrap();
+        let job = bus.call("d", "/p", "i", "StopUnit", &[]).unwrap();
+        assert_eq!(job.as_deref(), Some("/org/freedesktop/systemd1/job/9"));
+        assert_eq!(bus.signals.len(), 1, "the signal is kept");
+        let got = server.join().unwrap();
+        let text = String::from_utf8_lossy(&got).into_owned();
+        // One write: AUTH, BEGIN, then Hello and AddMatch.
+        assert!(text.starts_with("\0AUTH EXTERNAL "), "{text:?}");
+        let begin = text.find("\r\nBEGIN\r\n").expect("BEGIN") + 9;
+        assert!(
+            text[begin..].contains("Hello") && text[begin..].contains("AddMatch"),
+            "{text:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

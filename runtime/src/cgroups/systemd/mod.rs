@@ -133,11 +133,14 @@ fn proc_devices() -> String {
     std::fs::read_to_string("/proc/devices").unwrap_or_default()
 }
 
-/// A connection to systemd that receives the ends of its jobs.
+/// A connection to systemd that receives the ends of its jobs: the system
+/// bus with a match for them (as runc and crun connect). systemd's private
+/// socket (`/run/systemd/private`, root only, no bus daemon in between) was
+/// measured slower: systemd sets up its whole object tree for every new
+/// private connection (15.7 ms against 8.3 ms for the bus in the VM).
 fn connect() -> Result<Bus, CgroupError> {
-    let mut bus = Bus::system().map_err(dbus_err(CONNECT))?;
-    bus.add_match(JOB_REMOVED)
-        .map_err(dbus_err("subscribe to systemd's jobs"))?;
+    let bus = Bus::system(&[JOB_REMOVED]).map_err(dbus_err(CONNECT))?;
+    crate::logging::step(|| "systemd: connected to the system bus".into());
     Ok(bus)
 }
 
@@ -203,7 +206,9 @@ pub fn start(
         )
     };
     let refused = |e: &DbusError, what: &str| matches!(e, DbusError::Reply { name, .. } if name.ends_with(what));
-    let result = match call(&mut bus, &limits) {
+    let result = match call(&mut bus, &limits).inspect(|_| {
+        crate::logging::step(|| format!("systemd: unit {unit} started, job done"));
+    }) {
         // An older systemd that does not know a recent property: the files
         // carry those limits anyway.
         Err(e) if refused(&e, ".PropertyReadOnly") => {
@@ -263,7 +268,7 @@ pub fn set_limits(cg: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
     let Some((unit, _)) = unit_of(cg).filter(|_| !props.is_empty()) else {
         return Ok(());
     };
-    let mut bus = Bus::system().map_err(dbus_err(CONNECT))?;
+    let mut bus = connect()?;
     let mut set = |props: Vec<(String, Arg)>| {
         bus.call(
             SYSTEMD,
@@ -290,14 +295,30 @@ pub fn stop_scope(cg: &Cgroup) -> Result<(), CgroupError> {
     let Some((unit, _)) = unit_of(cg) else {
         return Ok(());
     };
+    // systemd removes a scope's directory once the unit has stopped (its
+    // last process gone): then there is nothing to ask it.
+    let own = match cg {
+        Cgroup::V2(d) => Some(d),
+        Cgroup::V1(m) => m.get("name=systemd").or_else(|| m.get(super::UNIFIED)),
+    };
+    if own.is_some_and(|d| !d.exists()) {
+        crate::logging::step(|| format!("systemd: unit {unit} already gone"));
+        return Ok(());
+    }
     let mut bus = connect()?;
     match run_job(
         &mut bus,
         "StopUnit",
         &[Arg::Str(unit.clone()), Arg::Str("replace".into())],
     ) {
-        Ok(_) => Ok(()),
-        Err(DbusError::Reply { name, .. }) if name.ends_with(".NoSuchUnit") => Ok(()),
+        Ok(result) => {
+            crate::logging::step(|| format!("systemd: unit {unit} stopped ({result})"));
+            Ok(())
+        }
+        Err(DbusError::Reply { name, .. }) if name.ends_with(".NoSuchUnit") => {
+            crate::logging::step(|| format!("systemd: unit {unit} already gone"));
+            Ok(())
+        }
         Err(e) => Err(dbus_err(&format!("stop unit {unit}"))(e)),
     }
 }
