@@ -606,7 +606,7 @@ class Bench:
                    SYSTEMD_BENCH_ROUNDS=str(self.args.systemd_rounds))
         p = subprocess.run([os.path.join(self.repo, "scripts", "systemd-vm.sh")], env=env,
                            capture_output=True, text=True)
-        samples = {"samples": {}, "samples-cgroupfs": {}}
+        samples = {"samples": {}, "samples-cgroupfs": {}, "samples-aslr": {}}
         for line in p.stdout.splitlines():
             words = line.strip("\r").split()
             if len(words) > 3 and words[0] == "systemd-bench:" and words[1] in samples:
@@ -617,6 +617,7 @@ class Bench:
             raise BenchError(f"the systemd VM benchmark failed (exit {p.returncode}):\n{tail}")
         self.record("systemd_lifecycle_ms", samples["samples"])
         self.record("systemd_vm_cgroupfs_ms", samples["samples-cgroupfs"])
+        self.record("systemd_lifecycle_aslr_ms", samples["samples-aslr"])
 
     def bench_sizes(self):
         self.results["binary_bytes"] = {
@@ -713,6 +714,7 @@ class Bench:
         sd = r.get("systemd_lifecycle_ms") or {}
         sdfs = r.get("systemd_vm_cgroupfs_ms") or {}
         sdd = {k: sd[k] - sdfs[k] for k in sd if k in sdfs}
+        sda = r.get("systemd_lifecycle_aslr_ms") or {}
         rows = [
             ("`lifecycle_ms` (`run` /bin/true, cgroupfs)", lc["corten"], lc["runc"], None,
              ratio(lc["corten"], lc["runc"])),
@@ -752,6 +754,9 @@ class Bench:
              sdd.get("corten"), sdd.get("runc"), sdd.get("crun"),
              f"{sdd['corten'] / sdd['runc']:.2f} (vs crun {sdd['corten'] / sdd['crun']:.2f})"
              if sdd and sdd.get("runc", 0) > 0 and sdd.get("crun", 0) > 0 else "—"),
+            ("`systemd_lifecycle_aslr_ms` (as `systemd_lifecycle_ms`, randomisation on: TCG re-translates each run)",
+             sda.get("corten"), sda.get("runc"), sda.get("crun"),
+             f"{sda['corten'] / sda['runc']:.2f} (vs crun {sda['corten'] / sda['crun']:.2f})" if sda else "—"),
             ("`binary_bytes` runtime (MB)", mb(bb["corten"]), mb(bb["runc"]), mb(bb["crun"]),
              f"{bb['corten'] / bb['runc']:.2f} (vs crun {bb['corten'] / bb['crun']:.2f})"),
             ("`binary_with_libs_bytes` runtime + its shared libraries (MB)", mb(bl["corten"]), mb(bl["runc"]),
@@ -979,7 +984,10 @@ def main():
         "systemd_lifecycle_ms": "in the stock systemd host VM (qemu TCG, Debian 12, systemd 252, cgroup v2): "
                                 "`<runtime> --systemd-cgroup run` of /bin/true with cgroupsPath "
                                 "system.slice:bench:<id> (a transient scope started, waited for and stopped "
-                                "per run), the three runtimes rotated in every round; bash $EPOCHREALTIME",
+                                "per run), the three runtimes rotated in every round; bash $EPOCHREALTIME; "
+                                "run under `setarch -R`: with address randomisation TCG translates a binary's "
+                                "code again on every run (systemd_lifecycle_aslr_ms), which measures code size "
+                                "rather than running time",
         "systemd_vm_cgroupfs_ms": "as systemd_lifecycle_ms in the same VM and run, without --systemd-cgroup "
                                   "(cgroupsPath /bench/<id>): what a run costs there without the driver",
         "binary_bytes": "file sizes",

@@ -13,10 +13,19 @@
 # tell what the systemd driver costs from what any run costs in this
 # emulated machine.
 #
-# Prints `NAME: samples RT MS MS ...` per runtime for the systemd driver and
-# `NAME: samples-cgroupfs RT MS ...` for cgroupfs (milliseconds, wall clock
-# of the whole command), then `NAME: N passed, M failed` (a runtime and
-# driver whose every run succeeded is a pass).
+# The measured commands run with address-space randomisation off (setarch
+# -R): under qemu's TCG a binary mapped at a new address has its code
+# translated again on every run, so with it on the time measures how much
+# code a run touches rather than how long it runs (ratios drift towards the
+# smaller binary); with it off the VM's cgroupfs ratios match the host's
+# native ones. A third set, the systemd driver with randomisation on, is
+# kept for reference.
+#
+# Prints `NAME: samples RT MS MS ...` per runtime for the systemd driver,
+# `NAME: samples-cgroupfs RT MS ...` for cgroupfs and `NAME: samples-aslr
+# RT MS ...` for the systemd driver with randomisation (milliseconds, wall
+# clock of the whole command), then `NAME: N passed, M failed` (a runtime
+# and set whose every run succeeded is a pass).
 set -u
 NAME=$1 ROUNDS=$2
 HERE=$(dirname "$0")
@@ -32,9 +41,11 @@ jq --arg root "$rootfs" '.root.path = $root | .process.terminal = false | .proce
     "$bundle/config.json" >"$bundle/c.json" && mv "$bundle/c.json" "$bundle/config.json"
 
 declare -A samples failures
-one() { # one DRIVER RT ID: runs it, prints its milliseconds
-    local driver=$1 rt=$2 id=$3 t0 t1 path flag
-    if [ "$driver" = systemd ]; then
+one() { # one SET RT ID: runs it, prints its milliseconds
+    local set=$1 rt=$2 id=$3 t0 t1 path flag
+    local -a prefix=(setarch -R)
+    [ "$set" = samples-aslr ] && prefix=()
+    if [ "$set" != samples-cgroupfs ]; then
         path="system.slice:bench:$id" flag=--systemd-cgroup
     else
         path="/bench/$id" flag=
@@ -43,19 +54,18 @@ one() { # one DRIVER RT ID: runs it, prints its milliseconds
     mkdir -p "/tmp/b-$rt" && cp "$bundle/$rt.json" "/tmp/b-$rt/config.json"
     t0=$EPOCHREALTIME
     # shellcheck disable=SC2086
-    "$rt" --root "/run/bench-$rt" $flag run --bundle "/tmp/b-$rt" "$id" </dev/null >/dev/null 2>>"/tmp/bench-$rt.err" || return 1
+    "${prefix[@]}" "$rt" --root "/run/bench-$rt" $flag run --bundle "/tmp/b-$rt" "$id" </dev/null >/dev/null 2>>"/tmp/bench-$rt.err" || return 1
     t1=$EPOCHREALTIME
     echo "$(((${t1/./} - ${t0/./}) / 1000))"
 }
 passed=0 failed=0
-for driver in systemd cgroupfs; do
-    label=samples
-    [ "$driver" = cgroupfs ] && label=samples-cgroupfs
+for driver in samples samples-cgroupfs samples-aslr; do
+    label=$driver
     for round in $(seq -2 "$ROUNDS"); do
         n=${#RUNTIMES[@]}
         for k in $(seq 0 $((n - 1))); do
             rt=${RUNTIMES[$(((round + k + 3) % n))]}
-            if ms=$(one "$driver" "$rt" "$rt-$driver-$round"); then
+            if ms=$(one "$driver" "$rt" "$rt-${driver#samples}-$round"); then
                 [ "$round" -gt 0 ] && samples[$driver/$rt]="${samples[$driver/$rt]:-} $ms"
             else
                 failures[$driver/$rt]=$((${failures[$driver/$rt]:-0} + 1))
@@ -76,7 +86,8 @@ for rt in "${RUNTIMES[@]}"; do
     left=$(systemctl list-units --all --type scope --no-legend | grep -c "bench-$rt" || true)
     [ "$left" = 0 ] || echo "$NAME: $rt left $left scopes"
 done
-# Where corten's time goes: one run with --debug (its steps with µs).
+# Where corten's time goes: one run with --debug (its steps with µs;
+# randomisation on, so the steps include the translation of their code).
 jq --arg p "system.slice:bench:debug" '.linux.cgroupsPath = $p' "$bundle/config.json" >/tmp/b-corten/config.json
 corten --debug --root /run/bench-corten --systemd-cgroup run --bundle /tmp/b-corten debug </dev/null 2>&1 >/dev/null |
     sed -n 's/.*msg="\(.*\)"$/\1/p' | sed "s/^/$NAME: debug /"
