@@ -338,9 +338,11 @@ pub fn apply(cg: &Cgroup, devices: &[DeviceCgroup]) -> Result<(), CgroupError> {
 }
 
 /// The device rules (then the defaults) as systemd's `DevicePolicy=strict`
-/// with `DeviceAllow=` entries say them, for a unit systemd re-applies on
-/// `daemon-reload` (on v1 it would otherwise write `devices.allow a`);
-/// `None` when every device is allowed. As runc's, the list has allow
+/// with `DeviceAllow=` entries say them, so that systemd, whenever it
+/// re-applies the unit's cgroup settings (some versions do on
+/// `daemon-reload`), keeps the container's device list instead of writing
+/// its default (`devices.allow a` on v1); `None` when every device is
+/// allowed. As runc's, the list has allow
 /// entries only: a device denied inside a wider allowance stays allowed in
 /// systemd's list (corten's own rules, applied too, deny it). A major
 /// without minor is named by its group in `proc_devices` (the text of
