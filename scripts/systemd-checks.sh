@@ -37,33 +37,46 @@ echo "$NAME: booted in $(cut -d' ' -f1 /proc/uptime)s; kernel $(uname -r)"
 # Where a scope's files are, per layout: the memory limit's file and the
 # unit property systemd keeps it in; a scope's directory (in the memory
 # hierarchy on v1); the file a container reads its own limit from.
+# hier_dir HIERARCHY PATH: PATH's directory in that v1 hierarchy (on v2
+# the one directory).
 if [ "$CG" = v1 ]; then
     MEM_FILE=memory.limit_in_bytes MEM_PROP=MemoryLimit
-    scope_dir() { echo "/sys/fs/cgroup/memory/$1"; }
+    hier_dir() { echo "/sys/fs/cgroup/$1/$2"; }
+    CPU_HIER=cpu,cpuacct CPU_FILE=cpu.cfs_quota_us CPU_HALF=50000
     IN_CONTAINER_MEM=/sys/fs/cgroup/memory/memory.limit_in_bytes
 else
     MEM_FILE=memory.max MEM_PROP=MemoryMax
-    scope_dir() { echo "/sys/fs/cgroup/$1"; }
+    hier_dir() { echo "/sys/fs/cgroup/$2"; }
+    CPU_HIER=cpu CPU_FILE=cpu.max CPU_HALF="50000 100000"
     IN_CONTAINER_MEM=/sys/fs/cgroup/memory.max
 fi
+scope_dir() { hier_dir memory "$1"; }
 
 # --- the host is what users run -------------------------------------------
 check host.systemd-is-pid-1 test "$(cat /proc/1/comm)" = systemd
+# What a user adds to make corten Docker's default runtime (the image's
+# daemon.json declares the runtime); on v1 Docker keeps cgroupfs unless
+# told, so there also the systemd driver.
+add='{"default-runtime": "corten"}'
 if [ "$CG" = v1 ]; then
     # systemd's legacy layout: v1 controllers, systemd's own cgroup2
     # hierarchy under unified/ (this project's test host has the same).
     check host.cgroup-v1-hybrid sh -c 'test "$(stat -f -c %T /sys/fs/cgroup)" = tmpfs && test "$(stat -f -c %T /sys/fs/cgroup/unified)" = cgroup2fs'
-    # Docker keeps cgroupfs on v1 unless told; what a user adds for the
-    # systemd driver there.
-    jq '. + {"exec-opts": ["native.cgroupdriver=systemd"]}' /etc/docker/daemon.json >/tmp/daemon.json &&
-        cp /tmp/daemon.json /etc/docker/daemon.json && systemctl restart docker.service
+    add='{"default-runtime": "corten", "exec-opts": ["native.cgroupdriver=systemd"]}'
 else
     check host.pure-cgroup-v2 test "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs
 fi
+jq --argjson add "$add" '. + $add' /etc/docker/daemon.json >/tmp/daemon.json &&
+    cp /tmp/daemon.json /etc/docker/daemon.json && systemctl restart docker.service
 check host.docker-active systemctl is-active --quiet docker.service
 check host.containerd-active systemctl is-active --quiet containerd.service
 check host.docker-uses-the-systemd-driver test "$(docker info --format '{{.CgroupDriver}}')" = systemd
 check host.docker-knows-corten sh -c "docker info --format '{{json .Runtimes}}' | grep -q corten"
+check host.docker-default-runtime-is-corten test "$(docker info --format '{{.DefaultRuntime}}')" = corten
+
+# Docker's flags for a runtime: runc named, corten as the default runtime
+# (no flag).
+runtime_flag() { [ "$1" = corten ] || echo "--runtime $1"; }
 
 # A busybox image, made locally (no registry).
 . "$HERE/busybox-rootfs.sh"
@@ -73,11 +86,12 @@ tar -C "$rootfs" -cf /tmp/busybox.tar .
 check host.image-imported sh -c 'docker import /tmp/busybox.tar busybox:local >/dev/null'
 
 # --- Docker with its default (systemd) driver -------------------------------
+# shellcheck disable=SC2046
 for rt in runc corten; do
     expect_exit "docker.$rt.run-exit-code" 3 \
-        docker run --rm --runtime "$rt" --network none busybox:local sh -c 'exit 3'
+        docker run --rm $(runtime_flag $rt) --network none busybox:local sh -c 'exit 3'
     expect_exit "docker.$rt.memory-limit-in-the-scope" 0 \
-        docker run --rm --runtime "$rt" --network none --memory 64m busybox:local \
+        docker run --rm $(runtime_flag $rt) --network none --memory 64m busybox:local \
         sh -c "test \"\$(cat $IN_CONTAINER_MEM)\" = 67108864"
 done
 
@@ -128,9 +142,17 @@ done
 # --- Docker: update, pause, stop, and no unit left ----------------------------
 for rt in runc corten; do
     name=upd-$rt
-    if docker run -d --name "$name" --runtime "$rt" --network none --memory 64m busybox:local sleep 1000 >/dev/null 2>&1; then
+    # shellcheck disable=SC2046
+    if docker run -d --name "$name" $(runtime_flag $rt) --network none --memory 64m --cpus 0.5 --pids-limit 50 \
+        busybox:local sleep 1000 >/dev/null 2>&1; then
         scope=$(systemctl list-units --type scope --no-legend | awk '{print $1}' | grep -- "$(docker inspect -f '{{.Id}}' "$name")" || true)
+        check "docker.$rt.runs-on-$rt" test "$(docker inspect -f '{{.HostConfig.Runtime}}' "$name")" = "$rt"
         check "docker.$rt.scope-is-a-systemd-unit" test -n "$scope"
+        check "docker.$rt.memory-in-systemctl-show" test "$(systemctl show -p $MEM_PROP --value "$scope")" = 67108864
+        check "docker.$rt.cpus-in-the-file" test "$(cat "$(hier_dir $CPU_HIER "system.slice/$scope")/$CPU_FILE")" = "$CPU_HALF"
+        check "docker.$rt.cpus-in-systemctl-show" test "$(systemctl show -p CPUQuotaPerSecUSec --value "$scope")" = 500ms
+        check "docker.$rt.pids-in-the-file" test "$(cat "$(hier_dir pids "system.slice/$scope")/pids.max")" = 50
+        check "docker.$rt.pids-in-systemctl-show" test "$(systemctl show -p TasksMax --value "$scope")" = 50
         check "docker.$rt.update-memory" docker update --memory 128m --memory-swap 256m "$name"
         check "docker.$rt.update-read-back" sh -c "test \"\$(systemctl show -p $MEM_PROP --value $scope)\" = 134217728"
         check "docker.$rt.update-in-the-file" sh -c "test \"\$(cat $(scope_dir "system.slice/$scope")/$MEM_FILE)\" = 134217728"
@@ -141,7 +163,8 @@ for rt in runc corten; do
         docker rm -f "$name" >/dev/null 2>&1
         check "docker.$rt.no-unit-left" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q -- '$scope'"
     else
-        not_ok "docker.$rt.run-detached" "$(docker run -d --name "$name-x" --runtime "$rt" --network none busybox:local true 2>&1 | tail -n 1)"
+        # shellcheck disable=SC2046
+        not_ok "docker.$rt.run-detached" "$(docker run -d --name "$name-x" $(runtime_flag $rt) --network none busybox:local true 2>&1 | tail -n 1)"
     fi
 done
 
@@ -217,24 +240,26 @@ for rt in runc corten; do
     check "cli.$rt.no-directory-left" sh -c "! ls -d /sys/fs/cgroup/*/system.slice/$unit /sys/fs/cgroup/system.slice/$unit 2>/dev/null | grep -q ."
 done
 
-# --- a Kubernetes pod slice, as the CRI plugin names it, through both shims ---
+# --- a Kubernetes pod slice, as the CRI plugin names it ----------------------
+# runc (its shim and binary) for reference, corten through runc's shim
+# (BinaryName), and corten's own shim (SystemdCgroup = true).
 pod=kubepods-burstable-pod0c0ffee0.slice
-for shim in runc corten; do
-    id=cri-$shim
-    if [ "$shim" = runc ]; then
-        flags="--runc-binary /usr/local/bin/corten --runc-systemd-cgroup"
-    else
-        flags="--runtime io.containerd.corten.v2 --runtime-config-path /tmp/corten-shim-systemd.toml"
-    fi
+for via in runc corten-via-runc-shim corten-shim; do
+    id=cri-$via
+    case $via in
+    runc) flags="--runc-binary $(command -v runc) --runc-systemd-cgroup" ;;
+    corten-via-runc-shim) flags="--runc-binary /usr/local/bin/corten --runc-systemd-cgroup" ;;
+    corten-shim) flags="--runtime io.containerd.corten.v2 --runtime-config-path /tmp/corten-shim-systemd.toml" ;;
+    esac
     # shellcheck disable=SC2086
     if ! ctr run -d --rootfs $flags --cgroup "$pod:cri-containerd:$id" "$ctr_rootfs" "$id" /bin/sleep 1000 >/dev/null 2>"/tmp/$id.err"; then
-        not_ok "containerd.$shim-shim.pod-slice-run" "$(tail -n 1 "/tmp/$id.err")"
+        not_ok "containerd.pod-slice.$via.run" "$(tail -n 1 "/tmp/$id.err")"
         continue
     fi
     dir=$(scope_dir "kubepods.slice/kubepods-burstable.slice/$pod/cri-containerd-$id.scope")
-    check "containerd.$shim-shim.pod-slice-nests" test -d "$dir"
-    check "containerd.$shim-shim.scope-holds-the-task" sh -c "grep -qx \"\$(ctr task ls | awk '\$1 == \"$id\" {print \$2}')\" $dir/cgroup.procs"
-    check "containerd.$shim-shim.metrics" sh -c "ctr task metrics $id | grep -qi memory"
+    check "containerd.pod-slice.$via.nests" test -d "$dir"
+    check "containerd.pod-slice.$via.scope-holds-the-task" sh -c "grep -qx \"\$(ctr task ls | awk '\$1 == \"$id\" {print \$2}')\" $dir/cgroup.procs"
+    check "containerd.pod-slice.$via.metrics" sh -c "ctr task metrics $id | grep -qi memory"
     ctr task kill -s KILL "$id" >/dev/null 2>&1
     for _ in 1 2 3 4 5 6 7 8 9 10; do
         ctr task ls | grep -q "^$id .*RUNNING" || break
@@ -242,7 +267,7 @@ for shim in runc corten; do
     done
     ctr task rm "$id" >/dev/null 2>&1
     ctr container rm "$id" >/dev/null 2>&1
-    check "containerd.$shim-shim.pod-scope-gone" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q cri-containerd-$id"
+    check "containerd.pod-slice.$via.scope-gone" sh -c "! systemctl list-units --all --type scope --no-legend | grep -q cri-containerd-$id"
 done
 
 # --- podman as root with the systemd cgroup manager ---------------------------
