@@ -44,6 +44,7 @@ pub mod plan;
 pub(crate) mod process;
 pub(crate) mod procfs;
 pub(crate) mod rootfs;
+pub(crate) mod rootless;
 pub(crate) mod seccomp;
 pub(crate) mod signal;
 pub mod spec;

@@ -107,6 +107,19 @@ impl Version {
     }
 }
 
+impl CgroupError {
+    /// The system error behind it, if any.
+    pub fn io_errno(&self) -> Option<i32> {
+        match self {
+            CgroupError::Read { source, .. }
+            | CgroupError::Create { source, .. }
+            | CgroupError::Write { source, .. }
+            | CgroupError::Remove { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
 /// Normalises `cgroupsPath`: absolute stays absolute, relative stays
 /// relative (to the runtime's own cgroup), absent becomes the id. `..` is
 /// refused so the path can never leave the hierarchy.

@@ -41,9 +41,10 @@ const VERSION: &str = concat!(
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Root directory for container state (tmpfs recommended).
-    #[arg(long, global = true, default_value = "/run/corten")]
-    root: PathBuf,
+    /// Root directory for container state (tmpfs recommended) [default:
+    /// /run/corten; $XDG_RUNTIME_DIR/corten when not root]
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log file (default: stderr).
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -125,6 +126,23 @@ pub struct Globals {
     pub rootless: Option<String>,
 }
 
+/// The state root without `--root`: `/run/corten`, or for a rootless user
+/// `$XDG_RUNTIME_DIR/corten`, made here (0700 and sticky, as runc makes its
+/// own, so that the XDG directory's clean-up leaves it alone).
+fn default_root() -> Result<PathBuf, String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let (root, xdg) = crate::rootless::default_root();
+    if xdg {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&root)
+            .and_then(|()| std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o1700)))
+            .map_err(|e| crate::gotext::go_errors(&format!("mkdir {}: {e}", root.display())))?;
+    }
+    Ok(root)
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -187,8 +205,18 @@ pub fn main() -> ExitCode {
         ));
         return ExitCode::FAILURE;
     }
+    let root = match cli.root.clone() {
+        Some(root) => root,
+        None => match default_root() {
+            Ok(root) => root,
+            Err(e) => {
+                logging::error(&e);
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let g = Globals {
-        root: cli.root.clone(),
+        root,
         systemd_cgroup: cli.systemd_cgroup || cli.cgroup_manager == "systemd",
         cgroups_disabled: cli.cgroup_manager == "disabled",
         rootless: cli.rootless.clone(),

@@ -25,6 +25,13 @@ pub struct Args {
 /// filtered to them.
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
     let c = Container::load(&g.root, &a.id)?;
+    if c.record.cgroup_paths.dirs().next().is_none() {
+        // A rootless container without a cgroup (runc fails here too).
+        bail!(
+            "unable to get all container pids: container {} has no cgroup (rootless, without a cgroup this user may write)",
+            a.id
+        );
+    }
     // Only the container's own, should another container share the cgroup.
     let pids = crate::container::Processes::of(&c.record).own;
     match a.format.as_str() {

@@ -42,6 +42,9 @@ pub struct Plan {
     pub(crate) cgroup_writes: Vec<Write>,
     /// The caller's options.
     pub(crate) opts: CreateOpts,
+    /// Rootless (`--rootless`, or by runc's rule when `auto`): a cgroup
+    /// this user cannot make is done without, unless limits are asked for.
+    pub(crate) rootless: bool,
 }
 
 /// A bundle read and checked: the first half of a [`Plan`], before the
@@ -54,6 +57,7 @@ pub struct Bundle {
     rootfs: PathBuf,
     spec: Spec,
     seccomp: Option<Filter>,
+    rootless: bool,
 }
 
 impl Bundle {
@@ -78,7 +82,7 @@ impl Bundle {
                 bundle.join("config.json").display()
             )
         });
-        parse_rootless(rootless)?;
+        let rootless = parse_rootless(rootless)?.unwrap_or_else(crate::rootless::auto);
         let rootfs = rootfs_path(&spec, &bundle)?;
         Ok(Bundle {
             dir,
@@ -86,6 +90,7 @@ impl Bundle {
             rootfs,
             spec,
             seccomp,
+            rootless,
         })
     }
 
@@ -123,6 +128,7 @@ impl Bundle {
             seccomp: self.seccomp,
             cgroup_writes,
             opts,
+            rootless: self.rootless,
         })
     }
 }

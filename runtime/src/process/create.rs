@@ -168,16 +168,27 @@ pub fn create_planned(root: &Path, plan: Plan) -> Result<Created, CreateError> {
             // systemd makes the scope once the init exists (`finish`).
             cg = planned;
         } else {
-            cg = planned.create()?;
-            if let Some(res) = &spec.linux().resources {
-                cgroups::resources::apply_writes(&cg, &plan.cgroup_writes, res)?;
+            match planned.create() {
+                Ok(made) => {
+                    cg = made;
+                    if let Some(res) = &spec.linux().resources {
+                        cgroups::resources::apply_writes(&cg, &plan.cgroup_writes, res)?;
+                    }
+                    crate::logging::step(|| {
+                        format!(
+                            "cgroup created and limited: {:?}",
+                            cg.dirs().collect::<Vec<_>>()
+                        )
+                    });
+                }
+                Err(e) if rootless_without_cgroup(&plan, &e)? => {
+                    // As runc: a rootless container that asks for no limits
+                    // and names no cgroup runs in its caller's cgroups.
+                    crate::logging::debug(&format!("rootless: no cgroup ({e})"));
+                    dir.save(&new_record(&plan, &cgroups::Cgroup::default()))?;
+                }
+                Err(e) => return Err(e.into()),
             }
-            crate::logging::step(|| {
-                format!(
-                    "cgroup created and limited: {:?}",
-                    cg.dirs().collect::<Vec<_>>()
-                )
-            });
         }
         nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|e| step("mkfifo exec.fifo")(e.into()))?;
@@ -203,6 +214,34 @@ pub fn create_planned(root: &Path, plan: Plan) -> Result<Created, CreateError> {
             Err(e)
         }
     }
+}
+
+/// Whether a rootless `create` goes on without a cgroup after `e`: the
+/// user may not make one (permission), the config names none, and asks for
+/// no limits; with limits, runc's refusal.
+fn rootless_without_cgroup(plan: &Plan, e: &cgroups::CgroupError) -> Result<bool, CreateError> {
+    let denied = matches!(e.io_errno(), Some(libc::EACCES | libc::EPERM | libc::EROFS));
+    if !plan.rootless || !denied {
+        return Ok(false);
+    }
+    let limits = plan
+        .spec
+        .linux()
+        .resources
+        .as_ref()
+        .is_some_and(|r| r.has_limits());
+    let named = plan
+        .spec
+        .linux()
+        .cgroups_path
+        .as_deref()
+        .is_some_and(|p| !p.is_empty());
+    if limits {
+        return Err(CreateError::Refused(format!(
+            "rootless container cannot apply linux.resources: {e} (a cgroup this user may write is needed: cgroup v2 delegation, or the systemd user instance)"
+        )));
+    }
+    Ok(!named)
 }
 
 fn spawn(
@@ -375,6 +414,14 @@ fn finish(
     if ns.creates(NsKind::User) {
         let proc = parent_procfs(&mut proc)?;
         write_id_map(proc, pid, "uid_map", &spec.linux().uid_mappings)?;
+        if !nix::unistd::geteuid().is_root() {
+            // A writer without CAP_SETGID over the parent namespace may map
+            // its own gid only once setgroups is denied (user_namespaces(7)),
+            // as runc does for a rootless container.
+            let p = format!("{pid}/setgroups");
+            proc.write(&p, b"deny")
+                .map_err(step(format!("write /proc/{p}")))?;
+        }
         write_id_map(proc, pid, "gid_map", &spec.linux().gid_mappings)?;
     }
     if opts.systemd_cgroup && !opts.cgroups_disabled {

@@ -153,11 +153,22 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     if ppid != 0 && ppid != a.parent_pid {
         return Err(InitError::Orphaned);
     }
-    prctl::set_dumpable(false).map_err(nstep("make non-dumpable"))?;
+    // Non-dumpable from here (CVE-2019-5736), except where an unprivileged
+    // parent still has to write this process's id maps: /proc/<pid>/uid_map
+    // of a non-dumpable process belongs to root. Such an init turns
+    // non-dumpable once the parent has released it, as runc's does.
+    let maps_by_unprivileged_parent =
+        a.plan.ns.creates(NsKind::User) && !nix::unistd::geteuid().is_root();
+    if !maps_by_unprivileged_parent {
+        prctl::set_dumpable(false).map_err(nstep("make non-dumpable"))?;
+    }
     a.cgroup_move.move_self()?;
     match chan.recv() {
         Ok(Some(Msg::Go)) => {}
         _ => return Err(InitError::Orphaned),
+    }
+    if maps_by_unprivileged_parent {
+        prctl::set_dumpable(false).map_err(nstep("make non-dumpable"))?;
     }
     crate::logging::step(|| "init: in its cgroups, released by the parent".into());
     let (plan, spec) = (a.plan, &a.plan.spec);

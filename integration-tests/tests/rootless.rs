@@ -1,0 +1,377 @@
+//! Rootless containers (issue 19): an unprivileged user, made for the test
+//! and removed after it, runs containers from a `spec --rootless` bundle
+//! with corten and with runc, side by side: the state under
+//! `$XDG_RUNTIME_DIR`, the user namespace mapping the user to root, no
+//! cgroup (this user may write none here) unless limits are asked for,
+//! which both refuse; and another user's containers out of reach.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use corten_integration_tests::{require_root, Bundle, OutputExt};
+use serde_json::json;
+
+/// A system user made for one test (`useradd`), removed when dropped,
+/// with a private `XDG_RUNTIME_DIR`. Where there is no `useradd` (the
+/// cgroup v2 VM's minimal system), a uid and gid no account uses: the
+/// runtimes need no account for a single-id map.
+struct TestUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+    xdg: PathBuf,
+    account: bool,
+}
+
+impl TestUser {
+    fn new(tag: &str) -> TestUser {
+        let name = format!("cit-{tag}-{}", std::process::id());
+        let made = Command::new("useradd")
+            .args(["--system", "--no-create-home", "--user-group"])
+            .args(["--shell", "/usr/sbin/nologin", &name])
+            .output();
+        let (uid, gid, account) = match made {
+            Ok(out) => {
+                assert!(out.status.success(), "useradd {name}: {out:?}");
+                let id = |flag: &str| -> u32 {
+                    let out = Command::new("id").args([flag, &name]).output().expect("id");
+                    String::from_utf8_lossy(&out.stdout)
+                        .trim()
+                        .parse()
+                        .expect("a number from id")
+                };
+                (id("-u"), id("-g"), true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let n = 60_000 + std::process::id() % 4_000 * 4 + u32::from(tag.as_bytes()[0] % 4);
+                (n, n, false)
+            }
+            Err(e) => panic!("run useradd: {e}"),
+        };
+        let xdg = Path::new(corten_integration_tests::BASE_DIR).join(format!("{name}.xdg"));
+        fs::create_dir_all(&xdg).expect("make the XDG runtime dir");
+        std::os::unix::fs::chown(&xdg, Some(uid), Some(gid)).expect("chown the XDG runtime dir");
+        fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).expect("chmod");
+        TestUser {
+            name,
+            uid,
+            gid,
+            xdg,
+            account,
+        }
+    }
+
+    /// `bin args…` as this user, with its `XDG_RUNTIME_DIR`, in `cwd`.
+    /// Its output goes through files, not pipes: a container it leaves
+    /// running (`create`, `run --detach`) keeps its copies of them open.
+    fn run(&self, bin: &Path, args: &[&str], cwd: &Path) -> Output {
+        let dir = Path::new(corten_integration_tests::BASE_DIR);
+        let tag = corten_integration_tests::unique_name("out");
+        let (out_path, err_path) = (
+            dir.join(format!("{tag}.out")),
+            dir.join(format!("{tag}.err")),
+        );
+        let file = |p: &Path| fs::File::create(p).expect("create an output file");
+        // std drops the supplementary groups when it sets the uid as root.
+        let mut child = Command::new(bin)
+            .args(args)
+            .uid(self.uid)
+            .gid(self.gid)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("XDG_RUNTIME_DIR", &self.xdg)
+            .env("USER", &self.name)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(file(&out_path))
+            .stderr(file(&err_path))
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {bin:?} as {}: {e}", self.name));
+        let status = corten_integration_tests::wait_for(std::time::Duration::from_secs(60), || {
+            child.try_wait().expect("wait")
+        })
+        .unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("{bin:?} {args:?} as {} did not finish in 60 s", self.name)
+        });
+        let out = Output {
+            status,
+            stdout: fs::read(&out_path).unwrap_or_default(),
+            stderr: fs::read(&err_path).unwrap_or_default(),
+        };
+        let _ = fs::remove_file(&out_path);
+        let _ = fs::remove_file(&err_path);
+        out
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // Whatever still runs as this user (a container a failed check
+        // left) is this test's: ended by pid before the user goes.
+        for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let status = fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            let uid = status
+                .lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string));
+            if uid == Some(self.uid.to_string()) {
+                // SAFETY: kill(2) with a pid and a signal number.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let _ = fs::remove_dir_all(&self.xdg);
+        if self.account {
+            let _ = Command::new("userdel").arg(&self.name).output();
+        }
+    }
+}
+
+/// The two runtimes compared: corten (under test) and runc (reference).
+fn runtimes() -> [(&'static str, PathBuf); 2] {
+    [
+        ("corten", corten_integration_tests::runtime_bin()),
+        ("runc", PathBuf::from("/usr/sbin/runc")),
+    ]
+}
+
+/// A rootless bundle for `user`: `spec --rootless` (made by corten as
+/// root, then mapped to the user, as `spec --rootless` run by the user
+/// maps it), no cgroups path, readable by the user.
+fn rootless_bundle(test: &str, user: &TestUser, args: &[&str]) -> Bundle {
+    let mut b = Bundle::with_spec(test, &["--rootless"]);
+    b.remove("/linux/cgroupsPath");
+    b.set(
+        "/linux/uidMappings",
+        json!([{"containerID": 0, "hostID": user.uid, "size": 1}]),
+    );
+    b.set(
+        "/linux/gidMappings",
+        json!([{"containerID": 0, "hostID": user.gid, "size": 1}]),
+    );
+    b.args(args);
+    b.save();
+    fs::set_permissions(b.path(), fs::Permissions::from_mode(0o755)).expect("chmod bundle");
+    b
+}
+
+/// Whether this host lets an unprivileged user make a user namespace (not
+/// in a chroot, not forbidden by a sysctl); the reason when it does not.
+fn unprivileged_userns_unavailable(user: &TestUser) -> Option<String> {
+    let mut probe = Command::new(corten_integration_tests::runtime_bin());
+    probe
+        .arg("--version")
+        .uid(user.uid)
+        .gid(user.gid)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: the closure only calls unshare(2), which is async-signal-safe,
+    // between fork and exec (std runs it after setting the uid).
+    unsafe {
+        probe.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWUSER) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let status = probe.status();
+    match status {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(format!("a probe in a new user namespace failed: {s}")),
+        Err(e) => Some(format!(
+            "an unprivileged user cannot make a user namespace here: {e}"
+        )),
+    }
+}
+
+/// The runtimes to compare that this host has (runc is missing in the
+/// cgroup v2 VM's minimal system: that half is skipped, and said so).
+fn present_runtimes(test: &str) -> Vec<(&'static str, PathBuf)> {
+    runtimes()
+        .into_iter()
+        .filter(|(name, bin)| {
+            let here = bin.exists();
+            if !here {
+                corten_integration_tests::skip(test, &format!("{name} is not installed here"));
+            }
+            here
+        })
+        .collect()
+}
+
+#[test]
+fn rootless_lifecycle_side_by_side_with_runc() {
+    require_root!();
+    let user = TestUser::new("life");
+    if let Some(why) = unprivileged_userns_unavailable(&user) {
+        corten_integration_tests::skip("rootless_lifecycle_side_by_side_with_runc", &why);
+        return;
+    }
+    for (name, bin) in present_runtimes("rootless_lifecycle_side_by_side_with_runc") {
+        // run: the user is root in the container, mapped to itself.
+        let b = rootless_bundle(
+            &format!("rl-run-{name}"),
+            &user,
+            &[
+                "sh",
+                "-c",
+                "id -u; cat /proc/self/uid_map; test -d /sys/class",
+            ],
+        );
+        let out = user.run(&bin, &["run", b.name()], b.path());
+        assert!(out.status.success(), "{name} run: {out:?}");
+        let text = out.stdout_str();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("0"), "{name}: {text}");
+        let map: Vec<String> = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(map, ["0", &user.uid.to_string(), "1"], "{name}: {text}");
+
+        // The state lives under $XDG_RUNTIME_DIR/<runtime>, and is gone
+        // after the run.
+        let root = user.xdg.join(name);
+        assert!(root.is_dir(), "{name}: no {}", root.display());
+        assert_eq!(
+            fs::read_dir(&root).map(Iterator::count).unwrap_or(0),
+            0,
+            "{name}: left in {}",
+            root.display()
+        );
+
+        // create, start, state, exec, kill, delete.
+        let b = rootless_bundle(&format!("rl-live-{name}"), &user, &["sleep", "1000"]);
+        let id = b.name();
+        let ok = |args: &[&str]| {
+            let out = user.run(&bin, args, b.path());
+            assert!(out.status.success(), "{name} {args:?}: {out:?}");
+            out
+        };
+        ok(&["create", id]);
+        ok(&["start", id]);
+        let state: serde_json::Value =
+            serde_json::from_str(&ok(&["state", id]).stdout_str()).expect("state JSON");
+        assert_eq!(state["status"], "running", "{name}: {state}");
+        let out = ok(&["exec", id, "id", "-u"]);
+        assert_eq!(out.stdout_str().trim(), "0", "{name}: {out:?}");
+        // Root's view of the same container: its init runs as the user.
+        let pid = state["pid"].as_i64().expect("pid");
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let uid_line = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .unwrap_or_default();
+        assert!(
+            uid_line.split_whitespace().nth(1) == Some(&user.uid.to_string()),
+            "{name}: {uid_line}"
+        );
+        ok(&["kill", id, "KILL"]);
+        let stopped =
+            corten_integration_tests::wait_until(std::time::Duration::from_secs(10), || {
+                let out = user.run(&bin, &["state", id], b.path());
+                out.stdout_str().contains("\"stopped\"")
+            });
+        assert!(stopped, "{name}: not stopped after kill");
+        ok(&["delete", id]);
+        assert_eq!(
+            fs::read_dir(&root).map(Iterator::count).unwrap_or(0),
+            0,
+            "{name}: left in {}",
+            root.display()
+        );
+    }
+}
+
+#[test]
+fn rootless_limits_without_a_writable_cgroup_are_refused_and_leave_nothing() {
+    require_root!();
+    let user = TestUser::new("lim");
+    if let Some(why) = unprivileged_userns_unavailable(&user) {
+        corten_integration_tests::skip(
+            "rootless_limits_without_a_writable_cgroup_are_refused_and_leave_nothing",
+            &why,
+        );
+        return;
+    }
+    // This host's cgroups (the test's own parent included) are root's.
+    for (name, bin) in
+        present_runtimes("rootless_limits_without_a_writable_cgroup_are_refused_and_leave_nothing")
+    {
+        let mut b = rootless_bundle(&format!("rl-lim-{name}"), &user, &["true"]);
+        b.set("/linux/resources/memory", json!({"limit": 67_108_864}));
+        b.save();
+        let out = user.run(&bin, &["run", b.name()], b.path());
+        assert!(
+            !out.status.success(),
+            "{name} accepted a limit it cannot apply: {out:?}"
+        );
+        let err = out.stderr_str();
+        if name == "corten" {
+            // One line, saying why (runc: "cannot set memory limit:
+            // container could not join or create cgroup").
+            assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+            assert!(
+                err.contains("rootless") && err.contains("linux.resources"),
+                "{err}"
+            );
+        }
+        let root = user.xdg.join(name);
+        assert_eq!(
+            fs::read_dir(&root).map(Iterator::count).unwrap_or(0),
+            0,
+            "{name}: left in {}",
+            root.display()
+        );
+    }
+}
+
+#[test]
+fn another_users_containers_are_out_of_reach() {
+    require_root!();
+    let owner = TestUser::new("own");
+    let other = TestUser::new("oth");
+    if let Some(why) = unprivileged_userns_unavailable(&owner) {
+        corten_integration_tests::skip("another_users_containers_are_out_of_reach", &why);
+        return;
+    }
+    let bin = corten_integration_tests::runtime_bin();
+    let b = rootless_bundle("rl-own", &owner, &["sleep", "1000"]);
+    let id = b.name();
+    let out = owner.run(&bin, &["run", "--detach", id], b.path());
+    assert!(out.status.success(), "run --detach: {out:?}");
+    let owners_root = owner.xdg.join("corten");
+    let root_arg = owners_root.display().to_string();
+    // The other user, pointed at the owner's state root, can neither read
+    // nor act on the container.
+    for args in [
+        vec!["--root", &root_arg, "state", id],
+        vec!["--root", &root_arg, "kill", id, "KILL"],
+        vec!["--root", &root_arg, "delete", "--force", id],
+    ] {
+        let out = other.run(&bin, &args, Path::new("/"));
+        assert!(!out.status.success(), "{args:?} by another user: {out:?}");
+        assert!(
+            out.stderr_str().contains("permission denied"),
+            "{args:?}: {out:?}"
+        );
+    }
+    let out = owner.run(&bin, &["state", id], b.path());
+    assert!(out.stdout_str().contains("\"running\""), "{out:?}");
+    let out = owner.run(&bin, &["delete", "--force", id], b.path());
+    assert!(out.status.success(), "delete --force by the owner: {out:?}");
+}
