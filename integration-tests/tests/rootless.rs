@@ -46,7 +46,10 @@ impl TestUser {
                 (id("-u"), id("-g"), true)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let n = 60_000 + std::process::id() % 4_000 * 4 + u32::from(tag.as_bytes()[0] % 4);
+                // One per TestUser of this process, none shared.
+                static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 16;
+                let n = 60_000 + std::process::id() % 1_000 * 16 + k;
                 (n, n, false)
             }
             Err(e) => panic!("run useradd: {e}"),
