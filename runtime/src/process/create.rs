@@ -283,6 +283,7 @@ fn spawn(
         parent_pid: nix::unistd::getpid().as_raw(),
         state_lock: std::os::fd::AsRawFd::as_raw_fd(lock),
         cgroup_move: &self_move,
+        unprivileged_maps: ns.creates(NsKind::User) && !nix::unistd::geteuid().is_root(),
     };
     let fast = ns.single_clone();
     let flags = if fast { ns.clone_flags() } else { 0 };

@@ -118,6 +118,11 @@ pub struct InitArgs<'a> {
     pub state_lock: std::os::fd::RawFd,
     /// The v1 cgroups the init moves itself into before anything else.
     pub cgroup_move: &'a crate::cgroups::SelfMove,
+    /// The parent is not root and writes this process's id maps: the init
+    /// stays dumpable until released (see `setup`). Decided by the parent:
+    /// in the new user namespace the init's own euid reads 0 as soon as
+    /// the uid map is written.
+    pub unprivileged_maps: bool,
 }
 
 /// Runs the init after the fork; never returns.
@@ -157,8 +162,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     // parent still has to write this process's id maps: /proc/<pid>/uid_map
     // of a non-dumpable process belongs to root. Such an init turns
     // non-dumpable once the parent has released it, as runc's does.
-    let maps_by_unprivileged_parent =
-        a.plan.ns.creates(NsKind::User) && !nix::unistd::geteuid().is_root();
+    let maps_by_unprivileged_parent = a.unprivileged_maps;
     if !maps_by_unprivileged_parent {
         prctl::set_dumpable(false).map_err(nstep("make non-dumpable"))?;
     }
