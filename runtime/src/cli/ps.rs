@@ -26,9 +26,10 @@ pub struct Args {
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<()> {
     let c = Container::load(&g.root, &a.id)?;
     if c.record.cgroup_paths.dirs().next().is_none() {
-        // A rootless container without a cgroup (runc fails here too).
+        // A rootless container without a cgroup (runc fails here too), or
+        // one made with --cgroup-manager disabled.
         bail!(
-            "unable to get all container pids: container {} has no cgroup (rootless, without a cgroup this user may write)",
+            "unable to get all container pids: container {} has no cgroup (rootless without a cgroup this user may write, or --cgroup-manager disabled)",
             a.id
         );
     }
