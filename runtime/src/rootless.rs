@@ -4,31 +4,27 @@
 use std::path::PathBuf;
 
 /// The state root when `--root` is not given: `$XDG_RUNTIME_DIR/corten`
-/// where runc would use `$XDG_RUNTIME_DIR/runc` ([`honors_xdg_runtime_dir`]),
+/// where runc would use `$XDG_RUNTIME_DIR/runc` (when [`auto`] says
+/// rootless),
 /// else `/run/corten`. The flag is `true` when the XDG directory is used:
 /// the caller then makes it (mode 0700, sticky, so that the XDG runtime
 /// directory's clean-up leaves it alone).
 pub fn default_root() -> (PathBuf, bool) {
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) if honors_xdg_runtime_dir() => (PathBuf::from(dir).join("corten"), true),
+        Some(dir) if auto() => (PathBuf::from(dir).join("corten"), true),
         _ => (PathBuf::from("/run/corten"), false),
     }
 }
 
-/// runc's rule: not root, or root in a user namespace whose `$USER` is
-/// not `root`. The real root keeps `/run/corten` even with
+/// `--rootless auto`, and whether `$XDG_RUNTIME_DIR` holds the state:
+/// not root, or root in a user namespace whose `$USER` is not `root`
+/// (runc's rule for both). The real root keeps `/run/corten` even with
 /// `XDG_RUNTIME_DIR=/run/user/0` set.
-fn honors_xdg_runtime_dir() -> bool {
+pub fn auto() -> bool {
     if !nix::unistd::geteuid().is_root() {
         return true;
     }
     in_user_namespace() && std::env::var("USER").map_or(true, |u| u != "root")
-}
-
-/// `--rootless auto`: not root, or root in a user namespace whose `$USER`
-/// is not `root` (runc's rule).
-pub fn auto() -> bool {
-    honors_xdg_runtime_dir()
 }
 
 /// Whether this process is in a user namespace other than the initial

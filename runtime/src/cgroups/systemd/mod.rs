@@ -125,21 +125,18 @@ fn dbus_err(what: &str) -> impl FnOnce(DbusError) -> CgroupError + '_ {
 /// receives it once it asked for it (`AddMatch`).
 const JOB_REMOVED: &str = "type='signal',sender='org.freedesktop.systemd1',path='/org/freedesktop/systemd1',interface='org.freedesktop.systemd1.Manager',member='JobRemoved'";
 
-/// What failed when the bus is not there (a host without systemd).
-const CONNECT: &str =
-    "systemd cgroup driver: connect to the system bus at /run/dbus/system_bus_socket";
-
-fn proc_devices() -> String {
-    std::fs::read_to_string("/proc/devices").unwrap_or_default()
-}
-
 /// A connection to systemd that receives the ends of its jobs: the system
 /// bus with a match for them (as runc and crun connect). systemd's private
 /// socket (`/run/systemd/private`, root only, no bus daemon in between) was
 /// measured slower: systemd sets up its whole object tree for every new
 /// private connection (15.7 ms against 8.3 ms for the bus in the VM).
 fn connect() -> Result<Bus, CgroupError> {
-    let bus = Bus::system(&[JOB_REMOVED]).map_err(dbus_err(CONNECT))?;
+    let bus = Bus::system(&[JOB_REMOVED]).map_err(|e| {
+        CgroupError::Systemd(format!(
+            "systemd cgroup driver: connect to the system bus at {}: {e}",
+            dbus::SYSTEM_BUS
+        ))
+    })?;
     crate::logging::step(|| "systemd: connected to the system bus".into());
     Ok(bus)
 }
@@ -189,9 +186,7 @@ pub fn start(
         ("IOAccounting".to_string(), Arg::Bool(true)),
         ("TasksAccounting".to_string(), Arg::Bool(true)),
     ];
-    let limits = res.map_or_else(Vec::new, |r| {
-        properties::limits(r, cg.version(), &proc_devices())
-    });
+    let limits = res.map_or_else(Vec::new, |r| properties::limits(r, cg.version()));
     let call = |bus: &mut Bus, limits: &[(String, Arg)]| {
         let props = base.iter().chain(limits).cloned().collect();
         run_job(
@@ -216,12 +211,7 @@ pub fn start(
                 "unit {unit}: {e}; starting it without {:?}",
                 properties::RECENT
             ));
-            let older: Vec<_> = limits
-                .iter()
-                .filter(|(n, _)| !properties::RECENT.contains(&n.as_str()))
-                .cloned()
-                .collect();
-            call(&mut bus, &older)
+            call(&mut bus, &properties::without_recent(&limits))
         }
         // A failed scope of the same name left from an earlier container:
         // forgotten, then started again (as runc does).
@@ -264,7 +254,7 @@ fn join_the_rest(cg: &Cgroup, pid: i32) -> Result<(), CgroupError> {
 /// `update`: the limits of `res` systemd knows, set on the scope of `cg`
 /// (runtime only, as runc sets them), before the files are written.
 pub fn set_limits(cg: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
-    let props = properties::limits(res, cg.version(), &proc_devices());
+    let props = properties::limits(res, cg.version());
     let Some((unit, _)) = unit_of(cg).filter(|_| !props.is_empty()) else {
         return Ok(());
     };
@@ -279,10 +269,9 @@ pub fn set_limits(cg: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
         )
     };
     match set(props.clone()) {
-        Err(DbusError::Reply { name, .. }) if name.ends_with(".PropertyReadOnly") => set(props
-            .into_iter()
-            .filter(|(n, _)| !properties::RECENT.contains(&n.as_str()))
-            .collect()),
+        Err(DbusError::Reply { name, .. }) if name.ends_with(".PropertyReadOnly") => {
+            set(properties::without_recent(&props))
+        }
         r => r,
     }
     .map_err(dbus_err(&format!("set the limits of unit {unit}")))?;

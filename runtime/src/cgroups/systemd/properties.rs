@@ -20,6 +20,15 @@ const DEFAULT_PERIOD: u64 = 100_000;
 /// written anyway.
 pub const RECENT: &[&str] = &["CPUQuotaPeriodUSec", "AllowedCPUs", "AllowedMemoryNodes"];
 
+/// `props` without the [`RECENT`] ones, for an older systemd.
+pub fn without_recent(props: &[(String, Arg)]) -> Vec<(String, Arg)> {
+    props
+        .iter()
+        .filter(|(n, _)| !RECENT.contains(&n.as_str()))
+        .cloned()
+        .collect()
+}
+
 /// `-1` (unlimited) as systemd's infinity, other values as they are.
 fn limit(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
@@ -71,9 +80,20 @@ pub fn cpuset_mask(list: &str) -> Option<Vec<u8>> {
     Some(mask)
 }
 
-/// The limit properties of `res` for a host of `version`; `proc_devices`
-/// is the text of `/proc/devices` (for device groups).
-pub fn limits(res: &Resources, version: Version, proc_devices: &str) -> Vec<(String, Arg)> {
+/// The limit properties of `res` for a host of `version`.
+pub fn limits(res: &Resources, version: Version) -> Vec<(String, Arg)> {
+    limits_with(res, version, || {
+        std::fs::read_to_string("/proc/devices").unwrap_or_default()
+    })
+}
+
+/// [`limits`], with the text of `/proc/devices` (for device groups) from
+/// `proc_devices`, read only when the config has device rules.
+fn limits_with(
+    res: &Resources,
+    version: Version,
+    proc_devices: impl FnOnce() -> String,
+) -> Vec<(String, Arg)> {
     let v2 = version == Version::V2;
     let mut out: Vec<(String, Arg)> = Vec::new();
     let mut set = |name: &str, value: Arg| {
@@ -118,21 +138,14 @@ pub fn limits(res: &Resources, version: Version, proc_devices: &str) -> Vec<(Str
             set("CPUQuotaPerSecUSec", Arg::U64(quota_per_sec(q, period)));
         }
         if v2 {
-            if let Some(mask) = c
-                .cpus
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .and_then(cpuset_mask)
-            {
-                set("AllowedCPUs", Arg::Bytes(mask));
-            }
-            if let Some(mask) = c
-                .mems
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .and_then(cpuset_mask)
-            {
-                set("AllowedMemoryNodes", Arg::Bytes(mask));
+            for (list, name) in [(&c.cpus, "AllowedCPUs"), (&c.mems, "AllowedMemoryNodes")] {
+                if let Some(mask) = list
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .and_then(cpuset_mask)
+                {
+                    set(name, Arg::Bytes(mask));
+                }
             }
         }
     }
@@ -152,7 +165,7 @@ pub fn limits(res: &Resources, version: Version, proc_devices: &str) -> Vec<(Str
         }
     }
     if let Some(devices) = &res.devices {
-        if let Some(allow) = crate::cgroups::devices::systemd_allow(devices, proc_devices) {
+        if let Some(allow) = crate::cgroups::devices::systemd_allow(devices, &proc_devices()) {
             set("DevicePolicy", Arg::Str("strict".into()));
             set("DeviceAllow", Arg::Pairs(allow));
         }
@@ -252,7 +265,7 @@ mod tests {
             "pids": {"limit": 10},
             "blockIO": {"weight": 500}
         }));
-        let p = limits(&r, Version::V2, "");
+        let p = limits(&r, Version::V2);
         assert_eq!(get(&p, "MemoryMax"), Some(&Arg::U64(67_108_864)));
         assert_eq!(get(&p, "MemoryLow"), Some(&Arg::U64(1_048_576)));
         assert_eq!(get(&p, "MemorySwapMax"), Some(&Arg::U64(67_108_864)));
@@ -262,7 +275,7 @@ mod tests {
         assert_eq!(get(&p, "AllowedCPUs"), Some(&Arg::Bytes(vec![3])));
         assert_eq!(get(&p, "TasksMax"), Some(&Arg::U64(10)));
         assert_eq!(get(&p, "IOWeight"), Some(&Arg::U64(4950)));
-        let p = limits(&r, Version::V1, "");
+        let p = limits(&r, Version::V1);
         assert_eq!(get(&p, "MemoryLimit"), Some(&Arg::U64(67_108_864)));
         assert_eq!(get(&p, "CPUShares"), Some(&Arg::U64(1024)));
         assert_eq!(get(&p, "BlockIOWeight"), Some(&Arg::U64(500)));
@@ -276,7 +289,7 @@ mod tests {
             "pids": {"limit": -1},
             "unified": {"memory.high": "1000", "cpu.max": "max 50000", "pids.max": "max"}
         }));
-        let p = limits(&r, Version::V2, "");
+        let p = limits(&r, Version::V2);
         assert_eq!(get(&p, "MemoryMax"), Some(&Arg::U64(u64::MAX)));
         assert_eq!(get(&p, "MemoryHigh"), Some(&Arg::U64(1000)));
         assert_eq!(get(&p, "TasksMax"), Some(&Arg::U64(u64::MAX)));
@@ -288,7 +301,7 @@ mod tests {
     fn devices_become_a_strict_allow_list() {
         let proc_devices = "Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  8 sd\n";
         let r = res(json!({"devices": [{"allow": false, "access": "rwm"}]}));
-        let p = limits(&r, Version::V2, proc_devices);
+        let p = limits_with(&r, Version::V2, || proc_devices.into());
         assert_eq!(get(&p, "DevicePolicy"), Some(&Arg::Str("strict".into())));
         let Some(Arg::Pairs(allow)) = get(&p, "DeviceAllow") else {
             panic!("no DeviceAllow in {p:?}")
@@ -301,10 +314,14 @@ mod tests {
         );
         // Privileged: every device, no policy.
         let r = res(json!({"devices": [{"allow": true, "access": "rwm"}]}));
-        assert!(get(&limits(&r, Version::V2, proc_devices), "DevicePolicy").is_none());
+        assert!(get(
+            &limits_with(&r, Version::V2, || proc_devices.into()),
+            "DevicePolicy"
+        )
+        .is_none());
         // No device rules at all: nothing said about devices.
         assert!(get(
-            &limits(&res(json!({})), Version::V2, proc_devices),
+            &limits_with(&res(json!({})), Version::V2, || proc_devices.into()),
             "DeviceAllow"
         )
         .is_none());
