@@ -439,3 +439,117 @@ fn errors_are_plain_text_on_stderr_without_log_format() {
     );
     assert!(!Path::new(&rt.scratch().join("log.json")).exists());
 }
+
+/// A bundle with a new user namespace and the given maps (the same for
+/// uids and gids).
+fn userns_bundle(test: &str, maps: Value) -> Bundle {
+    let mut b = Bundle::new(test);
+    b.push_namespace("user")
+        .set("/linux/uidMappings", maps.clone())
+        .set("/linux/gidMappings", maps);
+    b
+}
+
+#[test]
+fn overlapping_id_maps_are_named() {
+    require_root!();
+    let b = userns_bundle(
+        "err-map-overlap",
+        json!([
+            { "containerID": 0, "hostID": 100000, "size": 1000 },
+            { "containerID": 500, "hostID": 300000, "size": 1000 }
+        ]),
+    );
+    let msg = assert_create_refused("err-map-overlap", &b);
+    assert!(
+        msg.contains("uid_map: mappings 0:100000:1000 and 500:300000:1000 overlap in their container ids: invalid argument"),
+        "{msg}"
+    );
+    let b = userns_bundle(
+        "err-map-overlap-host",
+        json!([
+            { "containerID": 0, "hostID": 100000, "size": 1000 },
+            { "containerID": 1000, "hostID": 100999, "size": 10 }
+        ]),
+    );
+    let msg = assert_create_refused("err-map-overlap-host", &b);
+    assert!(msg.contains("overlap in their host ids"), "{msg}");
+}
+
+#[test]
+fn out_of_range_and_empty_id_maps_are_refused() {
+    require_root!();
+    let b = userns_bundle(
+        "err-map-range",
+        json!([{ "containerID": 0, "hostID": 4294967000u32, "size": 65536 }]),
+    );
+    let msg = assert_create_refused("err-map-range", &b);
+    assert!(msg.contains("goes past the last host uid"), "{msg}");
+    let b = userns_bundle(
+        "err-map-empty",
+        json!([{ "containerID": 0, "hostID": 100000, "size": 0 }]),
+    );
+    let msg = assert_create_refused("err-map-empty", &b);
+    assert!(msg.contains("has size 0"), "{msg}");
+}
+
+#[test]
+fn idmapped_mount_on_a_filesystem_that_cannot_be_idmapped() {
+    require_root!();
+    // sysfs has no idmapped mounts; the host's is only read to clone it.
+    let mut b = userns_bundle(
+        "err-idmap-sysfs",
+        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]),
+    );
+    b.push(
+        "/mounts",
+        json!({
+            "destination": "/hostsys", "type": "bind", "source": "/sys/kernel",
+            "options": ["rbind", "idmap"]
+        }),
+    );
+    let msg = assert_create_refused("err-idmap-sysfs", &b);
+    assert!(
+        msg.contains("idmapped mount /hostsys: /sys/kernel is on sysfs, which cannot be idmapped"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn malformed_idmapped_mounts_are_refused() {
+    require_root!();
+    let cases: [(&str, Value, bool, &str); 3] = [
+        (
+            "err-idmap-tmpfs",
+            json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"] }),
+            true,
+            "idmapped mount /t: only bind mounts can be idmapped",
+        ),
+        (
+            "err-idmap-half",
+            json!({ "destination": "/t", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"],
+                    "uidMappings": [{ "containerID": 0, "hostID": 100000, "size": 10 }] }),
+            true,
+            "uidMappings and gidMappings must be given together",
+        ),
+        (
+            "err-idmap-nouserns",
+            json!({ "destination": "/t", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"] }),
+            false,
+            "no new user namespace whose mappings it could use",
+        ),
+    ];
+    for (test, mount, userns, expected) in cases {
+        let mut b = if userns {
+            userns_bundle(
+                test,
+                json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]),
+            )
+        } else {
+            Bundle::new(test)
+        };
+        b.push("/mounts", mount);
+        let msg = assert_create_refused(test, &b);
+        assert!(msg.contains(expected), "{test}: {msg}");
+    }
+}

@@ -67,6 +67,25 @@ impl TestUser {
         }
     }
 
+    /// Gives the user a range of 65536 subordinate uids and gids
+    /// (`usermod --add-subuids/--add-subgids`, which `userdel` removes);
+    /// its first id. `None` where there is no account to give them to.
+    fn add_ranges(&self) -> Option<u32> {
+        if !self.account {
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 16;
+        let first = 10_000_000 + (std::process::id() % 1_000 * 16 + k) * 65_536;
+        let range = format!("{first}-{}", first + 65_535);
+        let out = Command::new("usermod")
+            .args(["--add-subuids", &range, "--add-subgids", &range, &self.name])
+            .output()
+            .expect("run usermod");
+        assert!(out.status.success(), "usermod {}: {out:?}", self.name);
+        Some(first)
+    }
+
     /// `bin args…` as this user, with its `XDG_RUNTIME_DIR`, in `cwd`.
     /// Its output goes through files, not pipes: a container it leaves
     /// running (`create`, `run --detach`) keeps its copies of them open.
@@ -377,4 +396,134 @@ fn another_users_containers_are_out_of_reach() {
     assert!(out.stdout_str().contains("\"running\""), "{out:?}");
     let out = owner.run(&bin, &["delete", "--force", id], b.path());
     assert!(out.status.success(), "delete --force by the owner: {out:?}");
+}
+
+/// Why the subordinate-range checks cannot run here, if they cannot.
+fn ranges_unavailable(user: &TestUser) -> Option<String> {
+    if let Some(why) = unprivileged_userns_unavailable(user) {
+        return Some(why);
+    }
+    if !Path::new("/usr/bin/newuidmap").exists() {
+        return Some("no newuidmap here (Debian package uidmap)".into());
+    }
+    if !user.account {
+        return Some("no useradd here: no account to give subordinate ids".into());
+    }
+    None
+}
+
+/// `uid` mapped to root, then `first`.. mapped from 1, as podman maps a
+/// rootless container; `extra` more ids than the range has.
+fn ranged_maps(own: u32, first: u32, extra: u32) -> serde_json::Value {
+    json!([
+        {"containerID": 0, "hostID": own, "size": 1},
+        {"containerID": 1, "hostID": first, "size": 65_536 + extra}
+    ])
+}
+
+#[test]
+fn rootless_subordinate_ranges_through_newuidmap_side_by_side_with_runc() {
+    require_root!();
+    let test = "rootless_subordinate_ranges_through_newuidmap_side_by_side_with_runc";
+    let user = TestUser::new("rng");
+    if let Some(why) = ranges_unavailable(&user) {
+        corten_integration_tests::skip(test, &why);
+        return;
+    }
+    let first = user.add_ranges().expect("an account");
+    let mut seen = Vec::new();
+    for (name, bin) in present_runtimes(test) {
+        let mut b = rootless_bundle(&format!("rl-rng-{name}"), &user, &[]);
+        b.set("/linux/uidMappings", ranged_maps(user.uid, first, 0));
+        b.set("/linux/gidMappings", ranged_maps(user.gid, first, 0));
+        // A process of a subordinate id, in a group of another: runc
+        // refuses additional groups to any rootless container ("cannot set
+        // any additional groups in a rootless container"); corten sets them
+        // where newgidmap left setgroups allowed (conformance/README).
+        let groups = if name == "corten" {
+            json!([2000])
+        } else {
+            json!([])
+        };
+        b.set(
+            "/process/user",
+            json!({"uid": 1000, "gid": 1000, "additionalGids": groups}),
+        );
+        b.args(&[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; id -u; id -G",
+        ]);
+        b.save();
+        let out = user.run(&bin, &["run", b.name()], b.path());
+        assert!(out.status.success(), "{name} run: {out:?}");
+        let lines: Vec<String> = out
+            .stdout_str()
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                format!("0 {} 1", user.uid),
+                format!("1 {first} 65536"),
+                format!("0 {} 1", user.gid),
+                format!("1 {first} 65536"),
+                // newgidmap leaves setgroups allowed.
+                "allow".into(),
+                "1000".into(),
+                if name == "corten" {
+                    "1000 2000"
+                } else {
+                    "1000"
+                }
+                .into(),
+            ],
+            "{name}: {out:?}"
+        );
+        let mut lines = lines;
+        lines.pop();
+        seen.push(lines);
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+}
+
+#[test]
+fn rootless_map_beyond_the_subordinate_range_is_refused_and_leaves_nothing() {
+    require_root!();
+    let test = "rootless_map_beyond_the_subordinate_range_is_refused_and_leaves_nothing";
+    let user = TestUser::new("big");
+    if let Some(why) = ranges_unavailable(&user) {
+        corten_integration_tests::skip(test, &why);
+        return;
+    }
+    let first = user.add_ranges().expect("an account");
+    for (name, bin) in present_runtimes(test) {
+        let mut b = rootless_bundle(&format!("rl-big-{name}"), &user, &["true"]);
+        b.set("/linux/uidMappings", ranged_maps(user.uid, first, 1));
+        b.set("/linux/gidMappings", ranged_maps(user.gid, first, 0));
+        b.save();
+        let out = user.run(&bin, &["run", b.name()], b.path());
+        assert!(
+            !out.status.success(),
+            "{name} mapped beyond the range: {out:?}"
+        );
+        if name == "corten" {
+            // One line, naming the helper and what it refused.
+            let err = out.stderr_str();
+            eprintln!("corten: {err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+            assert!(
+                err.contains("newuidmap") && err.contains(&format!("1:{first}:65537")),
+                "{err}"
+            );
+        }
+        let root = user.xdg.join(name);
+        assert_eq!(
+            fs::read_dir(&root).map(Iterator::count).unwrap_or(0),
+            0,
+            "{name}: left in {}",
+            root.display()
+        );
+    }
 }

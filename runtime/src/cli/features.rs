@@ -40,7 +40,7 @@ pub fn run(_a: Args) -> anyhow::Result<()> {
             "apparmor": { "enabled": crate::process::attrs::apparmor_enabled() },
             "selinux": { "enabled": crate::process::attrs::selinux_enabled() },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": {
             "io.github.corten.commit": env!("CORTEN_COMMIT"),

@@ -198,6 +198,13 @@ fn validate_linux(spec: &Spec) -> Result<Option<Filter>, SpecError> {
             "User namespaces enabled, but no gid mappings found.",
         ));
     }
+    if userns_new {
+        crate::process::idmap::check("uid", &linux.uid_mappings).map_err(invalid)?;
+        crate::process::idmap::check("gid", &linux.gid_mappings).map_err(invalid)?;
+    }
+    for m in &spec.mounts {
+        validate_idmapped_mount(m, userns_new)?;
+    }
     // Mappings without a user namespace are ignored, as runc ignores them.
     if !new_ns(NsKind::Mount)
         && (!linux.masked_paths.is_empty() || !linux.readonly_paths.is_empty())
@@ -302,6 +309,39 @@ fn validate_sysctl(key: &str, new_ns: &dyn Fn(NsKind) -> bool) -> Result<(), Spe
     Err(invalid(format!(
         "sysctl {key:?} is not in a separate kernel namespace"
     )))
+}
+
+/// An idmapped mount (runtime-spec 1.1: `uidMappings`/`gidMappings` on the
+/// mount, `idmap`/`ridmap` among its options): a bind mount, with both
+/// maps or neither (then the container's, which needs its own user
+/// namespace), each map one the kernel takes.
+fn validate_idmapped_mount(m: &crate::spec::Mount, userns_new: bool) -> Result<(), SpecError> {
+    if !crate::rootfs::mounts::is_idmapped(m) {
+        return Ok(());
+    }
+    let what = format!("idmapped mount {}", m.destination);
+    let bind = m.typ.as_deref() == Some("bind")
+        || crate::rootfs::options::parse(&m.options).is_ok_and(|o| o.is_bind());
+    if !bind {
+        return Err(invalid(format!(
+            "{what}: only bind mounts can be idmapped (type {:?})",
+            m.typ.as_deref().unwrap_or("")
+        )));
+    }
+    if m.uid_mappings.is_empty() != m.gid_mappings.is_empty() {
+        return Err(invalid(format!(
+            "{what}: uidMappings and gidMappings must be given together"
+        )));
+    }
+    if m.uid_mappings.is_empty() && !userns_new {
+        return Err(invalid(format!(
+            "{what}: no uidMappings/gidMappings of its own, and no new user namespace whose mappings it could use"
+        )));
+    }
+    for (kind, maps) in [("uid", &m.uid_mappings), ("gid", &m.gid_mappings)] {
+        crate::process::idmap::check(kind, maps).map_err(|e| invalid(format!("{what}: {e}")))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

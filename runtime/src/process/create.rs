@@ -16,7 +16,7 @@ use crate::bounds::Bound;
 use crate::cgroups;
 use crate::plan::Plan;
 use crate::procfs::ProcFs;
-use crate::spec::{IdMapping, Spec};
+use crate::spec::Spec;
 use crate::state::{pid_start_time, Record};
 use crate::sys::{self, Forked};
 
@@ -267,12 +267,16 @@ fn spawn(
         .write(true) // std opens with O_CLOEXEC
         .open(dir.fifo())
         .map_err(step("open exec.fifo"))?;
-    // In a new user namespace the init could not reach every source.
-    let bind_trees = if ns.creates(NsKind::User) {
-        crate::rootfs::mounts::clone_bind_sources(&plan.spec.mounts, &plan.bundle)
-    } else {
-        Vec::new()
-    };
+    // In a new user namespace the init could not reach every source, nor
+    // idmap any.
+    let linux = plan.spec.linux();
+    let bind_trees = crate::rootfs::mounts::prepare_trees(
+        &plan.spec.mounts,
+        &plan.bundle,
+        (&linux.uid_mappings, &linux.gid_mappings),
+        ns.creates(NsKind::User),
+    )
+    .map_err(|(op, e)| step(op)(e))?;
     let args = InitArgs {
         plan,
         bind_trees: &bind_trees,
@@ -380,21 +384,6 @@ fn intermediate(args: &InitArgs<'_>, chan: &Channel) -> ! {
     crate::sys::exit_child(code)
 }
 
-fn write_id_map(
-    proc: &ProcFs,
-    pid: i32,
-    file: &str,
-    maps: &[IdMapping],
-) -> Result<(), CreateError> {
-    let text: String = maps
-        .iter()
-        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
-        .collect();
-    let p = format!("{pid}/{file}");
-    proc.write(&p, text.as_bytes())
-        .map_err(step(format!("write /proc/{p}")))
-}
-
 /// The procfs handle for the parent's writes, opened only when needed.
 fn parent_procfs(cell: &mut Option<ProcFs>) -> Result<&ProcFs, CreateError> {
     if cell.is_none() {
@@ -414,16 +403,9 @@ fn finish(
     let mut proc = None;
     if ns.creates(NsKind::User) {
         let proc = parent_procfs(&mut proc)?;
-        write_id_map(proc, pid, "uid_map", &spec.linux().uid_mappings)?;
-        if !nix::unistd::geteuid().is_root() {
-            // A writer without CAP_SETGID over the parent namespace may map
-            // its own gid only once setgroups is denied (user_namespaces(7)),
-            // as runc does for a rootless container.
-            let p = format!("{pid}/setgroups");
-            proc.write(&p, b"deny")
-                .map_err(step(format!("write /proc/{p}")))?;
-        }
-        write_id_map(proc, pid, "gid_map", &spec.linux().gid_mappings)?;
+        let linux = spec.linux();
+        super::idmap::write_maps(proc, pid, &linux.uid_mappings, &linux.gid_mappings)
+            .map_err(step("set the user namespace's id maps"))?;
     }
     if opts.systemd_cgroup && !opts.cgroups_disabled {
         // The scope, with the init in it, then the limits in its directory.

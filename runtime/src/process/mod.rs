@@ -4,6 +4,7 @@
 pub mod attrs;
 pub mod create;
 pub mod exec;
+pub mod idmap;
 pub mod init;
 pub mod namespaces;
 pub mod rlimits;

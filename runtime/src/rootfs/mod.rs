@@ -158,7 +158,7 @@ pub struct Rootfs<'a> {
     /// The container's cgroup directories.
     pub cgroup_paths: &'a crate::cgroups::Cgroup,
     /// Bind mount sources cloned by the runtime, by mount index (see
-    /// [`mounts::clone_bind_sources`]); empty when there are none.
+    /// [`mounts::prepare_trees`]); empty when there are none.
     pub bind_trees: &'a [Option<OwnedFd>],
     /// The container has a mount namespace; without one (runc allows it)
     /// everything is mounted in the caller's namespace and the root is

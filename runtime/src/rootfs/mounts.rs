@@ -10,7 +10,7 @@ use nix::sys::statvfs::{statvfs, FsFlags};
 use super::options::{self, MountOptions};
 use super::resolve::{ensure, open_in_root};
 use super::{Rootfs, RootfsError};
-use crate::spec::Mount;
+use crate::spec::{IdMapping, Mount};
 use crate::sys::{self, fd_path, RESOLVE_NO_SYMLINKS};
 
 fn mount_err<'a>(m: &'a str, op: &'static str) -> impl FnOnce(nix::Error) -> RootfsError + 'a {
@@ -37,23 +37,110 @@ pub fn bind_source(m: &Mount, bundle: &Path) -> Option<(PathBuf, bool)> {
     Some((path, opts.flags.contains(MsFlags::MS_REC)))
 }
 
-/// Detached copies of the bind mounts' sources ([`sys::clone_tree`]),
-/// made by the runtime before the container's user namespace exists: in
-/// it, a source only the host's root can reach could not be opened (runc
-/// opens them before as well). `None` where a mount is no bind or the copy
+/// Whether `m` is an idmapped mount: `idmap`/`ridmap` among its options or
+/// maps of its own (runtime-spec 1.1).
+pub fn is_idmapped(m: &Mount) -> bool {
+    !m.uid_mappings.is_empty()
+        || !m.gid_mappings.is_empty()
+        || options::parse(&m.options).is_ok_and(|o| o.idmap.is_some())
+}
+
+/// The sources of the config's bind mounts as detached trees, made by the
+/// runtime before the clone ([`sys::clone_tree`]). An idmapped mount's
+/// tree is idmapped here, where the runtime still has the privilege
+/// (`mount_setattr(MOUNT_ATTR_IDMAP)` with a user namespace made for its
+/// maps, or the container's maps when it has none of its own); its failure
+/// is the error, with the mount's destination. Other binds are cloned only
+/// when `userns` (the container gets a new user namespace, in which a
+/// source only the host's root can reach could not be opened: runc opens
+/// them before as well); `None` where a mount is no bind or that copy
 /// failed (the init then tries the path itself and reports the error).
-pub fn clone_bind_sources(mounts: &[Mount], bundle: &Path) -> Vec<Option<OwnedFd>> {
-    mounts
-        .iter()
-        .map(|m| {
-            let (path, rec) = bind_source(m, bundle)?;
-            sys::clone_tree(&path, rec).ok()
-        })
-        .collect()
+pub fn prepare_trees(
+    mounts: &[Mount],
+    bundle: &Path,
+    container_maps: (&[IdMapping], &[IdMapping]),
+    userns: bool,
+) -> Result<Vec<Option<OwnedFd>>, (String, std::io::Error)> {
+    // One user namespace per distinct pair of maps.
+    let mut namespaces: Vec<(Vec<IdMapping>, Vec<IdMapping>, OwnedFd)> = Vec::new();
+    let mut trees = Vec::with_capacity(mounts.len());
+    for m in mounts {
+        let Some((path, rec)) = bind_source(m, bundle) else {
+            trees.push(None);
+            continue;
+        };
+        if !is_idmapped(m) {
+            trees.push(if userns {
+                sys::clone_tree(&path, rec).ok()
+            } else {
+                None
+            });
+            continue;
+        }
+        let what = format!("idmapped mount {}", m.destination);
+        let (uids, gids) = if m.uid_mappings.is_empty() {
+            container_maps
+        } else {
+            (&m.uid_mappings[..], &m.gid_mappings[..])
+        };
+        let known = namespaces
+            .iter()
+            .position(|(u, g, _)| u.as_slice() == uids && g.as_slice() == gids);
+        let idx = match known {
+            Some(i) => i,
+            None => {
+                let fd = crate::process::idmap::userns_fd(uids, gids)
+                    .map_err(|e| (format!("{what}: make a user namespace for its maps"), e))?;
+                namespaces.push((uids.to_vec(), gids.to_vec(), fd));
+                namespaces.len() - 1
+            }
+        };
+        let tree = sys::clone_tree(&path, rec)
+            .map_err(|e| (format!("{what}: open {}", path.display()), e))?;
+        let recursive = options::parse(&m.options).is_ok_and(|o| o.idmap == Some(true));
+        sys::mount_setattr_idmap(tree.as_fd(), namespaces[idx].2.as_fd(), recursive).map_err(
+            |e| {
+                let fs = sys::fs_magic(tree.as_fd()).map_or_else(|_| "?".into(), fs_name);
+                let why = match e.raw_os_error() {
+                    Some(libc::EINVAL) => format!(
+                        "{} is on {fs}, which cannot be idmapped (or is idmapped already)",
+                        path.display()
+                    ),
+                    Some(libc::EPERM) => format!(
+                        "idmapping {} ({fs}) needs CAP_SYS_ADMIN over its filesystem",
+                        path.display()
+                    ),
+                    _ => format!("idmap {} ({fs})", path.display()),
+                };
+                (format!("{what}: {why}"), e)
+            },
+        )?;
+        trees.push(Some(tree));
+    }
+    Ok(trees)
+}
+
+/// A filesystem's name from its `statfs` magic, for messages.
+fn fs_name(magic: i64) -> String {
+    match magic {
+        0x6265_6572 => "sysfs".into(),
+        0x9fa0 => "proc".into(),
+        0x0102_1994 => "tmpfs".into(),
+        0xef53 => "ext4".into(),
+        0x794c_7630 => "overlay".into(),
+        0x9123_683e => "btrfs".into(),
+        0x5846_5342 => "xfs".into(),
+        0x6969 => "nfs".into(),
+        0x6573_5546 => "fuse".into(),
+        0x8584_58f6 => "ramfs".into(),
+        0x1cd1 => "devpts".into(),
+        0x6367_7270 => "cgroup2".into(),
+        m => format!("a filesystem of type {m:#x}"),
+    }
 }
 
 /// Performs one config mount; `tree` is its source already cloned by the
-/// runtime ([`clone_bind_sources`]).
+/// runtime ([`prepare_trees`]).
 pub fn mount_one(rfs: &Rootfs<'_>, m: &Mount, tree: Option<&OwnedFd>) -> Result<(), RootfsError> {
     let dest = if m.destination.starts_with('/') {
         m.destination.clone()
@@ -130,6 +217,7 @@ pub fn mount_one(rfs: &Rootfs<'_>, m: &Mount, tree: Option<&OwnedFd>) -> Result<
                     .cloned()
                     .chain(["rbind".to_string()])
                     .collect(),
+                ..Mount::default()
             };
             let o = options::parse(&fake.options).map_err(|e| RootfsError::Option {
                 dest: dest.clone(),

@@ -23,6 +23,9 @@ pub struct MountOptions {
     pub rec_clear: u64,
     /// Filesystem-specific data, comma-joined.
     pub data: String,
+    /// `idmap` (`Some(false)`) or `ridmap` (`Some(true)`, every submount
+    /// of an `rbind` idmapped too).
+    pub idmap: Option<bool>,
 }
 
 impl Default for MountOptions {
@@ -33,6 +36,7 @@ impl Default for MountOptions {
             rec_set: 0,
             rec_clear: 0,
             data: String::new(),
+            idmap: None,
         }
     }
 }
@@ -171,12 +175,17 @@ pub const KNOWN: &[&str] = &[
     "rnostrictatime",
     "rnosymfollow",
     "rsymfollow",
+    "idmap",
+    "ridmap",
 ];
 
 /// Whether `opt` is one of the named options (not filesystem data).
 #[cfg(test)]
 pub fn is_named(opt: &str) -> bool {
-    flag(opt).is_some() || propagation(opt).is_some() || recursive(opt).is_some()
+    flag(opt).is_some()
+        || propagation(opt).is_some()
+        || recursive(opt).is_some()
+        || matches!(opt, "idmap" | "ridmap")
 }
 
 /// Parses the options of one mount.
@@ -205,7 +214,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions, UnsupportedOption> {
                 out.rec_set |= a;
             }
         } else if matches!(opt, "idmap" | "ridmap") {
-            return Err(UnsupportedOption(opt.to_string()));
+            out.idmap = Some(opt == "ridmap");
         } else if opt == "tmpcopyup" {
             // runc extension that copies the directory's content into the
             // new tmpfs; not implemented yet, and harmless to skip.
@@ -257,7 +266,10 @@ mod tests {
     }
 
     #[test]
-    fn idmap_unsupported() {
-        assert!(parse(&["idmap".to_string()]).is_err());
+    fn idmap_and_ridmap() {
+        assert_eq!(p(&["bind"]).idmap, None);
+        assert_eq!(p(&["bind", "idmap"]).idmap, Some(false));
+        assert_eq!(p(&["rbind", "ridmap"]).idmap, Some(true));
+        assert!(p(&["idmap"]).data.is_empty());
     }
 }

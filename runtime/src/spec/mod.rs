@@ -218,6 +218,13 @@ pub struct Mount {
     /// fstab-style options.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
+    /// An idmapped mount's uid map (runtime-spec 1.1): source ids as
+    /// container ids, shown as the host ids.
+    #[serde(default, rename = "uidMappings", skip_serializing_if = "Vec::is_empty")]
+    pub uid_mappings: Vec<IdMapping>,
+    /// An idmapped mount's gid map.
+    #[serde(default, rename = "gidMappings", skip_serializing_if = "Vec::is_empty")]
+    pub gid_mappings: Vec<IdMapping>,
 }
 
 /// `hooks`
@@ -315,7 +322,7 @@ pub struct Linux {
 }
 
 /// A uid or gid mapping.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdMapping {
     /// First id inside the namespace.

@@ -1,0 +1,220 @@
+//! User namespaces as root (issue 19): multi-range maps and a joined user
+//! namespace, side by side with runc; idmapped mounts (runtime-spec 1.1,
+//! `mount_setattr(MOUNT_ATTR_IDMAP)`), which Debian's runc 1.1 does not
+//! have: checked against what the kernel must show.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use corten_integration_tests::{require_root, Bundle, OutputExt, Runtime};
+use serde_json::{json, Value};
+
+/// The runtimes compared: corten, and runc where it is installed.
+fn runtimes(test: &str) -> Vec<Runtime> {
+    let mut out = vec![Runtime::new(test)];
+    if Path::new("/usr/sbin/runc").exists() {
+        out.push(Runtime::new(test).with_bin("/usr/sbin/runc"));
+    } else {
+        corten_integration_tests::skip(test, "runc is not installed here: corten alone");
+    }
+    out
+}
+
+fn with_maps(b: &mut Bundle, uids: Value, gids: Value) {
+    b.push_namespace("user")
+        .set("/linux/uidMappings", uids)
+        .set("/linux/gidMappings", gids);
+}
+
+/// Lines with their blanks squeezed (`/proc/self/uid_map` pads with spaces).
+fn squeezed(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn multi_range_maps_side_by_side_with_runc() {
+    require_root!();
+    corten_integration_tests::require_userns!("multi_range_maps_side_by_side_with_runc");
+    let mut seen = Vec::new();
+    for rt in runtimes("userns-multi") {
+        let mut b = Bundle::new("userns-multi");
+        with_maps(
+            &mut b,
+            json!([
+                { "containerID": 0, "hostID": 100000, "size": 1000 },
+                { "containerID": 1000, "hostID": 300000, "size": 64536 }
+            ]),
+            json!([
+                { "containerID": 0, "hostID": 200000, "size": 10 },
+                { "containerID": 10, "hostID": 400000, "size": 65526 }
+            ]),
+        );
+        // A file the host gives to 300005:400007 is 1005:17 inside.
+        let probe = b.rootfs().join("probe");
+        fs::write(&probe, "").expect("write probe");
+        std::os::unix::fs::chown(&probe, Some(300_005), Some(400_007)).expect("chown probe");
+        b.sh("cat /proc/self/uid_map /proc/self/gid_map; stat -c %u:%g /probe; id -u");
+        b.user(1005, 17);
+        let out = rt.run_ok(b.name(), &b);
+        let lines = squeezed(&out);
+        assert_eq!(
+            lines,
+            [
+                "0 100000 1000",
+                "1000 300000 64536",
+                "0 200000 10",
+                "10 400000 65526",
+                "1005:17",
+                "1005"
+            ],
+            "{}: {out}",
+            rt.bin().display()
+        );
+        seen.push(lines);
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+}
+
+#[test]
+fn joined_user_namespace_side_by_side_with_runc() {
+    require_root!();
+    corten_integration_tests::require_userns!("joined_user_namespace_side_by_side_with_runc");
+    let maps = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    for rt in runtimes("userns-join") {
+        let mut first = Bundle::new("userns-join-a");
+        with_maps(&mut first, maps.clone(), maps.clone());
+        first.args(&["sleep", "1000"]);
+        let a = first.name();
+        rt.run_with(a, &first, &["--detach"])
+            .assert_success("run --detach");
+        let pid = rt.pid(a);
+        let ns_a = fs::read_link(format!("/proc/{pid}/ns/user")).expect("ns of the first");
+
+        let mut second = Bundle::new("userns-join-b");
+        second
+            .join_namespace("user", &format!("/proc/{pid}/ns/user"))
+            .set("/linux/uidMappings", maps.clone())
+            .set("/linux/gidMappings", maps.clone());
+        second.sh("readlink /proc/self/ns/user; cat /proc/self/uid_map; id -u");
+        let out = rt.run_ok(second.name(), &second);
+        let lines = squeezed(&out);
+        assert_eq!(
+            lines,
+            [
+                ns_a.display().to_string(),
+                "0 100000 65536".into(),
+                "0".into()
+            ],
+            "{}: {out}",
+            rt.bin().display()
+        );
+        rt.kill(a, "KILL");
+        rt.wait_status(a, "stopped");
+        rt.delete(a).assert_success("delete");
+    }
+}
+
+/// A directory for a bind source: `rootfile` (0:0), `userfile`
+/// (1000:1000), writable by all; removed when dropped.
+struct Source(PathBuf);
+
+impl Source {
+    fn new(test: &str) -> Source {
+        let dir = Path::new(corten_integration_tests::BASE_DIR)
+            .join(corten_integration_tests::unique_name(test));
+        fs::create_dir_all(&dir).expect("make the source");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+        fs::write(dir.join("rootfile"), "").expect("rootfile");
+        fs::write(dir.join("userfile"), "").expect("userfile");
+        std::os::unix::fs::chown(dir.join("userfile"), Some(1000), Some(1000)).expect("chown");
+        Source(dir)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8")
+    }
+
+    /// `uid:gid` of a file on the disk.
+    fn owner(&self, file: &str) -> String {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(self.0.join(file)).expect("stat");
+        format!("{}:{}", m.uid(), m.gid())
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn idmapped_mounts_show_the_mapped_owners() {
+    require_root!();
+    corten_integration_tests::require_userns!("idmapped_mounts_show_the_mapped_owners");
+    let src = Source::new("idmap-src");
+    let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    let shifted = json!([{ "containerID": 0, "hostID": 101000, "size": 1000 }]);
+    let mut b = Bundle::new("idmap");
+    with_maps(&mut b, map.clone(), map);
+    // idmap: the container's own maps, so the host's root is its root.
+    b.push(
+        "/mounts",
+        json!({ "destination": "/same", "type": "bind", "source": src.path(), "options": ["bind", "idmap"] }),
+    );
+    // Maps of the mount's own: on-disk 0 is host 101000, 1000 inside.
+    b.push(
+        "/mounts",
+        json!({ "destination": "/own", "type": "bind", "source": src.path(), "options": ["rbind", "ridmap"],
+                "uidMappings": shifted, "gidMappings": shifted }),
+    );
+    // No idmap: the host's root is nobody inside.
+    b.push(
+        "/mounts",
+        json!({ "destination": "/plain", "type": "bind", "source": src.path(), "options": ["bind"] }),
+    );
+    // The container's root may not make them in the host root's rootfs.
+    for d in ["same", "own", "plain"] {
+        fs::create_dir_all(b.rootfs().join(d)).expect("mount point");
+    }
+    b.sh(
+        "stat -c %u:%g /same/rootfile /same/userfile /own/rootfile /plain/rootfile /plain/userfile; \
+         touch /same/made-inside && stat -c %u:%g /same/made-inside",
+    );
+    let rt = Runtime::new("idmap");
+    let out = rt.run_ok(b.name(), &b);
+    assert_eq!(
+        squeezed(&out),
+        [
+            "0:0",
+            "1000:1000",
+            "1000:1000",
+            "65534:65534",
+            "65534:65534",
+            "0:0"
+        ],
+        "{out}"
+    );
+    // The container's root wrote as the host's root through the mount.
+    assert_eq!(src.owner("made-inside"), "0:0");
+}
+
+#[test]
+fn idmapped_mount_without_a_user_namespace() {
+    require_root!();
+    let src = Source::new("idmap-nons-src");
+    let shifted = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    let mut b = Bundle::new("idmap-nons");
+    b.push(
+        "/mounts",
+        json!({ "destination": "/m", "type": "bind", "source": src.path(), "options": ["bind", "idmap"],
+                "uidMappings": shifted, "gidMappings": shifted }),
+    );
+    b.sh("stat -c %u:%g /m/rootfile /m/userfile");
+    let rt = Runtime::new("idmap-nons");
+    let out = rt.run_ok(b.name(), &b);
+    assert_eq!(squeezed(&out), ["100000:100000", "101000:101000"], "{out}");
+}
