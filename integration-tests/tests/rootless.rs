@@ -58,6 +58,9 @@ impl TestUser {
         fs::create_dir_all(&xdg).expect("make the XDG runtime dir");
         std::os::unix::fs::chown(&xdg, Some(uid), Some(gid)).expect("chown the XDG runtime dir");
         fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).expect("chmod");
+        // Its home (podman's configuration is looked up there).
+        fs::create_dir_all(xdg.join("home")).expect("make the home");
+        std::os::unix::fs::chown(xdg.join("home"), Some(uid), Some(gid)).expect("chown the home");
         TestUser {
             name,
             uid,
@@ -105,6 +108,7 @@ impl TestUser {
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .env("XDG_RUNTIME_DIR", &self.xdg)
+            .env("HOME", self.xdg.join("home"))
             .env("USER", &self.name)
             .current_dir(cwd)
             .stdin(Stdio::null())
@@ -525,5 +529,157 @@ fn rootless_map_beyond_the_subordinate_range_is_refused_and_leaves_nothing() {
             "{name}: left in {}",
             root.display()
         );
+    }
+}
+
+/// Rootless podman's view of one runtime: what a user sees for run,
+/// exec, pause, stop, inspect, rm and ps, as `user`, with storage of its
+/// own under the user's runtime directory (`--network none`: no
+/// slirp4netns; native overlay, which this kernel allows rootless).
+fn rootless_podman_scenario(user: &TestUser, runtime: &Path, tar: &Path) -> Vec<String> {
+    let dir = user.xdg.join(format!(
+        "podman-{}",
+        runtime.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    // podman takes a runroot of at most 50 bytes.
+    let runroot = RmDir(PathBuf::from(format!(
+        "/tmp/cit-podrun-{}-{}",
+        std::process::id(),
+        runtime.file_name().unwrap_or_default().to_string_lossy()
+    )));
+    fs::create_dir_all(&runroot.0).expect("make the runroot");
+    std::os::unix::fs::chown(&runroot.0, Some(user.uid), Some(user.gid)).expect("chown");
+    let (root, runroot, tmp) = (dir.join("root"), &runroot.0, dir.join("tmp"));
+    let globals: Vec<String> = vec![
+        "--root".into(),
+        root.display().to_string(),
+        "--runroot".into(),
+        runroot.display().to_string(),
+        "--tmpdir".into(),
+        tmp.display().to_string(),
+        "--runtime".into(),
+        runtime.display().to_string(),
+        "--cgroup-manager".into(),
+        "cgroupfs".into(),
+        "--events-backend".into(),
+        "file".into(),
+    ];
+    let podman = |args: &[&str]| {
+        let mut all: Vec<&str> = globals.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        user.run(Path::new("/usr/bin/podman"), &all, &user.xdg)
+    };
+    let tar = tar.display().to_string();
+    let out = podman(&["import", &tar, "localhost/busybox:corten"]);
+    assert!(out.status.success(), "podman import: {out:?}");
+    let squeeze = |t: String| {
+        t.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    let mut seen = Vec::new();
+    let out = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "localhost/busybox:corten",
+        "sh",
+        "-c",
+        "echo hello; id -u; cat /proc/self/uid_map; ls /dev/null; exit 4",
+    ]);
+    seen.push(format!(
+        "run: {:?} {}",
+        out.status.code(),
+        squeeze(out.stdout_str())
+    ));
+    let out = podman(&[
+        "run",
+        "-d",
+        "--name",
+        "p1",
+        "--network",
+        "none",
+        "localhost/busybox:corten",
+        "sleep",
+        "1000",
+    ]);
+    assert!(out.status.success(), "podman run -d: {out:?}");
+    let out = podman(&["exec", "p1", "sh", "-c", "echo exec-ok; id -u; exit 2"]);
+    seen.push(format!(
+        "exec: {:?} {}",
+        out.status.code(),
+        squeeze(out.stdout_str())
+    ));
+    // Without a cgroup (v1, rootless) podman itself refuses.
+    let out = podman(&["pause", "p1"]);
+    seen.push(format!("pause: {:?}", out.status.success()));
+    if out.status.success() {
+        assert!(podman(&["unpause", "p1"]).status.success(), "unpause");
+    }
+    let out = podman(&["stop", "-t", "1", "p1"]);
+    assert!(out.status.success(), "podman stop: {out:?}");
+    let out = podman(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "p1",
+    ]);
+    seen.push(format!("stopped: {}", out.stdout_str().trim()));
+    let out = podman(&["rm", "p1"]);
+    assert!(out.status.success(), "podman rm: {out:?}");
+    seen.push(format!(
+        "left: {:?}",
+        podman(&["ps", "-aq"]).stdout_str().trim()
+    ));
+    seen
+}
+
+/// A directory removed when dropped.
+struct RmDir(PathBuf);
+
+impl Drop for RmDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn rootless_podman_side_by_side_with_runc() {
+    require_root!();
+    let test = "rootless_podman_side_by_side_with_runc";
+    let user = TestUser::new("pod");
+    if let Some(why) = ranges_unavailable(&user) {
+        corten_integration_tests::skip(test, &why);
+        return;
+    }
+    if !Path::new("/usr/bin/podman").exists() {
+        corten_integration_tests::skip(test, "podman is not installed here");
+        return;
+    }
+    let first = user.add_ranges().expect("an account");
+    let tar = corten_integration_tests::busybox_tarball(&user.xdg);
+    fs::set_permissions(&tar, fs::Permissions::from_mode(0o644)).expect("chmod the tarball");
+    let mut results = Vec::new();
+    for (name, bin) in present_runtimes(test) {
+        let seen = rootless_podman_scenario(&user, &bin, &tar);
+        eprintln!("{name}: {seen:#?}");
+        results.push((name, seen));
+    }
+    let (_, corten) = &results[0];
+    let map = format!("0 {} 1|1 {first} 65536", user.uid);
+    assert_eq!(
+        corten[..2],
+        [
+            format!("run: Some(4) hello|0|{map}|/dev/null"),
+            "exec: Some(2) exec-ok|0".to_string(),
+        ],
+        "{corten:#?}"
+    );
+    assert_eq!(corten[3], "stopped: exited 137", "{corten:#?}");
+    assert_eq!(corten[4], "left: \"\"", "{corten:#?}");
+    for (name, seen) in &results[1..] {
+        assert_eq!(seen, corten, "{name} and corten differ");
     }
 }

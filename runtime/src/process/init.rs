@@ -207,10 +207,13 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     }
     let process = spec.process();
 
+    // In any user namespace but the host's (a new one, or the caller's:
+    // rootless podman runs the runtime in its own), mknod is refused:
+    // device nodes are bound from the host's, as runc does.
     let rfs = Rootfs::new(
         &plan.rootfs,
         &plan.bundle,
-        userns,
+        userns || crate::rootless::in_user_namespace(),
         plan.ns.creates(NsKind::Cgroup),
         a.cgroup_paths,
         plan.ns.has(NsKind::Mount),

@@ -151,7 +151,8 @@ pub struct Rootfs<'a> {
     root: OwnedFd,
     /// The bundle (relative bind sources resolve against it).
     pub bundle: &'a Path,
-    /// The container has its own user namespace.
+    /// The container is in a user namespace other than the host's (its
+    /// own, or its caller's): device nodes are bound, not made.
     pub userns: bool,
     /// The container has its own cgroup namespace.
     pub cgroupns: bool,
