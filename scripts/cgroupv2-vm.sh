@@ -135,6 +135,8 @@ stage_busybox "$BUSYBOX" "$("$BUSYBOX" --list)"
 
 # The runtime and the tests (debug info stripped: smaller, faster to unpack).
 cp "$CORTEN" "$STAGE/usr/bin/corten"
+# runc (with its libraries, below), for the tests that compare with it.
+if [ -x /usr/sbin/runc ]; then cp /usr/sbin/runc "$STAGE/usr/sbin/runc"; fi
 if [ -n "$WITH_CONTAINERD" ]; then
     cp "$SHIM" "$STAGE/usr/bin/containerd-shim-corten-v2"
     cp "$(command -v containerd)" "$(command -v ctr)" "$STAGE/usr/bin/"
@@ -153,7 +155,7 @@ copy_libs() {
         cp -L "$lib" "$STAGE$lib"
     done
 }
-for b in "$STAGE"/usr/bin/*; do copy_libs "$b"; done
+for b in "$STAGE"/usr/bin/* "$STAGE"/usr/sbin/*; do if [ -f "$b" ]; then copy_libs "$b"; fi; done
 for t in $TESTS; do copy_libs "$STAGE/tests/$t"; done
 
 # Kernel modules (with their dependencies), in load order.

@@ -93,6 +93,13 @@ impl TestUser {
     /// Its output goes through files, not pipes: a container it leaves
     /// running (`create`, `run --detach`) keeps its copies of them open.
     fn run(&self, bin: &Path, args: &[&str], cwd: &Path) -> Output {
+        self.run_in(None, bin, args, cwd)
+    }
+
+    /// [`TestUser::run`], started in the cgroup v2 directory `cgroup` when
+    /// given (root puts the process there, then becomes the user), as a
+    /// user's session starts in the cgroup systemd delegates to it.
+    fn run_in(&self, cgroup: Option<&Path>, bin: &Path, args: &[&str], cwd: &Path) -> Output {
         let dir = Path::new(corten_integration_tests::BASE_DIR);
         let tag = corten_integration_tests::unique_name("out");
         let (out_path, err_path) = (
@@ -100,11 +107,43 @@ impl TestUser {
             dir.join(format!("{tag}.err")),
         );
         let file = |p: &Path| fs::File::create(p).expect("create an output file");
-        // std drops the supplementary groups when it sets the uid as root.
-        let mut child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        match cgroup {
+            // std drops the supplementary groups when it sets the uid as root.
+            None => {
+                cmd.uid(self.uid).gid(self.gid);
+            }
+            Some(cg) => {
+                let procs = std::ffi::CString::new(
+                    cg.join("cgroup.procs").into_os_string().into_encoded_bytes(),
+                )
+                .expect("no NUL");
+                let (uid, gid) = (self.uid, self.gid);
+                // SAFETY: between fork and exec the closure calls only
+                // async-signal-safe functions (open, write, close,
+                // setgroups, setgid, setuid) on memory made before the fork.
+                unsafe {
+                    cmd.pre_exec(move || {
+                        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                        if fd < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+                        libc::close(fd);
+                        if !ok
+                            || libc::setgroups(0, std::ptr::null()) != 0
+                            || libc::setgid(gid) != 0
+                            || libc::setuid(uid) != 0
+                        {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+        }
+        let mut child = cmd
             .args(args)
-            .uid(self.uid)
-            .gid(self.gid)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .env("XDG_RUNTIME_DIR", &self.xdg)
@@ -681,5 +720,125 @@ fn rootless_podman_side_by_side_with_runc() {
     assert_eq!(corten[4], "left: \"\"", "{corten:#?}");
     for (name, seen) in &results[1..] {
         assert_eq!(seen, corten, "{name} and corten differ");
+    }
+}
+
+/// A cgroup v2 directory made by root and delegated to a user as systemd
+/// delegates one (the directory and its `cgroup.procs`,
+/// `cgroup.subtree_control` and `cgroup.threads` given to the user, with
+/// the memory and pids controllers enabled for its children), with `cmd/`
+/// for the user's commands; its processes killed and it removed when
+/// dropped.
+struct Delegated(PathBuf);
+
+impl Delegated {
+    /// `None` with the reason where cgroup v2 delegation cannot be shown.
+    fn new(user: &TestUser) -> Result<Delegated, String> {
+        let root = Path::new("/sys/fs/cgroup");
+        if !root.join("cgroup.subtree_control").exists() {
+            return Err("no unified cgroup v2 hierarchy here: delegation is a cgroup v2 feature".into());
+        }
+        let enabled = fs::read_to_string(root.join("cgroup.subtree_control")).unwrap_or_default();
+        if !(enabled.contains("memory") && enabled.contains("pids")) {
+            return Err(format!("the root cgroup does not enable memory and pids for its children: {enabled:?}"));
+        }
+        let dir = root.join(format!("cit-deleg-{}-{}", user.uid, std::process::id()));
+        fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        let d = Delegated(dir);
+        fs::write(d.0.join("cgroup.subtree_control"), "+memory +pids").expect("enable controllers");
+        fs::create_dir(d.0.join("cmd")).expect("mkdir cmd");
+        for p in [
+            d.0.clone(),
+            d.0.join("cgroup.procs"),
+            d.0.join("cgroup.subtree_control"),
+            d.0.join("cgroup.threads"),
+            d.0.join("cmd"),
+            d.0.join("cmd/cgroup.procs"),
+        ] {
+            std::os::unix::fs::chown(&p, Some(user.uid), Some(user.gid)).expect("chown");
+        }
+        Ok(d)
+    }
+
+    /// The path as a `cgroupsPath`, below the hierarchy's root.
+    fn config_path(&self, child: &str) -> String {
+        format!("/{}/{child}", self.0.file_name().unwrap_or_default().to_string_lossy())
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        let mut dirs: Vec<PathBuf> = fs::read_dir(&self.0)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.push(self.0.clone());
+        for d in &dirs {
+            let procs = fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: kill(2) with a pid of this test's cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            let _ = fs::write(d.join("cgroup.freeze"), "0");
+        }
+        for d in &dirs {
+            let _ = corten_integration_tests::wait_until(std::time::Duration::from_secs(5), || {
+                fs::remove_dir(d).is_ok() || !d.exists()
+            });
+        }
+    }
+}
+
+#[test]
+fn rootless_delegated_cgroup_v2_limits_pause_and_ps() {
+    require_root!();
+    let test = "rootless_delegated_cgroup_v2_limits_pause_and_ps";
+    let user = TestUser::new("dlg");
+    if let Some(why) = unprivileged_userns_unavailable(&user) {
+        corten_integration_tests::skip(test, &why);
+        return;
+    }
+    let deleg = match Delegated::new(&user) {
+        Ok(d) => d,
+        Err(why) => {
+            corten_integration_tests::skip(test, &why);
+            return;
+        }
+    };
+    let cmd_cg = deleg.0.join("cmd");
+    for (name, bin) in present_runtimes(test) {
+        let mut b = rootless_bundle(&format!("rl-dlg-{name}"), &user, &["sleep", "1000"]);
+        b.set("/linux/cgroupsPath", json!(deleg.config_path(&format!("ctr-{name}"))));
+        b.set("/linux/resources", json!({"memory": {"limit": 67_108_864}, "pids": {"limit": 64}}));
+        b.save();
+        let id = b.name();
+        let run = |args: &[&str]| user.run_in(Some(&cmd_cg), &bin, args, b.path());
+        let out = run(&["run", "--detach", id]);
+        assert!(out.status.success(), "{name} run --detach: {out:?}");
+        let ctr = deleg.0.join(format!("ctr-{name}"));
+        let read = |f: &str| fs::read_to_string(ctr.join(f)).unwrap_or_default().trim().to_string();
+        assert_eq!(read("memory.max"), "67108864", "{name}");
+        assert_eq!(read("pids.max"), "64", "{name}");
+        let state: serde_json::Value =
+            serde_json::from_str(&run(&["state", id]).stdout_str()).expect("state JSON");
+        let pid = state["pid"].as_i64().expect("pid").to_string();
+        assert!(read("cgroup.procs").lines().any(|l| l == pid), "{name}: init not in {}", ctr.display());
+        // pause and resume through the delegated cgroup.freeze.
+        let out = run(&["pause", id]);
+        assert!(out.status.success(), "{name} pause: {out:?}");
+        assert!(run(&["state", id]).stdout_str().contains("\"paused\""), "{name}");
+        assert_eq!(read("cgroup.freeze"), "1", "{name}");
+        let out = run(&["resume", id]);
+        assert!(out.status.success(), "{name} resume: {out:?}");
+        assert!(run(&["state", id]).stdout_str().contains("\"running\""), "{name}");
+        // ps reads the container's cgroup.
+        let out = run(&["ps", id]);
+        assert!(out.status.success() && out.stdout_str().contains("sleep"), "{name} ps: {out:?}");
+        let out = run(&["delete", "--force", id]);
+        assert!(out.status.success(), "{name} delete --force: {out:?}");
+        assert!(!ctr.exists(), "{name}: {} left", ctr.display());
     }
 }

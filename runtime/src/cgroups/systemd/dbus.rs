@@ -283,6 +283,19 @@ fn parse(header: &[u8], body: &[u8]) -> Option<Received> {
     }
     let mut at = 0;
     for c in body_sig.chars() {
+        // A variant (a property's value, from Properties.Get) holding a
+        // simple value counts as that value.
+        let c = if c == 'v' {
+            let len = usize::from(*body.get(at)?);
+            let inner = body.get(at + 1..at + 1 + len)?;
+            at += 1 + len + 1;
+            match inner {
+                [c] => char::from(*c),
+                _ => break,
+            }
+        } else {
+            c
+        };
         at = align(at, 4);
         match c {
             'u' => {
@@ -616,6 +629,37 @@ mod tests {
                 member: None,
                 body: vec![Value::Str("no such unit".into())],
             }
+        );
+    }
+
+    #[test]
+    fn a_property_reply_yields_the_string_in_its_variant() {
+        // METHOD_RETURN to serial 2, signature "v", body: variant "s".
+        let mut w = Writer::default();
+        w.u8(b'l');
+        w.u8(METHOD_RETURN);
+        w.u8(0);
+        w.u8(1);
+        let mut body = Writer::default();
+        body.sig("s");
+        body.str("/user.slice/user-1000.slice/user@1000.service");
+        w.u32(u32::try_from(body.buf.len()).unwrap());
+        w.u32(9);
+        w.array(8, |w| {
+            w.pad(8);
+            w.u8(5);
+            w.sig("u");
+            w.u32(2);
+            w.pad(8);
+            w.u8(8);
+            w.sig("g");
+            w.sig("v");
+        });
+        w.pad(8);
+        let r = parse(&w.buf, &body.buf).unwrap();
+        assert_eq!(
+            r.first_string().as_deref(),
+            Some("/user.slice/user-1000.slice/user@1000.service")
         );
     }
 
