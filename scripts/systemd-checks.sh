@@ -277,4 +277,77 @@ for rt in runc corten; do
         podman --runtime "$rt" --cgroup-manager systemd run --rm --network none busybox:local sh -c 'exit 4'
 done
 
+# --- rootless: a user's own systemd, and podman as that user ----------------
+# A user as `useradd` makes one (Debian gives it subordinate ids), with
+# lingering so that its systemd and bus run without a login.
+RL=rl
+useradd --create-home --shell /bin/sh "$RL"
+RL_UID=$(id -u "$RL")
+RL_RUN=/run/user/$RL_UID
+loginctl enable-linger "$RL"
+for _ in $(seq 60); do [ -S "$RL_RUN/bus" ] && break; sleep 1; done
+check rootless.user-bus test -S "$RL_RUN/bus"
+check rootless.subordinate-ids grep -q "^$RL:" /etc/subuid
+as_user() {
+    runuser -u "$RL" -- env XDG_RUNTIME_DIR="$RL_RUN" DBUS_SESSION_BUS_ADDRESS="unix:path=$RL_RUN/bus" \
+        HOME="/home/$RL" USER="$RL" PATH="$PATH" "$@"
+}
+chmod 644 /tmp/busybox.tar
+RL_B=/home/$RL/bundle
+as_user sh -c "mkdir -p $RL_B/rootfs && tar -C $RL_B/rootfs -xf /tmp/busybox.tar && cd $RL_B && corten spec --rootless"
+as_user sh -c "cd $RL_B && jq '.process.terminal = false | .process.args = [\"sleep\", \"1000\"]
+    | .linux.resources = {\"memory\": {\"limit\": 67108864}, \"pids\": {\"limit\": 64}}' config.json >c && mv c config.json"
+USER_SLICE=/sys/fs/cgroup/user.slice/user-$RL_UID.slice/user@$RL_UID.service/user.slice
+for rt in runc crun corten; do
+    id=rl-$rt
+    as_user sh -c "cd $RL_B && jq '.linux.cgroupsPath = \"user.slice:rl:$id\"' config.json >$id.json"
+    if [ "$CG" = v1 ]; then
+        # A user's systemd delegates nothing on v1: every runtime refuses.
+        if [ "$rt" = corten ]; then
+            out=$(as_user sh -c "cd $RL_B && cp $id.json config.json && corten --systemd-cgroup run -d $id" 2>&1)
+            case "$out" in
+                *"rootless systemd cgroup driver"*"cgroup v2"*) ok "rootless.$rt.systemd-v1-refused" ;;
+                *) not_ok "rootless.$rt.systemd-v1-refused" "$out" ;;
+            esac
+            as_user corten delete --force "$id" >/dev/null 2>&1
+        fi
+        continue
+    fi
+    check "rootless.$rt.systemd-run" as_user sh -c "cd $RL_B && cp $id.json config.json && $rt --systemd-cgroup run -d $id </dev/null >/dev/null 2>&1"
+    dir=$USER_SLICE/rl-$id.scope
+    check "rootless.$rt.scope-of-the-user-manager" as_user systemctl --user is-active --quiet "rl-$id.scope"
+    check "rootless.$rt.memory-limit" test "$(cat "$dir/memory.max" 2>&1)" = 67108864
+    check "rootless.$rt.pids-limit" test "$(cat "$dir/pids.max" 2>&1)" = 64
+    check "rootless.$rt.exec" test "$(as_user "$rt" exec "$id" id -u 2>&1)" = 0
+    check "rootless.$rt.pause" as_user "$rt" pause "$id"
+    check "rootless.$rt.paused" sh -c "test \"\$(cat $dir/cgroup.freeze)\" = 1"
+    check "rootless.$rt.resume" as_user "$rt" resume "$id"
+    check "rootless.$rt.ps" sh -c "as_user() { runuser -u $RL -- env XDG_RUNTIME_DIR=$RL_RUN \"\$@\"; }; as_user $rt ps $id | grep -q sleep"
+    check "rootless.$rt.delete" as_user "$rt" delete --force "$id"
+    for _ in 1 2 3 4 5; do [ -d "$dir" ] || break; sleep 1; done
+    check "rootless.$rt.scope-gone" test ! -d "$dir"
+done
+if [ "$CG" = v2 ]; then
+    # The default path: user.slice:corten:<id>.
+    as_user sh -c "cd $RL_B && jq 'del(.linux.cgroupsPath)' rl-corten.json >config.json"
+    check rootless.corten.default-scope as_user sh -c "cd $RL_B && corten --systemd-cgroup run -d rl-def </dev/null >/dev/null 2>&1 && test -d $USER_SLICE/corten-rl-def.scope && corten delete --force rl-def"
+fi
+
+# Rootless podman, each runtime side by side (the user's systemd manages
+# the cgroups on v2; on v1 podman runs without them and refuses pause).
+check rootless.podman-import as_user sh -c 'cd && podman import /tmp/busybox.tar busybox:local >/dev/null'
+for rt in /usr/sbin/runc /usr/bin/crun /usr/local/bin/corten; do
+    n=$(basename "$rt")
+    P="podman --runtime $rt"
+    expect_exit "rootless.podman.$n.run-exit-code" 4 as_user sh -c "cd && $P run --rm --network none busybox:local sh -c 'id -u; exit 4'"
+    check "rootless.podman.$n.run-d" as_user sh -c "cd && $P run -d --name p-$n --network none busybox:local sleep 1000 >/dev/null"
+    expect_exit "rootless.podman.$n.exec-exit-code" 2 as_user sh -c "cd && $P exec p-$n sh -c 'exit 2'"
+    if [ "$CG" = v2 ]; then
+        check "rootless.podman.$n.pause" as_user sh -c "cd && $P pause p-$n >/dev/null && $P inspect -f '{{.State.Status}}' p-$n | grep -qx paused"
+        check "rootless.podman.$n.unpause" as_user sh -c "cd && $P unpause p-$n >/dev/null && $P inspect -f '{{.State.Status}}' p-$n | grep -qx running"
+    fi
+    check "rootless.podman.$n.stop" as_user sh -c "cd && $P stop -t 1 p-$n >/dev/null && $P inspect -f '{{.State.Status}} {{.State.ExitCode}}' p-$n | grep -qx 'exited 137'"
+    check "rootless.podman.$n.rm" as_user sh -c "cd && $P rm p-$n >/dev/null && test -z \"\$($P ps -aq)\""
+done
+
 echo "$NAME: $passed passed, $failed failed"

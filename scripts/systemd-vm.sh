@@ -48,8 +48,8 @@ MIRROR=${SYSTEMD_VM_MIRROR:-http://deb.debian.org/debian}
 # docker-default profile for every container). debootstrap
 # does not pick providers of virtual packages: podman's container network
 # stack is named (containernetworking-plugins, as apt picks on the host).
-IMAGE_PACKAGES=systemd,systemd-sysv,dbus,udev,kmod,apparmor,iproute2,procps,util-linux,ca-certificates,linux-image-amd64,initramfs-tools,containerd,docker.io,podman,containernetworking-plugins,runc,crun,busybox-static,jq,e2fsprogs
-IMAGE_VERSION=1 # bump when the image's recipe changes
+IMAGE_PACKAGES=systemd,systemd-sysv,dbus,udev,kmod,apparmor,iproute2,procps,util-linux,ca-certificates,linux-image-amd64,initramfs-tools,containerd,docker.io,podman,containernetworking-plugins,runc,crun,busybox-static,jq,e2fsprogs,dbus-user-session,uidmap
+IMAGE_VERSION=2 # bump when the image's recipe changes
 
 CGROUP=${SYSTEMD_VM_CGROUP:-v2}
 MODE=${SYSTEMD_VM_MODE:-checks}

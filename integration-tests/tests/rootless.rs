@@ -115,7 +115,9 @@ impl TestUser {
             }
             Some(cg) => {
                 let procs = std::ffi::CString::new(
-                    cg.join("cgroup.procs").into_os_string().into_encoded_bytes(),
+                    cg.join("cgroup.procs")
+                        .into_os_string()
+                        .into_encoded_bytes(),
                 )
                 .expect("no NUL");
                 let (uid, gid) = (self.uid, self.gid);
@@ -736,11 +738,15 @@ impl Delegated {
     fn new(user: &TestUser) -> Result<Delegated, String> {
         let root = Path::new("/sys/fs/cgroup");
         if !root.join("cgroup.subtree_control").exists() {
-            return Err("no unified cgroup v2 hierarchy here: delegation is a cgroup v2 feature".into());
+            return Err(
+                "no unified cgroup v2 hierarchy here: delegation is a cgroup v2 feature".into(),
+            );
         }
         let enabled = fs::read_to_string(root.join("cgroup.subtree_control")).unwrap_or_default();
         if !(enabled.contains("memory") && enabled.contains("pids")) {
-            return Err(format!("the root cgroup does not enable memory and pids for its children: {enabled:?}"));
+            return Err(format!(
+                "the root cgroup does not enable memory and pids for its children: {enabled:?}"
+            ));
         }
         let dir = root.join(format!("cit-deleg-{}-{}", user.uid, std::process::id()));
         fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
@@ -762,7 +768,10 @@ impl Delegated {
 
     /// The path as a `cgroupsPath`, below the hierarchy's root.
     fn config_path(&self, child: &str) -> String {
-        format!("/{}/{child}", self.0.file_name().unwrap_or_default().to_string_lossy())
+        format!(
+            "/{}/{child}",
+            self.0.file_name().unwrap_or_default().to_string_lossy()
+        )
     }
 }
 
@@ -811,32 +820,56 @@ fn rootless_delegated_cgroup_v2_limits_pause_and_ps() {
     let cmd_cg = deleg.0.join("cmd");
     for (name, bin) in present_runtimes(test) {
         let mut b = rootless_bundle(&format!("rl-dlg-{name}"), &user, &["sleep", "1000"]);
-        b.set("/linux/cgroupsPath", json!(deleg.config_path(&format!("ctr-{name}"))));
-        b.set("/linux/resources", json!({"memory": {"limit": 67_108_864}, "pids": {"limit": 64}}));
+        b.set(
+            "/linux/cgroupsPath",
+            json!(deleg.config_path(&format!("ctr-{name}"))),
+        );
+        b.set(
+            "/linux/resources",
+            json!({"memory": {"limit": 67_108_864}, "pids": {"limit": 64}}),
+        );
         b.save();
         let id = b.name();
         let run = |args: &[&str]| user.run_in(Some(&cmd_cg), &bin, args, b.path());
         let out = run(&["run", "--detach", id]);
         assert!(out.status.success(), "{name} run --detach: {out:?}");
         let ctr = deleg.0.join(format!("ctr-{name}"));
-        let read = |f: &str| fs::read_to_string(ctr.join(f)).unwrap_or_default().trim().to_string();
+        let read = |f: &str| {
+            fs::read_to_string(ctr.join(f))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
         assert_eq!(read("memory.max"), "67108864", "{name}");
         assert_eq!(read("pids.max"), "64", "{name}");
         let state: serde_json::Value =
             serde_json::from_str(&run(&["state", id]).stdout_str()).expect("state JSON");
         let pid = state["pid"].as_i64().expect("pid").to_string();
-        assert!(read("cgroup.procs").lines().any(|l| l == pid), "{name}: init not in {}", ctr.display());
+        assert!(
+            read("cgroup.procs").lines().any(|l| l == pid),
+            "{name}: init not in {}",
+            ctr.display()
+        );
         // pause and resume through the delegated cgroup.freeze.
         let out = run(&["pause", id]);
         assert!(out.status.success(), "{name} pause: {out:?}");
-        assert!(run(&["state", id]).stdout_str().contains("\"paused\""), "{name}");
+        assert!(
+            run(&["state", id]).stdout_str().contains("\"paused\""),
+            "{name}"
+        );
         assert_eq!(read("cgroup.freeze"), "1", "{name}");
         let out = run(&["resume", id]);
         assert!(out.status.success(), "{name} resume: {out:?}");
-        assert!(run(&["state", id]).stdout_str().contains("\"running\""), "{name}");
+        assert!(
+            run(&["state", id]).stdout_str().contains("\"running\""),
+            "{name}"
+        );
         // ps reads the container's cgroup.
         let out = run(&["ps", id]);
-        assert!(out.status.success() && out.stdout_str().contains("sleep"), "{name} ps: {out:?}");
+        assert!(
+            out.status.success() && out.stdout_str().contains("sleep"),
+            "{name} ps: {out:?}"
+        );
         let out = run(&["delete", "--force", id]);
         assert!(out.status.success(), "{name} delete --force: {out:?}");
         assert!(!ctr.exists(), "{name}: {} left", ctr.display());

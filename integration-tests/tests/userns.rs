@@ -156,10 +156,17 @@ fn idmap_unsupported(src: &Source) -> Option<String> {
         return None;
     }
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
     let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (version < (6, 3)).then(|| {
-        format!("{} is on tmpfs, which Linux {} cannot idmap (6.3 can)", src.path(), release.trim())
+        format!(
+            "{} is on tmpfs, which Linux {} cannot idmap (6.3 can)",
+            src.path(),
+            release.trim()
+        )
     })
 }
 

@@ -36,8 +36,43 @@ pub fn in_user_namespace() -> bool {
     })
 }
 
+/// This process's uid as the host sees it: the real uid, or, in a user
+/// namespace (rootless podman runs the runtime as root in its own), the
+/// host id its uid is mapped to.
+pub fn host_uid() -> u32 {
+    let uid = nix::unistd::getuid().as_raw();
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    host_id_in(&map, uid).unwrap_or(uid)
+}
+
+/// The host id `id` maps to in the map text `map` (`/proc/<pid>/uid_map`
+/// lines: inside, outside, count).
+fn host_id_in(map: &str, id: u32) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let n: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let [inside, outside, count] = n[..] else {
+            return None;
+        };
+        let id = u64::from(id);
+        (id >= inside && id < inside + count).then(|| u32::try_from(outside + id - inside).ok())?
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn host_ids_through_a_map() {
+        let podman = "         0       1000          1\n         1     100000      65536\n";
+        assert_eq!(host_id_in(podman, 0), Some(1000));
+        assert_eq!(host_id_in(podman, 1), Some(100_000));
+        assert_eq!(host_id_in(podman, 65_536), Some(165_535));
+        assert_eq!(host_id_in(podman, 65_537), None);
+        assert_eq!(host_id_in("0 0 4294967295\n", 1000), Some(1000));
+    }
+
     use super::*;
 
     #[test]

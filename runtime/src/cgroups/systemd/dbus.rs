@@ -337,7 +337,13 @@ impl Bus {
     /// client send `BEGIN` and its first messages right after `AUTH`, as
     /// sd-bus does).
     pub fn connect(path: &Path, rules: &[&str]) -> Result<Bus, DbusError> {
-        let mut bus = Bus::open(path)?;
+        Bus::connect_as(path, nix::unistd::getuid().as_raw(), rules)
+    }
+
+    /// [`Bus::connect`], authenticating as `uid`: the host's uid of a
+    /// caller in a user namespace (the bus sees the host's credentials).
+    pub fn connect_as(path: &Path, uid: u32, rules: &[&str]) -> Result<Bus, DbusError> {
+        let mut bus = Bus::open(path, uid)?;
         let mut serials = vec![bus.queue(
             "org.freedesktop.DBus",
             "/org/freedesktop/DBus",
@@ -362,12 +368,12 @@ impl Bus {
         Ok(bus)
     }
 
-    /// Connects to `path`, with `AUTH EXTERNAL` as this process's uid and
-    /// `BEGIN` queued.
-    fn open(path: &Path) -> Result<Bus, DbusError> {
+    /// Connects to `path`, with `AUTH EXTERNAL` as `uid` and `BEGIN`
+    /// queued.
+    fn open(path: &Path, uid: u32) -> Result<Bus, DbusError> {
         let stream = crate::bounds::connect(path)?;
         stream.set_read_timeout(Some(Bound::Socket.get()))?;
-        let uid = nix::unistd::getuid().as_raw().to_string();
+        let uid = uid.to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         Ok(Bus {
             stream: BufReader::new(stream),

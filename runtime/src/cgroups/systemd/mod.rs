@@ -61,6 +61,17 @@ pub fn unit_and_dir(
     cgroups_path: Option<&str>,
     id: &str,
 ) -> Result<(String, PathBuf), CgroupError> {
+    unit_and_dir_in(cgroups_path, id, "system.slice", Path::new(CGROUP_ROOT))
+}
+
+/// [`unit_and_dir`] with the manager's default slice and its own cgroup
+/// (`user.slice` and `…/user@<uid>.service` for a user's systemd).
+fn unit_and_dir_in(
+    cgroups_path: Option<&str>,
+    id: &str,
+    default_slice: &str,
+    manager_dir: &Path,
+) -> Result<(String, PathBuf), CgroupError> {
     let given = cgroups_path.filter(|p| !p.is_empty());
     let path = given.map_or_else(|| format!(":corten:{id}"), str::to_string);
     let parts: Vec<&str> = path.split(':').collect();
@@ -70,7 +81,7 @@ pub fn unit_and_dir(
         )));
     };
     let slice = if slice.is_empty() {
-        "system.slice"
+        default_slice
     } else {
         slice
     };
@@ -85,9 +96,7 @@ pub fn unit_and_dir(
             "invalid unit name {unit:?}"
         )));
     }
-    let dir = Path::new(CGROUP_ROOT)
-        .join(expand_slice(slice)?)
-        .join(&unit);
+    let dir = manager_dir.join(expand_slice(slice)?).join(&unit);
     Ok((unit, dir))
 }
 
@@ -95,6 +104,29 @@ pub fn unit_and_dir(
 /// systemd makes it when the scope starts ([`start`]). On v1 the scope's
 /// path in every hierarchy.
 pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup, CgroupError> {
+    if crate::rootless::auto() {
+        // The user's own systemd, which has a cgroup v2 subtree delegated
+        // to it; under v1 it has nothing to delegate.
+        if !super::is_v2() {
+            return Err(CgroupError::Systemd(
+                "rootless systemd cgroup driver: a user's systemd can delegate cgroups only on a cgroup v2 host (this one is v1 or hybrid): run without --systemd-cgroup".into(),
+            ));
+        }
+        let mut bus = connect()?;
+        let own = bus
+            .call(
+                SYSTEMD,
+                MANAGER_PATH,
+                "org.freedesktop.DBus.Properties",
+                "Get",
+                &[Arg::Str(MANAGER.into()), Arg::Str("ControlGroup".into())],
+            )
+            .map_err(dbus_err("ask the user's systemd for its cgroup"))?
+            .unwrap_or_default();
+        let manager_dir = Path::new(CGROUP_ROOT).join(own.trim_start_matches('/'));
+        let (_, dir) = unit_and_dir_in(cgroups_path, id, "user.slice", &manager_dir)?;
+        return Ok(Cgroup::V2(dir));
+    }
     let (_, dir) = unit_and_dir(cgroups_path, id)?;
     if super::is_v2() {
         return Ok(Cgroup::V2(dir));
@@ -126,11 +158,24 @@ fn dbus_err(what: &str) -> impl FnOnce(DbusError) -> CgroupError + '_ {
 const JOB_REMOVED: &str = "type='signal',sender='org.freedesktop.systemd1',path='/org/freedesktop/systemd1',interface='org.freedesktop.systemd1.Manager',member='JobRemoved'";
 
 /// A connection to systemd that receives the ends of its jobs: the system
-/// bus with a match for them (as runc and crun connect). systemd's private
+/// bus with a match for them (as runc and crun connect), or, rootless, the
+/// user's own bus to the user's systemd ([`user_bus`]). systemd's private
 /// socket (`/run/systemd/private`, root only, no bus daemon in between) was
 /// measured slower: systemd sets up its whole object tree for every new
 /// private connection (15.7 ms against 8.3 ms for the bus in the VM).
 fn connect() -> Result<Bus, CgroupError> {
+    if crate::rootless::auto() {
+        let path = user_bus()?;
+        let uid = crate::rootless::host_uid();
+        let bus = Bus::connect_as(&path, uid, &[JOB_REMOVED]).map_err(|e| {
+            CgroupError::Systemd(format!(
+                "rootless systemd cgroup driver: connect to the user bus at {}: {e}",
+                path.display()
+            ))
+        })?;
+        crate::logging::step(|| format!("systemd: connected to the user bus as uid {uid}"));
+        return Ok(bus);
+    }
     let bus = Bus::system(&[JOB_REMOVED]).map_err(|e| {
         CgroupError::Systemd(format!(
             "systemd cgroup driver: connect to the system bus at {}: {e}",
@@ -139,6 +184,28 @@ fn connect() -> Result<Bus, CgroupError> {
     })?;
     crate::logging::step(|| "systemd: connected to the system bus".into());
     Ok(bus)
+}
+
+/// The user's bus: `unix:path=` of `$DBUS_SESSION_BUS_ADDRESS`, else
+/// `$XDG_RUNTIME_DIR/bus` (where systemd's `dbus.socket` user unit
+/// listens).
+fn user_bus() -> Result<PathBuf, CgroupError> {
+    if let Ok(addr) = std::env::var("DBUS_SESSION_BUS_ADDRESS") {
+        if let Some(path) = addr
+            .split(';')
+            .filter_map(|a| a.strip_prefix("unix:"))
+            .flat_map(|a| a.split(','))
+            .find_map(|kv| kv.strip_prefix("path="))
+        {
+            return Ok(PathBuf::from(path));
+        }
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir).join("bus")),
+        None => Err(CgroupError::Systemd(
+            "rootless systemd cgroup driver: no user bus: neither DBUS_SESSION_BUS_ADDRESS (unix:path=…) nor XDG_RUNTIME_DIR is set".into(),
+        )),
+    }
 }
 
 /// Calls `method` (which queues a job) and waits until the job
