@@ -875,3 +875,50 @@ fn rootless_delegated_cgroup_v2_limits_pause_and_ps() {
         assert!(!ctr.exists(), "{name}: {} left", ctr.display());
     }
 }
+
+#[test]
+fn rootless_configs_runc_refuses_are_refused_with_its_words() {
+    require_root!();
+    let test = "rootless_configs_runc_refuses_are_refused_with_its_words";
+    let user = TestUser::new("ref");
+    if let Some(why) = unprivileged_userns_unavailable(&user) {
+        corten_integration_tests::skip(test, &why);
+        return;
+    }
+    for (name, bin) in present_runtimes(test) {
+        let cases: [(&str, fn(&mut Bundle), &str); 2] = [
+            (
+                "nous",
+                |b| {
+                    b.remove_namespace("user");
+                },
+                "rootless container requires user namespaces",
+            ),
+            (
+                "uidopt",
+                |b| {
+                    b.push(
+                        "/mounts",
+                        json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["uid=5000"]}),
+                    );
+                },
+                "cannot specify uid= mount options for unmapped uid in rootless containers",
+            ),
+        ];
+        for (tag, edit, words) in cases {
+            let mut b = rootless_bundle(&format!("rl-ref-{tag}-{name}"), &user, &["true"]);
+            edit(&mut b);
+            b.save();
+            let out = user.run(&bin, &["run", b.name()], b.path());
+            assert!(!out.status.success(), "{name} {tag}: {out:?}");
+            assert!(out.stderr_str().contains(words), "{name} {tag}: {out:?}");
+            let root = user.xdg.join(name);
+            assert_eq!(
+                fs::read_dir(&root).map(Iterator::count).unwrap_or(0),
+                0,
+                "{name} {tag}: left in {}",
+                root.display()
+            );
+        }
+    }
+}

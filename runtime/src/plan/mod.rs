@@ -83,6 +83,9 @@ impl Bundle {
             )
         });
         let rootless = parse_rootless(rootless)?.unwrap_or_else(crate::rootless::auto);
+        if rootless && !nix::unistd::geteuid().is_root() {
+            crate::plan::validate::rootless_euid(&spec)?;
+        }
         let rootfs = rootfs_path(&spec, &bundle)?;
         Ok(Bundle {
             dir,

@@ -344,6 +344,55 @@ fn validate_idmapped_mount(m: &crate::spec::Mount, userns_new: bool) -> Result<(
     Ok(())
 }
 
+/// runc's checks of a config run by a user that is not root (`euid != 0`):
+/// a user namespace (created; a joined one has its maps already) with at
+/// least one uid and one gid mapping, and `uid=`/`gid=` mount options only
+/// of mapped ids. runc's messages.
+pub fn rootless_euid(spec: &Spec) -> Result<(), SpecError> {
+    let linux = spec.linux();
+    if !linux.namespaces.iter().any(|n| n.typ == "user") {
+        return Err(invalid("rootless container requires user namespaces"));
+    }
+    let joins = linux
+        .namespaces
+        .iter()
+        .any(|n| n.typ == "user" && n.path.is_some());
+    if !joins && linux.uid_mappings.is_empty() {
+        return Err(invalid(
+            "rootless containers requires at least one UID mapping",
+        ));
+    }
+    if !joins && linux.gid_mappings.is_empty() {
+        return Err(invalid(
+            "rootless containers requires at least one GID mapping",
+        ));
+    }
+    let mapped = |maps: &[crate::spec::IdMapping], id: u32| {
+        maps.iter().any(|m| {
+            id >= m.container_id && u64::from(id) < u64::from(m.container_id) + u64::from(m.size)
+        })
+    };
+    for m in &spec.mounts {
+        for opt in &m.options {
+            for (key, maps) in [("uid=", &linux.uid_mappings), ("gid=", &linux.gid_mappings)] {
+                let Some(v) = opt.strip_prefix(key) else {
+                    continue;
+                };
+                // A value that is no number is the filesystem's to refuse.
+                if let Ok(id) = v.parse::<u32>() {
+                    if !joins && !mapped(maps, id) {
+                        return Err(invalid(format!(
+                            "cannot specify {key} mount options for unmapped {} in rootless containers",
+                            &key[..3]
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
