@@ -864,6 +864,21 @@ fn rootless_delegated_cgroup_v2_limits_pause_and_ps() {
             run(&["state", id]).stdout_str().contains("\"running\""),
             "{name}"
         );
+        // exec from inside the delegated subtree joins the container's
+        // cgroup; from outside it (a login shell's session scope) the
+        // kernel refuses the move, and the process stays where it is.
+        let out = run(&["exec", id, "cat", "/proc/self/cgroup"]);
+        assert!(out.status.success(), "{name} exec: {out:?}");
+        // (With a cgroup namespace the container's cgroup reads `/`.)
+        let cg_line = format!("0::{}", deleg.config_path(&format!("ctr-{name}")));
+        let seen = out.stdout_str();
+        assert!(
+            [cg_line.as_str(), "0::/"].contains(&seen.trim()),
+            "{name} exec: {out:?}"
+        );
+        let out = user.run(&bin, &["exec", id, "id", "-u"], b.path());
+        assert!(out.status.success(), "{name} exec from outside: {out:?}");
+        assert_eq!(out.stdout_str().trim(), "0", "{name} exec from outside: {out:?}");
         // ps reads the container's cgroup.
         let out = run(&["ps", id]);
         assert!(

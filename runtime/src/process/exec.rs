@@ -188,7 +188,19 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         .open(&root_path)
         .map_err(step(format!("open {root_path}")))?;
     let cg = &c.record.cgroup_paths.with_sub_cgroups(&opts.sub_cgroups)?;
-    let self_move = cgroups::SelfMove::open(cg)?;
+    // Rootless, the caller may be unable to move a process into the
+    // container's cgroup (cgroup v2 asks for write access to the common
+    // ancestor's cgroup.procs: a login shell's session scope and the
+    // user's systemd meet only in root's user-<uid>.slice): the process
+    // then stays in the caller's cgroup, as runc leaves it.
+    let rootless = crate::rootless::auto();
+    let denied = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM));
+    let self_move = match cgroups::SelfMove::open(cg) {
+        Err(cgroups::CgroupError::Write { source, .. }) if rootless && denied(&source) => {
+            cgroups::SelfMove::default()
+        }
+        r => r?,
+    };
     let child = Child {
         process,
         seccomp: filter.as_ref(),
@@ -207,7 +219,15 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
             ns.join.len()
         )
     });
-    let (cloned, parent_moves) = super::clone_in_cgroup(0, cg).map_err(step("clone"))?;
+    let (cloned, parent_moves) = match super::clone_in_cgroup(0, cg) {
+        Err(e) if rootless && denied(&e) => {
+            crate::logging::debug(&format!(
+                "exec: cannot join the container's cgroup ({e}); staying in this one, rootless"
+            ));
+            (sys::clone3(0, None).map_err(step("clone"))?, Vec::new())
+        }
+        r => r.map_err(step("clone"))?,
+    };
     let intermediate = match cloned {
         Forked::Child => {
             drop(parent_end);
@@ -219,6 +239,7 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
     drop(self_move);
     let res = finish(
         &parent_moves,
+        rootless,
         intermediate,
         &parent_end,
         process,
@@ -233,13 +254,23 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
 
 fn finish(
     parent_moves: &[PathBuf],
+    rootless: bool,
     intermediate: i32,
     chan: &Channel,
     process: &Process,
     seccomp: Option<&crate::seccomp::Filter>,
     container: &Container,
 ) -> Result<i32, ExecError> {
-    let go = cgroups::add_pid(parent_moves, intermediate)
+    let go = match cgroups::add_pid(parent_moves, intermediate) {
+        Err(cgroups::CgroupError::Write { source, .. })
+            if rootless && matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)) =>
+        {
+            crate::logging::debug("exec: cannot join the container's cgroup; staying in this one, rootless");
+            Ok(())
+        }
+        r => r,
+    };
+    let go = go
         .map_err(ExecError::from)
         .and_then(|()| chan.send(&Msg::Go).map_err(step("release exec process")));
     if let Err(e) = go {
