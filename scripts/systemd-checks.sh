@@ -17,6 +17,9 @@ fi
 passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "$NAME: ok $1"; }
 not_ok() { failed=$((failed + 1)); echo "$NAME: not ok $1: $2"; }
+skipped=0
+# skip NAME WHY: a check that cannot run here, counted and said.
+skip() { skipped=$((skipped + 1)); echo "$NAME: skip $1: $2"; }
 # check NAME COMMAND...: ok when COMMAND exits 0; its output is shown otherwise.
 check() {
     local what=$1 out
@@ -323,12 +326,20 @@ for rt in runc crun corten; do
     check "rootless.$rt.memory-limit" grep -qx 67108864 "$dir/memory.max" "$cdir/memory.max"
     check "rootless.$rt.pids-limit" grep -qx 64 "$dir/pids.max" "$cdir/pids.max"
     out=$(as_user "$rt" exec "$id" id -u 2>&1)
-    check "rootless.$rt.exec" sh -c 'test "$0" = 0 || { echo "$0"; exit 1; }' "$out"
+    case "$rt:$out" in
+        # crun 1.8 exec fails when the caller is outside the delegated
+        # subtree (runuser here, a login shell's session scope for a user);
+        # runc and corten leave the process in the caller's cgroup.
+        crun:*cgroup.procs*"Permission denied"*) skip "rootless.$rt.exec" "crun refuses: $out" ;;
+        *) check "rootless.$rt.exec" sh -c 'test "$0" = 0 || { echo "$0"; exit 1; }' "$out" ;;
+    esac
     check "rootless.$rt.pause" as_user "$rt" pause "$id"
     check "rootless.$rt.paused" grep -qx 1 "$cdir/cgroup.freeze"
     check "rootless.$rt.resume" as_user "$rt" resume "$id"
+    # ps lists the init (crun prints pids only).
+    pid=$(as_user "$rt" state "$id" | jq -r .pid)
     out=$(as_user "$rt" ps "$id" 2>&1)
-    check "rootless.$rt.ps" sh -c 'echo "$0" | grep -q sleep || { echo "$0"; exit 1; }' "$out"
+    check "rootless.$rt.ps" sh -c 'echo "$0" | grep -qw "$1" || { echo "$0"; exit 1; }' "$out" "$pid"
     check "rootless.$rt.delete" as_user "$rt" delete --force "$id"
     for _ in 1 2 3 4 5; do [ -d "$dir" ] || break; sleep 1; done
     check "rootless.$rt.scope-gone" test ! -d "$dir"
@@ -356,4 +367,5 @@ for rt in /usr/sbin/runc /usr/bin/crun /usr/local/bin/corten; do
     check "rootless.podman.$n.rm" as_user sh -c "cd && $P rm p-$n >/dev/null && test -z \"\$($P ps -aq)\""
 done
 
+echo "$NAME: $skipped skipped"
 echo "$NAME: $passed passed, $failed failed"
