@@ -878,7 +878,11 @@ fn rootless_delegated_cgroup_v2_limits_pause_and_ps() {
         );
         let out = user.run(&bin, &["exec", id, "id", "-u"], b.path());
         assert!(out.status.success(), "{name} exec from outside: {out:?}");
-        assert_eq!(out.stdout_str().trim(), "0", "{name} exec from outside: {out:?}");
+        assert_eq!(
+            out.stdout_str().trim(),
+            "0",
+            "{name} exec from outside: {out:?}"
+        );
         // ps reads the container's cgroup.
         let out = run(&["ps", id]);
         assert!(
@@ -891,6 +895,9 @@ fn rootless_delegated_cgroup_v2_limits_pause_and_ps() {
     }
 }
 
+/// A case of a refused config: its tag, the edit, runc's words.
+type Refused = (&'static str, fn(&mut Bundle), &'static str);
+
 #[test]
 fn rootless_configs_runc_refuses_are_refused_with_its_words() {
     require_root!();
@@ -901,7 +908,7 @@ fn rootless_configs_runc_refuses_are_refused_with_its_words() {
         return;
     }
     for (name, bin) in present_runtimes(test) {
-        let cases: [(&str, fn(&mut Bundle), &str); 2] = [
+        let cases: [Refused; 2] = [
             (
                 "nous",
                 |b| {

@@ -265,7 +265,9 @@ fn finish(
         Err(cgroups::CgroupError::Write { source, .. })
             if rootless && matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)) =>
         {
-            crate::logging::debug("exec: cannot join the container's cgroup; staying in this one, rootless");
+            crate::logging::debug(
+                "exec: cannot join the container's cgroup; staying in this one, rootless",
+            );
             Ok(())
         }
         r => r,
