@@ -251,3 +251,76 @@ fn idmapped_mount_without_a_user_namespace() {
     let out = rt.run_ok(b.name(), &b);
     assert_eq!(squeezed(&out), ["100000:100000", "101000:101000"], "{out}");
 }
+
+#[test]
+fn ridmap_idmaps_submounts_and_idmap_only_the_top() {
+    require_root!();
+    let test = "ridmap_idmaps_submounts_and_idmap_only_the_top";
+    corten_integration_tests::require_userns!(test);
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    if (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) < (6, 3) {
+        let why = format!(
+            "the submount is a tmpfs, which Linux {} cannot idmap (6.3 can)",
+            release.trim()
+        );
+        corten_integration_tests::skip(test, &why);
+        return;
+    }
+    let src = Source::new("ridmap-src");
+    if let Some(why) = idmap_unsupported(&src) {
+        corten_integration_tests::skip(test, &why);
+        return;
+    }
+    fs::create_dir(src.0.join("sub")).expect("mkdir sub");
+    let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    let mut b = Bundle::new("ridmap");
+    with_maps(&mut b, map.clone(), map);
+    for (dest, opts) in [("/r", ["rbind", "ridmap"]), ("/n", ["rbind", "idmap"])] {
+        b.push(
+            "/mounts",
+            json!({ "destination": dest, "type": "bind", "source": src.path(), "options": opts }),
+        );
+        fs::create_dir_all(b.rootfs().join(&dest[1..])).expect("mount point");
+    }
+    b.sh("stat -c %u:%g /r/sub/f /n/sub/f /n/rootfile");
+    b.save();
+    // The submount (a tmpfs over sub/, a file of the host's root in it)
+    // exists only in a private mount namespace made for this run.
+    let root = Path::new(corten_integration_tests::BASE_DIR)
+        .join(corten_integration_tests::unique_name("ridmap-root"));
+    let script = format!(
+        "mount -t tmpfs tmpfs {src}/sub && touch {src}/sub/f && exec {bin} --root {root} run {id}",
+        src = src.path(),
+        bin = corten_integration_tests::runtime_bin().display(),
+        root = root.display(),
+        id = b.name(),
+    );
+    let dir = Path::new(corten_integration_tests::BASE_DIR);
+    let out_path = dir.join(format!("{}.out", b.name()));
+    let mut child = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .current_dir(b.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(fs::File::create(&out_path).expect("output file"))
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("run unshare");
+    let status = corten_integration_tests::wait_for(std::time::Duration::from_secs(60), || {
+        child.try_wait().expect("wait")
+    })
+    .unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("the run did not finish in 60 s")
+    });
+    let out = fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = fs::remove_file(&out_path);
+    let _ = fs::remove_dir_all(&root);
+    assert!(status.success(), "{status}: {out}");
+    // ridmap: the submount's root file is the container's root; idmap: the
+    // submount keeps the host's ids (nobody inside), the top is mapped.
+    assert_eq!(squeezed(&out), ["0:0", "65534:65534", "0:0"], "{out}");
+}
