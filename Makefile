@@ -102,7 +102,11 @@ clippy: toolchain
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 unit: toolchain
-	$(CARGO) test --locked -p corten -p containerd-shim-corten-v2 -p corten-conformance -p corten-testkit
+	@rm -f target/unit-skips.log
+	CORTEN_TEST_SKIP_LOG=$(CURDIR)/target/unit-skips.log \
+	  $(CARGO) test --locked -p corten -p containerd-shim-corten-v2 -p corten-conformance -p corten-testkit
+	@n=$$(cat target/unit-skips.log 2>/dev/null | wc -l); echo "unit: $$n skipped"; \
+	  cat target/unit-skips.log 2>/dev/null || true
 
 integration: deps build $(DOCKER_PROFILE)
 	@rm -f target/it-skips.log

@@ -234,6 +234,8 @@ fn idmapped_mounts_show_the_mapped_owners() {
 #[test]
 fn idmapped_mount_without_a_user_namespace() {
     require_root!();
+    // The mount's maps still live in a user namespace made for them.
+    corten_integration_tests::require_userns!("idmapped_mount_without_a_user_namespace");
     let src = Source::new("idmap-nons-src");
     if let Some(why) = idmap_unsupported(&src) {
         corten_integration_tests::skip("idmapped_mount_without_a_user_namespace", &why);

@@ -27,7 +27,15 @@ pub(crate) fn skip_under_emulation(test: &str, reason: &str) -> bool {
     let Some(emulator) = emulator() else {
         return false;
     };
-    let line = format!("SKIP {test} under {emulator}: {reason}");
+    skip(test, &format!("under {emulator}: {reason}"));
+    true
+}
+
+/// Prints `SKIP <test> <reason>` and appends it to the file named by
+/// `CORTEN_TEST_SKIP_LOG` (counted by the runners that set it); the
+/// caller then returns at once.
+pub(crate) fn skip(test: &str, reason: &str) {
+    let line = format!("SKIP {test} {reason}");
     eprintln!("{line}");
     if let Some(path) = std::env::var_os("CORTEN_TEST_SKIP_LOG") {
         let written = std::fs::OpenOptions::new()
@@ -39,5 +47,4 @@ pub(crate) fn skip_under_emulation(test: &str, reason: &str) -> bool {
             panic!("record the skip in {}: {e}", path.to_string_lossy());
         }
     }
-    true
 }
