@@ -496,7 +496,9 @@ fn out_of_range_and_empty_id_maps_are_refused() {
 #[test]
 fn idmapped_mount_on_a_filesystem_that_cannot_be_idmapped() {
     require_root!();
-    corten_integration_tests::require_userns!("idmapped_mount_on_a_filesystem_that_cannot_be_idmapped");
+    corten_integration_tests::require_userns!(
+        "idmapped_mount_on_a_filesystem_that_cannot_be_idmapped"
+    );
     // sysfs has no idmapped mounts; the host's is only read to clone it.
     let mut b = userns_bundle(
         "err-idmap-sysfs",
