@@ -193,10 +193,8 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
     // ancestor's cgroup.procs: a login shell's session scope and the
     // user's systemd meet only in root's user-<uid>.slice): the process
     // then stays in the caller's cgroup, as runc leaves it.
-    let rootless = crate::rootless::auto();
-    let denied = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM));
     let self_move = match cgroups::SelfMove::open(cg) {
-        Err(cgroups::CgroupError::Write { source, .. }) if rootless && denied(&source) => {
+        Err(cgroups::CgroupError::Write { source, .. }) if rootless_denied(&source) => {
             cgroups::SelfMove::default()
         }
         r => r?,
@@ -220,7 +218,7 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
         )
     });
     let (cloned, parent_moves) = match super::clone_in_cgroup(0, cg) {
-        Err(e) if rootless && denied(&e) => {
+        Err(e) if rootless_denied(&e) => {
             crate::logging::debug(&format!(
                 "exec: cannot join the container's cgroup ({e}); staying in this one, rootless"
             ));
@@ -239,7 +237,6 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
     drop(self_move);
     let res = finish(
         &parent_moves,
-        rootless,
         intermediate,
         &parent_end,
         process,
@@ -252,9 +249,14 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
     res
 }
 
+/// A move into the container's cgroup the kernel refused to a rootless
+/// caller (see [`exec`]): not an error.
+fn rootless_denied(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) && crate::rootless::auto()
+}
+
 fn finish(
     parent_moves: &[PathBuf],
-    rootless: bool,
     intermediate: i32,
     chan: &Channel,
     process: &Process,
@@ -262,9 +264,7 @@ fn finish(
     container: &Container,
 ) -> Result<i32, ExecError> {
     let go = match cgroups::add_pid(parent_moves, intermediate) {
-        Err(cgroups::CgroupError::Write { source, .. })
-            if rootless && matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)) =>
-        {
+        Err(cgroups::CgroupError::Write { source, .. }) if rootless_denied(&source) => {
             crate::logging::debug(
                 "exec: cannot join the container's cgroup; staying in this one, rootless",
             );
