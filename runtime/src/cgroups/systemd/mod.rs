@@ -8,6 +8,10 @@
 //! start job to finish, then writes the resources into the cgroup's files
 //! as with cgroupfs.
 //!
+//! Rootless (runc's `auto` rule), the scope is asked of the user's own
+//! systemd over the user's bus, below that manager's cgroup, in
+//! `user.slice` by default; cgroup v2 only.
+//!
 //! On a cgroup v1 (or hybrid) host systemd makes the scope's directory in
 //! the hierarchies it manages (`name=systemd`, memory, cpu, pids, blkio,
 //! devices, and the hybrid cgroup2 one); corten makes it in the others
@@ -190,22 +194,28 @@ fn connect() -> Result<Bus, CgroupError> {
 /// `$XDG_RUNTIME_DIR/bus` (where systemd's `dbus.socket` user unit
 /// listens).
 fn user_bus() -> Result<PathBuf, CgroupError> {
-    if let Ok(addr) = std::env::var("DBUS_SESSION_BUS_ADDRESS") {
-        if let Some(path) = addr
-            .split(';')
+    user_bus_of(
+        std::env::var("DBUS_SESSION_BUS_ADDRESS").ok().as_deref(),
+        std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
+    )
+    .ok_or_else(|| {
+        CgroupError::Systemd(
+            "rootless systemd cgroup driver: no user bus: neither DBUS_SESSION_BUS_ADDRESS (unix:path=…) nor XDG_RUNTIME_DIR is set".into(),
+        )
+    })
+}
+
+fn user_bus_of(address: Option<&str>, xdg: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    let given = address.and_then(|addr| {
+        addr.split(';')
             .filter_map(|a| a.strip_prefix("unix:"))
             .flat_map(|a| a.split(','))
             .find_map(|kv| kv.strip_prefix("path="))
-        {
-            return Ok(PathBuf::from(path));
-        }
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => Ok(PathBuf::from(dir).join("bus")),
-        None => Err(CgroupError::Systemd(
-            "rootless systemd cgroup driver: no user bus: neither DBUS_SESSION_BUS_ADDRESS (unix:path=…) nor XDG_RUNTIME_DIR is set".into(),
-        )),
-    }
+    });
+    given.map(PathBuf::from).or_else(|| {
+        xdg.filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join("bus"))
+    })
 }
 
 /// Calls `method` (which queues a job) and waits until the job
@@ -382,6 +392,27 @@ pub fn stop_scope(cg: &Cgroup) -> Result<(), CgroupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_user_bus_is_found_as_sd_bus_finds_it() {
+        let xdg = Some(std::ffi::OsStr::new("/run/user/1000"));
+        let b = |a, x| user_bus_of(a, x).map(|p| p.display().to_string());
+        assert_eq!(
+            b(Some("unix:path=/run/user/1000/bus"), None).as_deref(),
+            Some("/run/user/1000/bus")
+        );
+        assert_eq!(
+            b(Some("tcp:host=x;unix:guid=1,path=/tmp/b"), xdg).as_deref(),
+            Some("/tmp/b")
+        );
+        // An address corten cannot use (abstract socket): the XDG one.
+        assert_eq!(
+            b(Some("unix:abstract=/tmp/dbus-x"), xdg).as_deref(),
+            Some("/run/user/1000/bus")
+        );
+        assert_eq!(b(None, Some(std::ffi::OsStr::new(""))), None);
+        assert_eq!(b(None, None), None);
+    }
 
     #[test]
     fn slices_nest_as_systemd_nests_them() {
