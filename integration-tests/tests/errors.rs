@@ -444,9 +444,7 @@ fn errors_are_plain_text_on_stderr_without_log_format() {
 /// uids and gids).
 fn userns_bundle(test: &str, maps: Value) -> Bundle {
     let mut b = Bundle::new(test);
-    b.push_namespace("user")
-        .set("/linux/uidMappings", maps.clone())
-        .set("/linux/gidMappings", maps);
+    b.user_namespace(maps.clone(), maps);
     b
 }
 

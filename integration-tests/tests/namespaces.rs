@@ -29,9 +29,7 @@ fn readlink_script(files: &[&str]) -> String {
 
 fn with_user_namespace(b: &mut Bundle) {
     let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-    b.push_namespace("user")
-        .set("/linux/uidMappings", map.clone())
-        .set("/linux/gidMappings", map);
+    b.user_namespace(map.clone(), map);
 }
 
 fn with_time_namespace(b: &mut Bundle) {

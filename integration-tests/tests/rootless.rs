@@ -89,6 +89,18 @@ impl TestUser {
         Some(first)
     }
 
+    /// Asserts that `runtime` (its state root `$XDG_RUNTIME_DIR/<runtime>`)
+    /// keeps no container of this user's; `what` names the check.
+    fn assert_no_state(&self, runtime: &str, what: &str) {
+        let root = self.xdg.join(runtime);
+        assert_eq!(
+            fs::read_dir(&root).map(Iterator::count).unwrap_or(0),
+            0,
+            "{what}: left in {}",
+            root.display()
+        );
+    }
+
     /// `bin args…` as this user, with its `XDG_RUNTIME_DIR`, in `cwd`.
     /// Its output goes through files, not pipes: a container it leaves
     /// running (`create`, `run --detach`) keeps its copies of them open.
@@ -172,6 +184,25 @@ impl TestUser {
         let _ = fs::remove_file(&out_path);
         let _ = fs::remove_file(&err_path);
         out
+    }
+}
+
+impl TestUser {
+    /// A user for `test`, or `None` (the skip said and counted) where
+    /// `unavailable` gives a reason this host cannot run it.
+    fn available(
+        test: &str,
+        tag: &str,
+        unavailable: fn(&TestUser) -> Option<String>,
+    ) -> Option<TestUser> {
+        let user = TestUser::new(tag);
+        match unavailable(&user) {
+            Some(why) => {
+                corten_integration_tests::skip(test, &why);
+                None
+            }
+            None => Some(user),
+        }
     }
 }
 
@@ -281,11 +312,13 @@ fn present_runtimes(test: &str) -> Vec<(&'static str, PathBuf)> {
 #[test]
 fn rootless_lifecycle_side_by_side_with_runc() {
     require_root!();
-    let user = TestUser::new("life");
-    if let Some(why) = unprivileged_userns_unavailable(&user) {
-        corten_integration_tests::skip("rootless_lifecycle_side_by_side_with_runc", &why);
+    let Some(user) = TestUser::available(
+        "rootless_lifecycle_side_by_side_with_runc",
+        "life",
+        unprivileged_userns_unavailable,
+    ) else {
         return;
-    }
+    };
     for (name, bin) in present_runtimes("rootless_lifecycle_side_by_side_with_runc") {
         // run: the user is root in the container, mapped to itself.
         let b = rootless_bundle(
@@ -314,12 +347,7 @@ fn rootless_lifecycle_side_by_side_with_runc() {
         // after the run.
         let root = user.xdg.join(name);
         assert!(root.is_dir(), "{name}: no {}", root.display());
-        assert_eq!(
-            fs::read_dir(&root).map(Iterator::count).unwrap_or(0),
-            0,
-            "{name}: left in {}",
-            root.display()
-        );
+        user.assert_no_state(name, name);
 
         // create, start, state, exec, kill, delete.
         let b = rootless_bundle(&format!("rl-live-{name}"), &user, &["sleep", "1000"]);
@@ -355,26 +383,20 @@ fn rootless_lifecycle_side_by_side_with_runc() {
             });
         assert!(stopped, "{name}: not stopped after kill");
         ok(&["delete", id]);
-        assert_eq!(
-            fs::read_dir(&root).map(Iterator::count).unwrap_or(0),
-            0,
-            "{name}: left in {}",
-            root.display()
-        );
+        user.assert_no_state(name, name);
     }
 }
 
 #[test]
 fn rootless_limits_without_a_writable_cgroup_are_refused_and_leave_nothing() {
     require_root!();
-    let user = TestUser::new("lim");
-    if let Some(why) = unprivileged_userns_unavailable(&user) {
-        corten_integration_tests::skip(
-            "rootless_limits_without_a_writable_cgroup_are_refused_and_leave_nothing",
-            &why,
-        );
+    let Some(user) = TestUser::available(
+        "rootless_limits_without_a_writable_cgroup_are_refused_and_leave_nothing",
+        "lim",
+        unprivileged_userns_unavailable,
+    ) else {
         return;
-    }
+    };
     // This host's cgroups (the test's own parent included) are root's.
     for (name, bin) in
         present_runtimes("rootless_limits_without_a_writable_cgroup_are_refused_and_leave_nothing")
@@ -397,13 +419,7 @@ fn rootless_limits_without_a_writable_cgroup_are_refused_and_leave_nothing() {
                 "{err}"
             );
         }
-        let root = user.xdg.join(name);
-        assert_eq!(
-            fs::read_dir(&root).map(Iterator::count).unwrap_or(0),
-            0,
-            "{name}: left in {}",
-            root.display()
-        );
+        user.assert_no_state(name, name);
     }
 }
 
@@ -470,11 +486,9 @@ fn ranged_maps(own: u32, first: u32, extra: u32) -> serde_json::Value {
 fn rootless_subordinate_ranges_through_newuidmap_side_by_side_with_runc() {
     require_root!();
     let test = "rootless_subordinate_ranges_through_newuidmap_side_by_side_with_runc";
-    let user = TestUser::new("rng");
-    if let Some(why) = ranges_unavailable(&user) {
-        corten_integration_tests::skip(test, &why);
+    let Some(user) = TestUser::available(test, "rng", ranges_unavailable) else {
         return;
-    }
+    };
     let first = user.add_ranges().expect("an account");
     let mut seen = Vec::new();
     for (name, bin) in present_runtimes(test) {
@@ -537,11 +551,9 @@ fn rootless_subordinate_ranges_through_newuidmap_side_by_side_with_runc() {
 fn rootless_map_beyond_the_subordinate_range_is_refused_and_leaves_nothing() {
     require_root!();
     let test = "rootless_map_beyond_the_subordinate_range_is_refused_and_leaves_nothing";
-    let user = TestUser::new("big");
-    if let Some(why) = ranges_unavailable(&user) {
-        corten_integration_tests::skip(test, &why);
+    let Some(user) = TestUser::available(test, "big", ranges_unavailable) else {
         return;
-    }
+    };
     let first = user.add_ranges().expect("an account");
     for (name, bin) in present_runtimes(test) {
         let mut b = rootless_bundle(&format!("rl-big-{name}"), &user, &["true"]);
@@ -563,13 +575,7 @@ fn rootless_map_beyond_the_subordinate_range_is_refused_and_leaves_nothing() {
                 "{err}"
             );
         }
-        let root = user.xdg.join(name);
-        assert_eq!(
-            fs::read_dir(&root).map(Iterator::count).unwrap_or(0),
-            0,
-            "{name}: left in {}",
-            root.display()
-        );
+        user.assert_no_state(name, name);
     }
 }
 
@@ -690,11 +696,9 @@ impl Drop for RmDir {
 fn rootless_podman_side_by_side_with_runc() {
     require_root!();
     let test = "rootless_podman_side_by_side_with_runc";
-    let user = TestUser::new("pod");
-    if let Some(why) = ranges_unavailable(&user) {
-        corten_integration_tests::skip(test, &why);
+    let Some(user) = TestUser::available(test, "pod", ranges_unavailable) else {
         return;
-    }
+    };
     if !Path::new("/usr/bin/podman").exists() {
         corten_integration_tests::skip(test, "podman is not installed here");
         return;
@@ -731,7 +735,10 @@ fn rootless_podman_side_by_side_with_runc() {
 /// the memory and pids controllers enabled for its children), with `cmd/`
 /// for the user's commands; its processes killed and it removed when
 /// dropped.
-struct Delegated(PathBuf);
+struct Delegated {
+    cg: corten_testkit::CgroupParent,
+    dir: PathBuf,
+}
 
 impl Delegated {
     /// `None` with the reason where cgroup v2 delegation cannot be shown.
@@ -748,56 +755,33 @@ impl Delegated {
                 "the root cgroup does not enable memory and pids for its children: {enabled:?}"
             ));
         }
-        let dir = root.join(format!("cit-deleg-{}-{}", user.uid, std::process::id()));
+        let cg = corten_testkit::CgroupParent::for_process("cit-deleg");
+        let dir = root.join(cg.path().trim_start_matches('/'));
         fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-        let d = Delegated(dir);
-        fs::write(d.0.join("cgroup.subtree_control"), "+memory +pids").expect("enable controllers");
-        fs::create_dir(d.0.join("cmd")).expect("mkdir cmd");
+        let d = Delegated { cg, dir };
+        let dir = &d.dir;
+        fs::write(dir.join("cgroup.subtree_control"), "+memory +pids").expect("enable controllers");
+        fs::create_dir(dir.join("cmd")).expect("mkdir cmd");
         for p in [
-            d.0.clone(),
-            d.0.join("cgroup.procs"),
-            d.0.join("cgroup.subtree_control"),
-            d.0.join("cgroup.threads"),
-            d.0.join("cmd"),
-            d.0.join("cmd/cgroup.procs"),
+            dir.clone(),
+            dir.join("cgroup.procs"),
+            dir.join("cgroup.subtree_control"),
+            dir.join("cgroup.threads"),
+            dir.join("cmd"),
+            dir.join("cmd/cgroup.procs"),
         ] {
             std::os::unix::fs::chown(&p, Some(user.uid), Some(user.gid)).expect("chown");
         }
         Ok(d)
     }
-
-    /// The path as a `cgroupsPath`, below the hierarchy's root.
-    fn config_path(&self, child: &str) -> String {
-        format!(
-            "/{}/{child}",
-            self.0.file_name().unwrap_or_default().to_string_lossy()
-        )
-    }
 }
 
 impl Drop for Delegated {
     fn drop(&mut self) {
-        let mut dirs: Vec<PathBuf> = fs::read_dir(&self.0)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        dirs.push(self.0.clone());
-        for d in &dirs {
-            let procs = fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                // SAFETY: kill(2) with a pid of this test's cgroup.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            let _ = fs::write(d.join("cgroup.freeze"), "0");
-        }
-        for d in &dirs {
-            let _ = corten_integration_tests::wait_until(std::time::Duration::from_secs(5), || {
-                fs::remove_dir(d).is_ok() || !d.exists()
-            });
-        }
+        // Whatever is left in it killed (by pid), thawed, then removed.
+        self.cg.remove(corten_testkit::Removal::Kill(
+            std::time::Duration::from_secs(5),
+        ));
     }
 }
 
@@ -805,11 +789,9 @@ impl Drop for Delegated {
 fn rootless_delegated_cgroup_v2_limits_pause_and_ps() {
     require_root!();
     let test = "rootless_delegated_cgroup_v2_limits_pause_and_ps";
-    let user = TestUser::new("dlg");
-    if let Some(why) = unprivileged_userns_unavailable(&user) {
-        corten_integration_tests::skip(test, &why);
+    let Some(user) = TestUser::available(test, "dlg", unprivileged_userns_unavailable) else {
         return;
-    }
+    };
     let deleg = match Delegated::new(&user) {
         Ok(d) => d,
         Err(why) => {
@@ -817,12 +799,12 @@ fn rootless_delegated_cgroup_v2_limits_pause_and_ps() {
             return;
         }
     };
-    let cmd_cg = deleg.0.join("cmd");
+    let cmd_cg = deleg.dir.join("cmd");
     for (name, bin) in present_runtimes(test) {
         let mut b = rootless_bundle(&format!("rl-dlg-{name}"), &user, &["sleep", "1000"]);
         b.set(
             "/linux/cgroupsPath",
-            json!(deleg.config_path(&format!("ctr-{name}"))),
+            json!(deleg.cg.child(&format!("ctr-{name}"))),
         );
         b.set(
             "/linux/resources",
@@ -833,7 +815,7 @@ fn rootless_delegated_cgroup_v2_limits_pause_and_ps() {
         let run = |args: &[&str]| user.run_in(Some(&cmd_cg), &bin, args, b.path());
         let out = run(&["run", "--detach", id]);
         assert!(out.status.success(), "{name} run --detach: {out:?}");
-        let ctr = deleg.0.join(format!("ctr-{name}"));
+        let ctr = deleg.dir.join(format!("ctr-{name}"));
         let read = |f: &str| {
             fs::read_to_string(ctr.join(f))
                 .unwrap_or_default()
@@ -870,7 +852,7 @@ fn rootless_delegated_cgroup_v2_limits_pause_and_ps() {
         let out = run(&["exec", id, "cat", "/proc/self/cgroup"]);
         assert!(out.status.success(), "{name} exec: {out:?}");
         // (With a cgroup namespace the container's cgroup reads `/`.)
-        let cg_line = format!("0::{}", deleg.config_path(&format!("ctr-{name}")));
+        let cg_line = format!("0::{}", deleg.cg.child(&format!("ctr-{name}")));
         let seen = out.stdout_str();
         assert!(
             [cg_line.as_str(), "0::/"].contains(&seen.trim()),
@@ -902,11 +884,9 @@ type Refused = (&'static str, fn(&mut Bundle), &'static str);
 fn rootless_configs_runc_refuses_are_refused_with_its_words() {
     require_root!();
     let test = "rootless_configs_runc_refuses_are_refused_with_its_words";
-    let user = TestUser::new("ref");
-    if let Some(why) = unprivileged_userns_unavailable(&user) {
-        corten_integration_tests::skip(test, &why);
+    let Some(user) = TestUser::available(test, "ref", unprivileged_userns_unavailable) else {
         return;
-    }
+    };
     for (name, bin) in present_runtimes(test) {
         let cases: [Refused; 2] = [
             (
@@ -934,13 +914,7 @@ fn rootless_configs_runc_refuses_are_refused_with_its_words() {
             let out = user.run(&bin, &["run", b.name()], b.path());
             assert!(!out.status.success(), "{name} {tag}: {out:?}");
             assert!(out.stderr_str().contains(words), "{name} {tag}: {out:?}");
-            let root = user.xdg.join(name);
-            assert_eq!(
-                fs::read_dir(&root).map(Iterator::count).unwrap_or(0),
-                0,
-                "{name} {tag}: left in {}",
-                root.display()
-            );
+            user.assert_no_state(name, &format!("{name} {tag}"));
         }
     }
 }

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use corten_integration_tests::{require_root, Bundle, OutputExt, Runtime};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The runtimes compared: corten, and runc where it is installed.
 fn runtimes(test: &str) -> Vec<Runtime> {
@@ -19,12 +19,6 @@ fn runtimes(test: &str) -> Vec<Runtime> {
         corten_integration_tests::skip(test, "runc is not installed here: corten alone");
     }
     out
-}
-
-fn with_maps(b: &mut Bundle, uids: Value, gids: Value) {
-    b.push_namespace("user")
-        .set("/linux/uidMappings", uids)
-        .set("/linux/gidMappings", gids);
 }
 
 /// Lines with their blanks squeezed (`/proc/self/uid_map` pads with spaces).
@@ -41,8 +35,7 @@ fn multi_range_maps_side_by_side_with_runc() {
     let mut seen = Vec::new();
     for rt in runtimes("userns-multi") {
         let mut b = Bundle::new("userns-multi");
-        with_maps(
-            &mut b,
+        b.user_namespace(
             json!([
                 { "containerID": 0, "hostID": 100000, "size": 1000 },
                 { "containerID": 1000, "hostID": 300000, "size": 64536 }
@@ -85,7 +78,7 @@ fn joined_user_namespace_side_by_side_with_runc() {
     let maps = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
     for rt in runtimes("userns-join") {
         let mut first = Bundle::new("userns-join-a");
-        with_maps(&mut first, maps.clone(), maps.clone());
+        first.user_namespace(maps.clone(), maps.clone());
         first.args(&["sleep", "1000"]);
         let a = first.name();
         rt.run_with(a, &first, &["--detach"])
@@ -145,29 +138,40 @@ impl Source {
     }
 }
 
-/// Why `src` cannot be idmapped here, if it cannot: tmpfs has idmapped
-/// mounts from Linux 6.3 (the cgroup v2 VM's /tmp is tmpfs on 6.1).
-fn idmap_unsupported(src: &Source) -> Option<String> {
-    let c = std::ffi::CString::new(src.path()).expect("no NUL");
-    // SAFETY: a NUL-terminated path and a zeroed statfs the call fills.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: see above.
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 || st.f_type != 0x0102_1994 {
-        return None;
-    }
+/// The kernel's release when it cannot idmap tmpfs (Linux 6.3 can; the
+/// cgroup v2 VM boots 6.1, and its /tmp is tmpfs).
+fn tmpfs_idmap_missing() -> Option<String> {
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mut parts = release
         .trim()
         .split(['.', '-'])
         .map(|p| p.parse::<u32>().unwrap_or(0));
     let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (version < (6, 3)).then(|| {
-        format!(
-            "{} is on tmpfs, which Linux {} cannot idmap (6.3 can)",
-            src.path(),
-            release.trim()
-        )
-    })
+    (version < (6, 3)).then(|| release.trim().to_string())
+}
+
+impl Source {
+    /// A source for `test`, or `None` (the skip said and counted) where its
+    /// filesystem cannot be idmapped on this kernel.
+    fn idmappable(test: &str, tag: &str) -> Option<Source> {
+        let src = Source::new(tag);
+        let c = std::ffi::CString::new(src.path()).expect("no NUL");
+        // SAFETY: a NUL-terminated path and a zeroed statfs the call fills.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: see above.
+        let tmpfs = unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0 && st.f_type == 0x0102_1994;
+        match tmpfs.then(tmpfs_idmap_missing).flatten() {
+            Some(release) => {
+                let why = format!(
+                    "{} is on tmpfs, which Linux {release} cannot idmap (6.3 can)",
+                    src.path()
+                );
+                corten_integration_tests::skip(test, &why);
+                None
+            }
+            None => Some(src),
+        }
+    }
 }
 
 impl Drop for Source {
@@ -180,15 +184,14 @@ impl Drop for Source {
 fn idmapped_mounts_show_the_mapped_owners() {
     require_root!();
     corten_integration_tests::require_userns!("idmapped_mounts_show_the_mapped_owners");
-    let src = Source::new("idmap-src");
-    if let Some(why) = idmap_unsupported(&src) {
-        corten_integration_tests::skip("idmapped_mounts_show_the_mapped_owners", &why);
+    let Some(src) = Source::idmappable("idmapped_mounts_show_the_mapped_owners", "idmap-src")
+    else {
         return;
-    }
+    };
     let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
     let shifted = json!([{ "containerID": 0, "hostID": 101000, "size": 1000 }]);
     let mut b = Bundle::new("idmap");
-    with_maps(&mut b, map.clone(), map);
+    b.user_namespace(map.clone(), map);
     // idmap: the container's own maps, so the host's root is its root.
     b.push(
         "/mounts",
@@ -236,11 +239,10 @@ fn idmapped_mount_without_a_user_namespace() {
     require_root!();
     // The mount's maps still live in a user namespace made for them.
     corten_integration_tests::require_userns!("idmapped_mount_without_a_user_namespace");
-    let src = Source::new("idmap-nons-src");
-    if let Some(why) = idmap_unsupported(&src) {
-        corten_integration_tests::skip("idmapped_mount_without_a_user_namespace", &why);
+    let Some(src) = Source::idmappable("idmapped_mount_without_a_user_namespace", "idmap-nons-src")
+    else {
         return;
-    }
+    };
     let shifted = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
     let mut b = Bundle::new("idmap-nons");
     b.push(
@@ -259,28 +261,18 @@ fn ridmap_idmaps_submounts_and_idmap_only_the_top() {
     require_root!();
     let test = "ridmap_idmaps_submounts_and_idmap_only_the_top";
     corten_integration_tests::require_userns!(test);
-    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release
-        .trim()
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    if (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) < (6, 3) {
-        let why = format!(
-            "the submount is a tmpfs, which Linux {} cannot idmap (6.3 can)",
-            release.trim()
-        );
+    if let Some(release) = tmpfs_idmap_missing() {
+        let why = format!("the submount is a tmpfs, which Linux {release} cannot idmap (6.3 can)");
         corten_integration_tests::skip(test, &why);
         return;
     }
-    let src = Source::new("ridmap-src");
-    if let Some(why) = idmap_unsupported(&src) {
-        corten_integration_tests::skip(test, &why);
+    let Some(src) = Source::idmappable(test, "ridmap-src") else {
         return;
-    }
+    };
     fs::create_dir(src.0.join("sub")).expect("mkdir sub");
     let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
     let mut b = Bundle::new("ridmap");
-    with_maps(&mut b, map.clone(), map);
+    b.user_namespace(map.clone(), map);
     for (dest, opts) in [("/r", ["rbind", "ridmap"]), ("/n", ["rbind", "idmap"])] {
         b.push(
             "/mounts",

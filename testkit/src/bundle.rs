@@ -184,6 +184,14 @@ impl Bundle {
         self.namespace(kind, None)
     }
 
+    /// Request a new user namespace with these `linux.uidMappings` and
+    /// `linux.gidMappings`.
+    pub fn user_namespace(&mut self, uids: Value, gids: Value) -> &mut Self {
+        self.push_namespace("user")
+            .set("/linux/uidMappings", uids)
+            .set("/linux/gidMappings", gids)
+    }
+
     /// Join the namespace at `path` for `kind`.
     pub fn join_namespace(&mut self, kind: &str, path: &str) -> &mut Self {
         self.namespace(kind, Some(path))

@@ -69,7 +69,9 @@ pub fn prepare_trees(
             trees.push(None);
             continue;
         };
-        if !is_idmapped(m) {
+        let idmap = options::parse(&m.options).ok().and_then(|o| o.idmap);
+        let own_maps = !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty();
+        if idmap.is_none() && !own_maps {
             trees.push(if userns {
                 sys::clone_tree(&path, rec).ok()
             } else {
@@ -78,7 +80,7 @@ pub fn prepare_trees(
             continue;
         }
         let what = format!("idmapped mount {}", m.destination);
-        let (uids, gids) = if m.uid_mappings.is_empty() {
+        let (uids, gids) = if !own_maps {
             container_maps
         } else {
             (&m.uid_mappings[..], &m.gid_mappings[..])
@@ -97,7 +99,7 @@ pub fn prepare_trees(
         };
         let tree = sys::clone_tree(&path, rec)
             .map_err(|e| (format!("{what}: open {}", path.display()), e))?;
-        let recursive = options::parse(&m.options).is_ok_and(|o| o.idmap == Some(true));
+        let recursive = idmap == Some(true);
         sys::mount_setattr_idmap(tree.as_fd(), namespaces[idx].2.as_fd(), recursive).map_err(
             |e| {
                 let fs = sys::fs_magic(tree.as_fd()).map_or_else(|_| "?".into(), fs_name);

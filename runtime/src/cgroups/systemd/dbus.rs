@@ -640,29 +640,14 @@ mod tests {
 
     #[test]
     fn a_property_reply_yields_the_string_in_its_variant() {
-        // METHOD_RETURN to serial 2, signature "v", body: variant "s".
-        let mut w = Writer::default();
-        w.u8(b'l');
-        w.u8(METHOD_RETURN);
-        w.u8(0);
-        w.u8(1);
+        // A reply to serial 2 whose body is one variant holding a string.
         let mut body = Writer::default();
         body.sig("s");
         body.str("/user.slice/user-1000.slice/user@1000.service");
-        w.u32(u32::try_from(body.buf.len()).unwrap());
-        w.u32(9);
-        w.array(8, |w| {
-            w.pad(8);
-            w.u8(5);
-            w.sig("u");
-            w.u32(2);
-            w.pad(8);
-            w.u8(8);
-            w.sig("g");
-            w.sig("v");
-        });
-        w.pad(8);
-        let r = parse(&w.buf, &body.buf).unwrap();
+        let m = message(METHOD_RETURN, Some(2), None, "v", &body);
+        let at = m.len() - body.buf.len();
+        let r = parse(&m[..at], &m[at..]).unwrap();
+        assert_eq!(r.reply_serial, Some(2));
         assert_eq!(
             r.first_string().as_deref(),
             Some("/user.slice/user-1000.slice/user@1000.service")
