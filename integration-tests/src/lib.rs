@@ -108,7 +108,8 @@ pub fn skip(test: &str, reason: &str) {
         .append(true)
         .open(&path)
     {
-        let _ = writeln!(f, "{line}");
+        // One write: tests running in parallel append whole lines.
+        let _ = f.write_all(format!("{line}\n").as_bytes());
     }
 }
 
