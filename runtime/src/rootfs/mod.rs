@@ -239,18 +239,26 @@ impl<'a> Rootfs<'a> {
     ) -> Result<Rootfs<'a>, RootfsError> {
         if own_mnt_ns {
             // The whole tree rslave (host mounts reach the container, none
-            // goes back), or what `rootfsPropagation` asks instead, as runc
-            // does: `rshared` keeps the host's peer groups, so that a
-            // `rshared` volume's mounts made inside reach the host
-            // (Kubernetes' Bidirectional propagation).
-            let flags = match root_propagation {
-                Some(p) => propagation_flag(p)?,
-                None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            // goes back); the `rootfsPropagation` given is applied on the
+            // new root after the pivot. A shared one (`rshared`, as
+            // containerd's CRI asks for Kubernetes' Bidirectional volumes)
+            // is applied here instead, as runc applies it, so that the
+            // host's peer groups stay: a `rshared` volume's mounts made
+            // inside then reach the host. (runc applies every value here;
+            // for `slave` and `private` that loses what the spec asks,
+            // see conformance/README.)
+            let shared = match root_propagation.map(propagation_flag).transpose()? {
+                Some(f) if f.contains(MsFlags::MS_SHARED) => Some(f),
+                _ => None,
             };
+            let flags = shared.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
             mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
                 .map_err(pivot_err("set the propagation of /"))?;
-            // The bind of the rootfs below must not reach the host's peers.
-            parent_mount_private(path)?;
+            if shared.is_some() {
+                // The bind of the rootfs below must not reach the host's
+                // peers (runc's rootfsParentMountPrivate).
+                parent_mount_private(path)?;
+            }
         }
         mount(
             Some(path),
