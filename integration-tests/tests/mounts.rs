@@ -3,7 +3,7 @@
 //! readonlyPaths — all observed in the container's /proc/self/mountinfo.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use corten_integration_tests::{
     parse_mountinfo, require_root, Bundle, MountInfo, OutputExt, Runtime,
@@ -442,4 +442,69 @@ fn readonly_paths_refuse_writes() {
             assert_flags(mount_at(&mounts, point), &["ro"]);
         }
     }
+}
+
+/// Bidirectional propagation (Kubernetes' `mountPropagation:
+/// Bidirectional`, as containerd's CRI writes it: the volume `rbind,rshared`
+/// and `rootfsPropagation: rshared`): a mount made inside the container
+/// under the volume appears on the host. Checked in a private mount
+/// namespace made for the run (its own shared tmpfs as the host's volume),
+/// so nothing reaches the real host; side by side with runc.
+#[test]
+fn bidirectional_propagation_reaches_the_host() {
+    require_root!();
+    let mut seen = Vec::new();
+    for bin in [
+        corten_integration_tests::runtime_bin(),
+        PathBuf::from("/usr/sbin/runc"),
+    ] {
+        if !bin.exists() {
+            corten_integration_tests::skip(
+                "bidirectional_propagation_reaches_the_host",
+                "runc is not installed here",
+            );
+            continue;
+        }
+        let mut b = Bundle::new("prop-bidi");
+        let host = Path::new(corten_integration_tests::BASE_DIR)
+            .join(corten_integration_tests::unique_name("prop-host"));
+        fs::create_dir_all(&host).expect("mkdir host volume");
+        b.push(
+            "/mounts",
+            json!({ "destination": "/vol", "type": "bind", "source": host.join("vol"), "options": ["rbind", "rshared"] }),
+        );
+        b.set("/linux/rootfsPropagation", json!("rshared"));
+        for set in ["bounding", "effective", "permitted"] {
+            b.push(
+                &format!("/process/capabilities/{set}"),
+                json!("CAP_SYS_ADMIN"),
+            );
+        }
+        b.sh("mkdir -p /vol/inner && mount -t tmpfs inner /vol/inner && touch /vol/inner/made-inside");
+        b.save();
+        let root = Path::new(corten_integration_tests::BASE_DIR)
+            .join(corten_integration_tests::unique_name("prop-root"));
+        let script = format!(
+            "mount -t tmpfs hostvol {h} && mount --make-rshared {h} && mkdir {h}/vol && \
+             {bin} --root {root} run {id} && \
+             if test -e {h}/vol/inner/made-inside; then echo propagated; else echo not-propagated; fi",
+            h = host.display(),
+            bin = bin.display(),
+            root = root.display(),
+            id = b.name(),
+        );
+        let out = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .current_dir(b.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run unshare");
+        let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_dir_all(&host);
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(out.status.success(), "{}: {out:?}", bin.display());
+        assert_eq!(text, "propagated", "{}: {out:?}", bin.display());
+        seen.push(text);
+    }
+    assert!(!seen.is_empty());
 }

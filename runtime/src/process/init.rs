@@ -217,6 +217,7 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
         plan.ns.creates(NsKind::Cgroup),
         a.cgroup_paths,
         plan.ns.has(NsKind::Mount),
+        spec.linux().rootfs_propagation.as_deref(),
         a.bind_trees,
     )?;
     crate::logging::step(|| "init: namespaces and session ready".into());

@@ -114,6 +114,51 @@ pub enum RootfsError {
     },
 }
 
+/// Makes the mount that holds `path` private when it is shared (runc's
+/// `rootfsParentMountPrivate`): the rootfs bind made on it then stays in
+/// this namespace, and `pivot_root` accepts it.
+fn parent_mount_private(path: &Path) -> Result<(), RootfsError> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let Some((point, shared)) = holding_mount(&info, path) else {
+        return Ok(());
+    };
+    if shared {
+        mount(
+            None::<&str>,
+            Path::new(&point),
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(pivot_err("make the rootfs's parent mount private"))?;
+    }
+    Ok(())
+}
+
+/// The mount point (the last, topmost, of the longest match) holding
+/// `path` in `mountinfo` text, and whether it is shared.
+fn holding_mount(mountinfo: &str, path: &Path) -> Option<(String, bool)> {
+    let mut best: Option<(String, bool)> = None;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(point) = fields.get(4).map(|p| paths::unescape(p)) else {
+            continue;
+        };
+        if !path.starts_with(&point) {
+            continue;
+        }
+        let shared = fields
+            .iter()
+            .skip(6)
+            .take_while(|f| **f != "-")
+            .any(|f| f.starts_with("shared:"));
+        if best.as_ref().map_or(true, |(b, _)| point.len() >= b.len()) {
+            best = Some((point, shared));
+        }
+    }
+    best
+}
+
 /// How many mounts are stacked at `path` in the caller's mount namespace.
 pub fn mounts_at(path: &Path) -> usize {
     let want = path.to_string_lossy().replace(' ', "\\040");
@@ -181,6 +226,7 @@ fn pivot_err(op: &'static str) -> impl FnOnce(nix::Error) -> RootfsError {
 impl<'a> Rootfs<'a> {
     /// Makes the mount tree private to the container and binds the rootfs
     /// onto itself so it can become the root.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         path: &Path,
         bundle: &'a Path,
@@ -188,17 +234,31 @@ impl<'a> Rootfs<'a> {
         cgroupns: bool,
         cgroup_paths: &'a crate::cgroups::Cgroup,
         own_mnt_ns: bool,
+        root_propagation: Option<&str>,
         bind_trees: &'a [Option<OwnedFd>],
     ) -> Result<Rootfs<'a>, RootfsError> {
         if own_mnt_ns {
-            mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                MsFlags::MS_SLAVE | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .map_err(pivot_err("make / rslave"))?;
+            // The whole tree rslave (host mounts reach the container, none
+            // goes back); the `rootfsPropagation` given is applied on the
+            // new root after the pivot. A shared one (`rshared`, as
+            // containerd's CRI asks for Kubernetes' Bidirectional volumes)
+            // is applied here instead, as runc applies it, so that the
+            // host's peer groups stay: a `rshared` volume's mounts made
+            // inside then reach the host. (runc applies every value here;
+            // for `slave` and `private` that loses what the spec asks,
+            // see conformance/README.)
+            let shared = match root_propagation.map(propagation_flag).transpose()? {
+                Some(f) if f.contains(MsFlags::MS_SHARED) => Some(f),
+                _ => None,
+            };
+            let flags = shared.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+            mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+                .map_err(pivot_err("set the propagation of /"))?;
+            if shared.is_some() {
+                // The bind of the rootfs below must not reach the host's
+                // peers (runc's rootfsParentMountPrivate).
+                parent_mount_private(path)?;
+            }
         }
         mount(
             Some(path),
@@ -274,12 +334,29 @@ impl<'a> Rootfs<'a> {
                 .map_err(pivot_err("move rootfs to /"))?;
             nix::unistd::chroot(".").map_err(pivot_err("chroot"))?;
         } else {
+            // The old root, held open to come back to it after the pivot.
+            let old_root = File::open("/").map_err(|source| RootfsError::Open {
+                path: PathBuf::from("/"),
+                source,
+            })?;
             nix::unistd::pivot_root(".", ".").map_err(pivot_err("pivot_root"))?;
-            // The old root is stacked on the new one: detach it. Its mounts
-            // are already slaves (`Rootfs::new` made the whole namespace
-            // rslave before any container mount), so the unmount cannot
-            // propagate to the host. Making "." rslave again here would also
-            // turn the container's own `shared` mounts private.
+            // The old root is stacked on the new one: made rslave (its tree
+            // only: the new root is no longer below it), so that detaching
+            // it cannot propagate to the host even where
+            // `rootfsPropagation` kept the host's peer groups, then
+            // detached, as runc does. "." must be the old root itself, not
+            // the new root under it: hence the fchdir.
+            nix::unistd::fchdir(old_root.as_raw_fd())
+                .map_err(pivot_err("fchdir to the old root"))?;
+            drop(old_root);
+            mount(
+                None::<&str>,
+                ".",
+                None::<&str>,
+                MsFlags::MS_SLAVE | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(pivot_err("make the old root rslave"))?;
             umount2(".", MntFlags::MNT_DETACH).map_err(pivot_err("unmount old root"))?;
         }
         nix::unistd::chdir("/").map_err(pivot_err("chdir /"))?;
@@ -311,5 +388,30 @@ impl<'a> Rootfs<'a> {
             .map_err(pivot_err("set rootfs propagation"))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mount_holding_a_path_and_whether_it_is_shared() {
+        let info = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+30 22 0:5 / /tmp rw shared:7 - tmpfs tmpfs rw
+31 30 0:6 / /tmp/bundle\\040x rw master:7 - tmpfs tmpfs rw
+32 30 0:7 / /tmp/b rw - tmpfs tmpfs rw
+";
+        let h = |p: &str| holding_mount(info, Path::new(p));
+        assert_eq!(h("/var/lib/x"), Some(("/".into(), true)));
+        assert_eq!(h("/tmp/c/rootfs"), Some(("/tmp".into(), true)));
+        assert_eq!(
+            h("/tmp/bundle x/rootfs"),
+            Some(("/tmp/bundle x".into(), false))
+        );
+        // A path component, not a prefix of the name.
+        assert_eq!(h("/tmp/bb/rootfs"), Some(("/tmp".into(), true)));
+        assert_eq!(h("/tmp/b/rootfs"), Some(("/tmp/b".into(), false)));
     }
 }

@@ -135,7 +135,7 @@ fn host_proc_and_sys(mountinfo: &str, rootfs: &Path) -> Vec<std::path::PathBuf> 
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
+pub(super) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
