@@ -225,3 +225,33 @@ mod tests {
         assert!(!is_rfc3339("1700000000"));
     }
 }
+
+/// Runs `script` with `sh -c` in a private mount namespace of its own
+/// (`unshare --mount --propagation private`), in `dir`, so that whatever it
+/// mounts never reaches the host; stderr is inherited. Returns the exit
+/// status and stdout, or fails the test when the run takes longer than
+/// `timeout` ([`scaled`]).
+pub fn run_in_private_mount_ns(
+    dir: &std::path::Path,
+    script: &str,
+    timeout: Duration,
+) -> (std::process::ExitStatus, String) {
+    let out_path = std::path::Path::new(BASE_DIR).join(unique_name("mntns-out"));
+    std::fs::create_dir_all(BASE_DIR).expect("create the test directory");
+    let mut child = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("output file"))
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("run unshare");
+    let status = wait_for(timeout, || child.try_wait().expect("wait")).unwrap_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("`{script}` did not finish in {timeout:?}")
+    });
+    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    (status, out)
+}

@@ -493,17 +493,16 @@ fn bidirectional_propagation_reaches_the_host() {
             root = root.display(),
             id = b.name(),
         );
-        let out = std::process::Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-            .current_dir(b.path())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run unshare");
+        let (status, out) = corten_integration_tests::run_in_private_mount_ns(
+            b.path(),
+            &script,
+            std::time::Duration::from_secs(60),
+        );
         let _ = fs::remove_dir_all(&root);
         let _ = fs::remove_dir_all(&host);
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(out.status.success(), "{}: {out:?}", bin.display());
-        assert_eq!(text, "propagated", "{}: {out:?}", bin.display());
+        let text = out.trim().to_owned();
+        assert!(status.success(), "{}: {status}: {out}", bin.display());
+        assert_eq!(text, "propagated", "{}", bin.display());
         seen.push(text);
     }
     assert!(!seen.is_empty());

@@ -293,25 +293,11 @@ fn ridmap_idmaps_submounts_and_idmap_only_the_top() {
         root = root.display(),
         id = b.name(),
     );
-    let dir = Path::new(corten_integration_tests::BASE_DIR);
-    let out_path = dir.join(format!("{}.out", b.name()));
-    let mut child = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .current_dir(b.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(fs::File::create(&out_path).expect("output file"))
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .expect("run unshare");
-    let status = corten_integration_tests::wait_for(std::time::Duration::from_secs(60), || {
-        child.try_wait().expect("wait")
-    })
-    .unwrap_or_else(|| {
-        let _ = child.kill();
-        panic!("the run did not finish in 60 s")
-    });
-    let out = fs::read_to_string(&out_path).unwrap_or_default();
-    let _ = fs::remove_file(&out_path);
+    let (status, out) = corten_integration_tests::run_in_private_mount_ns(
+        b.path(),
+        &script,
+        std::time::Duration::from_secs(60),
+    );
     let _ = fs::remove_dir_all(&root);
     assert!(status.success(), "{status}: {out}");
     // ridmap: the submount's root file is the container's root; idmap: the
