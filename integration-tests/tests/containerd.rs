@@ -170,6 +170,8 @@ impl Drop for EventWatcher {
 /// and removed) on drop.
 struct Containerd {
     dir: PathBuf,
+    /// Where containerd's sockets are: `dir`, or a deeper directory.
+    sock_dir: PathBuf,
     child: Option<Child>,
     /// Provides the busybox rootfs, and keeps this process's test cgroup
     /// parent alive while containers use it.
@@ -179,6 +181,12 @@ struct Containerd {
 
 impl Containerd {
     fn start() -> Containerd {
+        Self::start_with_sockets_in("")
+    }
+
+    /// A containerd whose sockets are in `sub` under its directory (none:
+    /// in the directory itself).
+    fn start_with_sockets_in(sub: &str) -> Containerd {
         for tool in ["containerd", "ctr"] {
             if on_path(tool).is_none() {
                 panic!(
@@ -205,20 +213,28 @@ impl Containerd {
             fs::copy(from, bin.join(name))
                 .unwrap_or_else(|e| panic!("copy {} into {}: {e}", from.display(), bin.display()));
         }
+        let sock_dir = if sub.is_empty() {
+            dir.clone()
+        } else {
+            dir.join(sub)
+        };
+        fs::create_dir_all(&sock_dir).expect("create the socket dir");
         let d = dir.display();
+        let s = sock_dir.display();
         let config = format!(
             "version = 2\n\
              root = \"{d}/root\"\n\
              state = \"{d}/state\"\n\
              disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{d}/c.sock\"\n\
-             [ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n\
-             [debug]\n  address = \"{d}/debug.sock\"\n  level = \"debug\"\n\
+             [grpc]\n  address = \"{s}/c.sock\"\n\
+             [ttrpc]\n  address = \"{s}/c.sock.ttrpc\"\n\
+             [debug]\n  address = \"{s}/debug.sock\"\n  level = \"debug\"\n\
              [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n"
         );
         fs::write(dir.join("config.toml"), config).expect("write config.toml");
         let mut c = Containerd {
             dir,
+            sock_dir,
             child: None,
             bundle,
             ids: Mutex::new(Vec::new()),
@@ -277,7 +293,25 @@ impl Containerd {
     }
 
     fn sock(&self) -> PathBuf {
-        self.dir.join("c.sock")
+        self.sock_dir.join("c.sock")
+    }
+
+    /// The ttrpc socket of the shim serving `id` alone:
+    /// `/run/corten/s/<sha256(address/ns/id)>` (containerd's own shims:
+    /// `/run/containerd/s/<the same hash>`).
+    fn shim_socket(&self, id: &str) -> PathBuf {
+        let key = format!("{}/default/{id}", self.sock().display());
+        let mut child = Command::new("sha256sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run sha256sum");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), key.as_bytes())
+            .expect("write to sha256sum");
+        let out = child.wait_with_output().expect("sha256sum");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let hex = text.split_whitespace().next().expect("sha256sum output");
+        Path::new("/run/corten/s").join(hex)
     }
 
     fn log(&self) -> String {
@@ -397,6 +431,8 @@ impl Containerd {
     fn assert_clean(&self, id: &str) {
         let shims_gone = wait_until(Duration::from_secs(10), || self.shims().is_empty());
         assert!(shims_gone, "shim processes left: {:?}", self.shims());
+        let socket = self.shim_socket(id);
+        assert!(!socket.exists(), "shim socket left: {}", socket.display());
         assert_eq!(
             mounts_under(&self.dir),
             Vec::<PathBuf>::new(),
@@ -419,6 +455,34 @@ impl Containerd {
                 .exists(),
             "bundle of {id} left"
         );
+    }
+
+    /// [`Containerd::assert_clean`] after the shim of `id` was SIGKILLed:
+    /// containerd may have removed the bundle before it could run the
+    /// shim's `delete` (which removes the socket), so the socket may be
+    /// left; nobody must listen on it, and the next shim started removes it
+    /// once it is 10 s old (made so here with `touch`).
+    fn assert_clean_after_a_killed_shim(&self, id: &str) {
+        let socket = self.shim_socket(id);
+        if socket.exists() {
+            let err = std::os::unix::net::UnixStream::connect(&socket)
+                .expect_err("something listens on a killed shim's socket");
+            assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+            Command::new("touch")
+                .args(["-d", "1 minute ago"])
+                .arg(&socket)
+                .status()
+                .expect("touch");
+            let next = self.new_id();
+            self.run(&next, &["--rm"], &["true"])
+                .assert_success("ctr run --rm true");
+            assert!(
+                !socket.exists(),
+                "stale socket {} not removed",
+                socket.display()
+            );
+        }
+        self.assert_clean(id);
     }
 
     /// An OCI image of the busybox rootfs, imported as [`IMAGE`].
@@ -958,7 +1022,45 @@ fn a_killed_shim_is_cleaned_up_by_containerd() {
     );
     c.ctr(&["containers", "rm", &id])
         .assert_success("ctr containers rm");
+    c.assert_clean_after_a_killed_shim(&id);
+}
+
+/// A containerd whose socket is deep in the file system (its directory about
+/// 90 bytes long): the shim's socket is still short, as containerd's own shims'
+/// (`/run/corten/s/…`), and tasks run and leave nothing.
+#[test]
+fn a_containerd_with_a_long_socket_path_runs_tasks() {
+    require_root!();
+    // containerd's own sockets must fit in 108 bytes; the shim's socket
+    // under this directory would not (`<dir>/s/<64 hex>`).
+    let c = Containerd::start_with_sockets_in(&"d".repeat(60));
+    let dir_len = c.sock_dir.as_os_str().len();
+    assert!(dir_len + "/s/".len() + 64 >= 108, "{}", c.sock().display());
+    let id = c.new_id();
+    let out = c.run(&id, &["--rm"], &["sh", "-c", "echo long-ok; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}\n{}", c.log());
+    assert_eq!(out.stdout_str().trim(), "long-ok");
     c.assert_clean(&id);
+    // A detached task, its shim killed: containerd's cleanup (the shim's
+    // `delete`), or else the next shim, removes the dead shim's socket.
+    let id = c.new_id();
+    c.run(&id, &["-d"], &["sleep", "1000"])
+        .assert_success("ctr run -d");
+    assert!(
+        c.shim_socket(&id).exists(),
+        "no socket at {}",
+        c.shim_socket(&id).display()
+    );
+    let shims = c.shims();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    // SAFETY: kill has no memory-safety preconditions; the pid is the shim
+    // this test's containerd started.
+    unsafe { libc::kill(shims[0], libc::SIGKILL) };
+    let gone = wait_until(Duration::from_secs(20), || c.task_status(&id).is_none());
+    assert!(gone, "task still listed:\n{}", c.log());
+    c.ctr(&["containers", "rm", &id])
+        .assert_success("ctr containers rm");
+    c.assert_clean_after_a_killed_shim(&id);
 }
 
 /// Where in the shim's Create the runtime wrapper of [`CreateKiller`]
@@ -1305,7 +1407,7 @@ fn shim_killed_in_create(c: &Containerd, k: &CreateKiller, point: KillPoint, roo
     assert!(cleaned, "task still listed; {}", context());
     c.ctr(&["containers", "rm", &id])
         .assert_success("ctr containers rm");
-    c.assert_clean(&id);
+    c.assert_clean_after_a_killed_shim(&id);
     eprintln!(
         "{round}: cleaned up in {:?}; wrapper log: {:?}",
         start.elapsed(),

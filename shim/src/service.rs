@@ -6,10 +6,20 @@
 //!   container, unmount its rootfs) and report it as killed.
 //!
 //! # Socket address
-//! `<containerd's state dir>/s/<sha256(address/namespace/group)>`, where the
-//! state dir is the directory of containerd's socket: `/run/containerd/s/…`
-//! for a default containerd (as runc's shim), and a private directory for a
-//! containerd started with its own socket.
+//! `/run/corten/s/<sha256(address/namespace/group)>`: like containerd's own
+//! shims (`/run/containerd/s/…`, the same hash), a short fixed directory,
+//! whatever containerd's address, so the path always fits a unix socket's
+//! 108 bytes (a path under containerd's socket directory did not once that
+//! directory was about 40 bytes long). The hash covers containerd's address,
+//! so several containerds never share a socket.
+//!
+//! A shim that is killed leaves its socket. `delete` removes it, but
+//! containerd may remove the bundle first, and then cannot run `delete`
+//! at all (its working directory is the bundle). So every `start` that
+//! spawns a server also removes the sockets in the directory nobody listens
+//! on; the directory is corten's own, so no other shim's files are touched,
+//! and a socket younger than [`STALE_AFTER`] is left alone (a server that
+//! has bound but not yet listened refuses connections too).
 
 use std::io::Read;
 use std::os::unix::net::UnixStream;
@@ -28,6 +38,12 @@ use crate::options;
 use crate::reaper::Reaper;
 use crate::task::TaskService;
 use crate::tasks::Tasks;
+
+/// Where the shims' sockets are (see the module docs).
+const SOCKET_DIR: &str = "/run/corten/s";
+
+/// How old a socket nobody listens on must be to be removed as stale.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The annotation CRI sets on every container of a pod: one shim per pod.
 const SANDBOX_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
@@ -81,6 +97,9 @@ impl Shim for Service {
             write_address(&address)?;
             return Ok(address);
         }
+        // Left by a shim that was killed: nobody listens on it.
+        let _ = std::fs::remove_file(path);
+        remove_stale_sockets(Path::new(SOCKET_DIR), STALE_AFTER);
         let exe = std::env::current_exe().map_err(|e| io_err("find the shim binary", e))?;
         let mut command = Command::new(exe);
         command
@@ -131,6 +150,14 @@ impl Shim for Service {
         if let Err(e) = crate::mount::unmount_all(&self.bundle.join("rootfs")) {
             crate::warn!("{e:#}");
         }
+        // The dead shim's socket, unless another shim of the group (a pod's)
+        // still listens on it.
+        let group = group_id(&self.bundle).unwrap_or_else(|| self.id.clone());
+        let address = socket_address(&self.address, &self.namespace, &group);
+        let path = address.trim_start_matches("unix://");
+        if UnixStream::connect(path).is_err() {
+            let _ = std::fs::remove_file(path);
+        }
         Ok(DeleteResponse {
             pid: 0,
             exit_status: 128 + libc::SIGKILL as u32,
@@ -141,15 +168,14 @@ impl Shim for Service {
 
     fn wait(&mut self) {
         self.exit.wait();
-        // The crate then removes the socket named in `address` in the
-        // working directory: the bundle of the shim's first container, which
-        // is gone when the shim served a pod. Remove it here in that case.
-        if std::fs::metadata("address").is_err() {
-            let _ = std::fs::remove_file(self.socket.trim_start_matches("unix://"));
-            // Let the reply to Shutdown go out.
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            std::process::exit(0);
-        }
+        // The crate would then remove the socket named in the `address` file
+        // of the working directory: the bundle of the shim's first
+        // container, which containerd may be removing right now (and is
+        // gone when the shim served a pod). Remove our own socket instead.
+        let _ = std::fs::remove_file(self.socket.trim_start_matches("unix://"));
+        // Let the reply to Shutdown go out.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::process::exit(0);
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
@@ -247,10 +273,34 @@ pub(crate) fn socket_address(containerd: &str, namespace: &str, group: &str) -> 
     // The crate hashes exactly as containerd does; only the directory differs.
     let default = containerd_shim::socket_address(containerd, namespace, group);
     let hash = default.rsplit('/').next().unwrap_or_default();
-    format!(
-        "unix://{}/s/{hash}",
-        options::containerd_dir(containerd).display()
-    )
+    format!("unix://{SOCKET_DIR}/{hash}")
+}
+
+/// Removes the sockets in `dir` older than `age` that refuse connections.
+fn remove_stale_sockets(dir: &Path, age: std::time::Duration) {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|elapsed| elapsed >= age);
+        if !meta.file_type().is_socket() || !old {
+            continue;
+        }
+        if let Err(e) = UnixStream::connect(&path) {
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -258,19 +308,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn socket_address_is_beside_containerd() {
+    fn socket_address_is_short_and_fixed() {
+        // sha256("/run/containerd/containerd.sock/default/c1"), as containerd.
         let a = socket_address("/run/containerd/containerd.sock", "default", "c1");
+        let containerds =
+            containerd_shim::socket_address("/run/containerd/containerd.sock", "default", "c1");
         assert_eq!(
-            a,
-            containerd_shim::socket_address("/run/containerd/containerd.sock", "default", "c1")
+            a.rsplit('/').next(),
+            containerds.rsplit('/').next(),
+            "{a} {containerds}"
         );
-        let b = socket_address("/tmp/ct/containerd.sock", "default", "c1");
-        assert!(b.starts_with("unix:///tmp/ct/s/"), "{b}");
-        assert_eq!(b.len(), "unix:///tmp/ct/s/".len() + 64);
-        assert_ne!(
-            b,
-            socket_address("/tmp/ct/containerd.sock", "default", "c2")
-        );
+        assert!(a.starts_with("unix:///run/corten/s/"), "{a}");
+        let long = format!("/tmp/{}/containerd.sock", "d".repeat(200));
+        let b = socket_address(&long, "default", "c1");
+        assert!(b.starts_with("unix:///run/corten/s/"), "{b}");
+        assert_eq!(b.len(), "unix:///run/corten/s/".len() + 64);
+        assert!(b.len() - "unix://".len() < 108);
+        assert_ne!(a, b);
+        assert_ne!(b, socket_address(&long, "default", "c2"));
+        assert_ne!(b, socket_address(&long, "k8s.io", "c1"));
+    }
+
+    #[test]
+    fn only_old_sockets_nobody_listens_on_are_removed() {
+        use std::os::unix::net::UnixListener;
+        let dir = std::env::temp_dir().join(format!("corten-shim-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let live = UnixListener::bind(dir.join("live")).unwrap();
+        drop(UnixListener::bind(dir.join("dead")).unwrap());
+        std::fs::write(dir.join("file"), "").unwrap();
+        // Young: all kept.
+        remove_stale_sockets(&dir, std::time::Duration::from_secs(3600));
+        assert!(dir.join("dead").exists());
+        remove_stale_sockets(&dir, std::time::Duration::ZERO);
+        assert!(!dir.join("dead").exists());
+        assert!(dir.join("live").exists());
+        assert!(dir.join("file").exists());
+        drop(live);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
