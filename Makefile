@@ -27,7 +27,7 @@ DESTDIR ?=
 BINDIR := $(DESTDIR)$(PREFIX)/bin
 
 # Debian packages the demo and the tests use.
-DEB_PACKAGES := busybox-static runc crun jq docker.io podman containerd curl procps uidmap
+DEB_PACKAGES := busybox-static runc crun jq docker.io podman containerd curl procps uidmap iproute2 protobuf-compiler
 # Toolchain packages, only when cargo is missing.
 DEB_TOOLCHAIN := cargo-web rustc-web rust-web-clippy rustfmt gcc libc6-dev
 

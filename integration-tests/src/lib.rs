@@ -43,6 +43,8 @@
 mod bundle;
 mod cleanup;
 mod console;
+pub mod cri;
+mod image;
 mod inspect;
 mod runtime;
 
@@ -57,6 +59,7 @@ pub use corten_testkit::{
     allow_all_seccomp, cgroup_dirs, is_root, mounts_under, parse_mountinfo, pid_alive,
     processes_mentioning, status_field, userns_unavailable, MountInfo,
 };
+pub use image::oci_image_tar;
 pub use inspect::{cap_hex, host_ns};
 pub use runtime::{OutputExt, Runtime};
 

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use corten_integration_tests::{
-    cgroup_dirs, cgroup_parent, mounts_under, pid_alive, processes_mentioning, require_root,
+    cgroup_dirs, cgroup_parent, mounts_under, oci_image_tar, pid_alive, processes_mentioning, require_root,
     runtime_bin, scaled, skip, unique_name, wait_until, Bundle, OutputExt, BASE_DIR,
 };
 
@@ -487,88 +487,12 @@ impl Containerd {
 
     /// An OCI image of the busybox rootfs, imported as [`IMAGE`].
     fn import_image(&self) {
-        let work = self.dir.join("image");
-        let blobs = work.join("oci/blobs/sha256");
-        fs::create_dir_all(&blobs).expect("mkdir blobs");
-        let layer = work.join("layer.tar");
-        let out = Command::new("tar")
-            .arg("-C")
-            .arg(self.rootfs())
-            .arg("-cf")
-            .arg(&layer)
-            .arg(".")
-            .output()
-            .expect("run tar");
-        assert!(out.status.success(), "tar the rootfs: {out:?}");
-        let (layer_digest, layer_size) = add_blob(&blobs, &fs::read(&layer).expect("read layer"));
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            other => other,
-        };
-        let config = serde_json::json!({
-            "architecture": arch,
-            "os": "linux",
-            "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-        });
-        let (config_digest, config_size) = add_blob(&blobs, config.to_string().as_bytes());
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": config_digest, "size": config_size},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                        "digest": layer_digest, "size": layer_size}],
-        });
-        let (manifest_digest, manifest_size) = add_blob(&blobs, manifest.to_string().as_bytes());
-        let index = serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": manifest_digest, "size": manifest_size,
-                "annotations": {"io.containerd.image.name": IMAGE,
-                                "org.opencontainers.image.ref.name": "latest"},
-                "platform": {"architecture": arch, "os": "linux"},
-            }],
-        });
-        fs::write(work.join("oci/index.json"), index.to_string()).expect("index.json");
-        fs::write(
-            work.join("oci/oci-layout"),
-            r#"{"imageLayoutVersion":"1.0.0"}"#,
-        )
-        .expect("oci-layout");
-        let tarball = work.join("image.tar");
-        let out = Command::new("tar")
-            .arg("-C")
-            .arg(work.join("oci"))
-            .arg("-cf")
-            .arg(&tarball)
-            .args(["oci-layout", "index.json", "blobs"])
-            .output()
-            .expect("run tar");
-        assert!(out.status.success(), "tar the image: {out:?}");
+        let config = serde_json::json!({"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]});
+        let tarball = oci_image_tar(&self.rootfs(), &self.dir.join("image"), IMAGE, config);
         let tarball = tarball.display().to_string();
         self.ctr(&["images", "import", &tarball])
             .assert_success("ctr images import");
     }
-}
-
-/// Stores `data` as a blob; returns its digest and size.
-fn add_blob(blobs: &Path, data: &[u8]) -> (String, usize) {
-    let tmp = blobs.join("incoming");
-    fs::write(&tmp, data).expect("write blob");
-    let out = Command::new("sha256sum")
-        .arg(&tmp)
-        .output()
-        .expect("run sha256sum");
-    let hex = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("sha256sum output")
-        .to_owned();
-    fs::rename(&tmp, blobs.join(&hex)).expect("rename blob");
-    (format!("sha256:{hex}"), data.len())
 }
 
 impl Drop for Containerd {
