@@ -127,7 +127,11 @@ impl Cri {
             );
         }
         let shim = shim_bin();
-        assert!(shim.is_file(), "no shim at {}: run `make build`", shim.display());
+        assert!(
+            shim.is_file(),
+            "no shim at {}: run `make build`",
+            shim.display()
+        );
         let runtime = runtime_bin();
         assert!(runtime.is_file(), "no runtime at {}", runtime.display());
         let bundle = Bundle::new("cri-rootfs");
@@ -204,10 +208,7 @@ impl Cri {
             "mount -t tmpfs vols {d}/vols && mount --make-rshared {d}/vols && \
              exec containerd --config {d}/config.toml"
         );
-        let path = format!(
-            "{d}/bin:{}",
-            std::env::var("PATH").unwrap_or_default()
-        );
+        let path = format!("{d}/bin:{}", std::env::var("PATH").unwrap_or_default());
         let child = Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-c", &script])
             .env("PATH", path)
@@ -268,7 +269,10 @@ impl Cri {
             "Env": ["PATH=/bin"],
             "Entrypoint": ["/bin/sh", "-c", PAUSE_SCRIPT],
         });
-        for (name, config, work) in [(BUSYBOX, busybox, "image-busybox"), (PAUSE, pause, "image-pause")] {
+        for (name, config, work) in [
+            (BUSYBOX, busybox, "image-busybox"),
+            (PAUSE, pause, "image-pause"),
+        ] {
             let tar = oci_image_tar(&self.bundle.rootfs(), &self.dir.join(work), name, config);
             let out = self
                 .ctr_cmd(&["-n", "k8s.io", "images", "import"])
@@ -292,9 +296,8 @@ impl Cri {
     /// `path` as containerd and its pods' host side see it (in the
     /// daemon's mount namespace).
     pub fn host_path(&self, path: &Path) -> PathBuf {
-        Path::new(&format!("/proc/{}/root", self.containerd_pid())).join(
-            path.strip_prefix("/").unwrap_or(path),
-        )
+        Path::new(&format!("/proc/{}/root", self.containerd_pid()))
+            .join(path.strip_prefix("/").unwrap_or(path))
     }
 
     /// Runs `script` with `sh -c` in containerd's mount namespace.
@@ -448,9 +451,10 @@ impl Cri {
             config: Some(config),
             sandbox_config: Some(pod.config.clone()),
         };
-        self.call(&format!("CreateContainer ({})", pod.handler), |mut c| async move {
-            c.create_container(req).await
-        })
+        self.call(
+            &format!("CreateContainer ({})", pod.handler),
+            |mut c| async move { c.create_container(req).await },
+        )
         .container_id
     }
 
@@ -552,7 +556,10 @@ impl Cri {
     /// unless it exits 0.
     pub fn sh(&self, id: &str, script: &str) -> String {
         let (code, out, err) = self.exec_sync(id, &["sh", "-c", script]);
-        assert_eq!(code, 0, "`{script}` in {id}: exit {code}, stdout {out:?}, stderr {err:?}");
+        assert_eq!(
+            code, 0,
+            "`{script}` in {id}: exit {code}, stdout {out:?}, stderr {err:?}"
+        );
         out.trim().to_owned()
     }
 
@@ -566,7 +573,8 @@ impl Cri {
             stdout: true,
             stderr: true,
         };
-        self.call("Exec", |mut c| async move { c.exec(req).await }).url
+        self.call("Exec", |mut c| async move { c.exec(req).await })
+            .url
     }
 
     /// The streaming Attach URL.
@@ -618,13 +626,27 @@ impl Cri {
         self.stop_pod(pod);
         self.remove_pod(pod);
         let gone = wait_until(Duration::from_secs(20), || self.shims().is_empty());
-        assert!(gone, "{}: shims left after RemovePodSandbox: {:?}", pod.handler, self.shims());
+        assert!(
+            gone,
+            "{}: shims left after RemovePodSandbox: {:?}",
+            pod.handler,
+            self.shims()
+        );
         let parent = &pod.config.linux.as_ref().expect("linux").cgroup_parent;
         for dir in cgroup_dirs(parent) {
             let children: Vec<PathBuf> = fs::read_dir(&dir)
-                .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .collect()
+                })
                 .unwrap_or_default();
-            assert!(children.is_empty(), "{}: cgroups left: {children:?}", pod.handler);
+            assert!(
+                children.is_empty(),
+                "{}: cgroups left: {children:?}",
+                pod.handler
+            );
         }
     }
 
@@ -666,9 +688,7 @@ impl Cri {
                 pod_sandbox_id: id.clone(),
             };
             let _ = self.try_call(|mut c| async move { c.stop_pod_sandbox(stop).await });
-            let remove = cri::RemovePodSandboxRequest {
-                pod_sandbox_id: id,
-            };
+            let remove = cri::RemovePodSandboxRequest { pod_sandbox_id: id };
             let _ = self.try_call(|mut c| async move { c.remove_pod_sandbox(remove).await });
         }
     }
@@ -796,7 +816,10 @@ pub fn stream(
         .unwrap_or_else(|e| panic!("connect to the streaming server {host}: {e}"));
     tcp.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("set a read timeout");
-    let mut req = ws_url.as_str().into_client_request().expect("a websocket request");
+    let mut req = ws_url
+        .as_str()
+        .into_client_request()
+        .expect("a websocket request");
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         "v4.channel.k8s.io".parse().expect("header"),
@@ -902,8 +925,10 @@ pub fn side_by_side(test: &str, check: impl Fn(&Cri, &str) -> Vec<(String, Strin
 /// handler.
 fn record(test: &str, handler: &str, ok: bool) {
     use std::io::Write;
-    let path = std::env::var_os("CORTEN_CRI_RESULTS")
-        .map_or_else(|| Path::new(BASE_DIR).join("cri-results.log"), PathBuf::from);
+    let path = std::env::var_os("CORTEN_CRI_RESULTS").map_or_else(
+        || Path::new(BASE_DIR).join("cri-results.log"),
+        PathBuf::from,
+    );
     let line = format!("{test} {handler} {}\n", if ok { "ok" } else { "failed" });
     if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(path) {
         let _ = f.write_all(line.as_bytes());
@@ -912,7 +937,10 @@ fn record(test: &str, handler: &str, ok: bool) {
 
 /// `(name, value)` pairs for [`side_by_side`].
 pub fn obs(pairs: &[(&str, String)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
 /// Environment of a container config as CRI key-values.

@@ -9,12 +9,7 @@ use std::process::Command;
 /// named `name` (`docker.io/library/x:tag`), with `config` as the image
 /// config's `config` object (`Env`, `Cmd`, `Entrypoint`, …), in `work`;
 /// returns the tarball's path.
-pub fn oci_image_tar(
-    rootfs: &Path,
-    work: &Path,
-    name: &str,
-    config: serde_json::Value,
-) -> PathBuf {
+pub fn oci_image_tar(rootfs: &Path, work: &Path, name: &str, config: serde_json::Value) -> PathBuf {
     let blobs = work.join("oci/blobs/sha256");
     fs::create_dir_all(&blobs).expect("mkdir blobs");
     let layer = work.join("layer.tar");

@@ -26,8 +26,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use corten_integration_tests::{
-    cgroup_dirs, cgroup_parent, mounts_under, oci_image_tar, pid_alive, processes_mentioning, require_root,
-    runtime_bin, scaled, skip, unique_name, wait_until, Bundle, OutputExt, BASE_DIR,
+    cgroup_dirs, cgroup_parent, mounts_under, oci_image_tar, pid_alive, processes_mentioning,
+    require_root, runtime_bin, scaled, skip, unique_name, wait_until, Bundle, OutputExt, BASE_DIR,
 };
 
 const RUNTIME: &str = "io.containerd.corten.v2";
@@ -487,7 +487,8 @@ impl Containerd {
 
     /// An OCI image of the busybox rootfs, imported as [`IMAGE`].
     fn import_image(&self) {
-        let config = serde_json::json!({"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]});
+        let config =
+            serde_json::json!({"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]});
         let tarball = oci_image_tar(&self.rootfs(), &self.dir.join("image"), IMAGE, config);
         let tarball = tarball.display().to_string();
         self.ctr(&["images", "import", &tarball])

@@ -378,14 +378,18 @@ impl<'a> Rootfs<'a> {
             .as_ref()
             .filter(|_| self.own_mnt_ns)
         {
-            mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                propagation_flag(p)?,
-                None::<&str>,
-            )
-            .map_err(pivot_err("set rootfs propagation"))?;
+            let mut flags = propagation_flag(p)?;
+            if flags.contains(MsFlags::MS_SHARED) {
+                // Applied recursively before the mounts (see `new`), each of
+                // which then got its own propagation: recursively again here,
+                // a `private` volume would become shared (a peer group of its
+                // own) and a `slave` one shared and slave, where runc leaves
+                // them as asked. The root itself is made shared, as the spec
+                // asks (runc 1.1 leaves it private).
+                flags.remove(MsFlags::MS_REC);
+            }
+            mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+                .map_err(pivot_err("set rootfs propagation"))?;
         }
         Ok(())
     }
