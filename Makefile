@@ -109,12 +109,15 @@ unit: toolchain
 	  cat target/unit-skips.log
 
 integration: deps build $(DOCKER_PROFILE)
-	@rm -f target/it-skips.log
+	@rm -f target/it-skips.log target/cri-results.log
 	CORTEN_BIN=$(CURDIR)/target/release/corten CORTEN_SHIM_BIN=$(CURDIR)/target/release/containerd-shim-corten-v2 \
-	  CORTEN_IT_SKIP_LOG=$(CURDIR)/target/it-skips.log \
+	  CORTEN_IT_SKIP_LOG=$(CURDIR)/target/it-skips.log CORTEN_CRI_RESULTS=$(CURDIR)/target/cri-results.log \
 	  $(CARGO) test --locked --no-fail-fast -p corten-integration-tests -- --test-threads=$(TEST_THREADS)
-	@touch target/it-skips.log; echo "integration: $$(wc -l <target/it-skips.log) skipped checks"; \
-	  cat target/it-skips.log
+	@touch target/it-skips.log target/cri-results.log; \
+	  for h in runc corten-runc-shim corten; do \
+	    echo "cri $$h: $$(grep -c " $$h ok$$" target/cri-results.log || true) passed, $$(grep -c " $$h failed$$" target/cri-results.log || true) failed"; \
+	  done; \
+	  echo "integration: $$(wc -l <target/it-skips.log) skipped checks"; cat target/it-skips.log
 
 ## conformance: the OCI runtime-spec suite (conformance/) against corten and
 ## runc side by side: one line per case and runtime, the table

@@ -52,8 +52,10 @@ CARGO=${CARGO:-$(command -v cargo 2>/dev/null || echo /usr/bin/cargo)}
 # (Not the docker and podman tests: the VM has no dockerd or podman. Not the
 # bad-input catalogue: 423 cases of input checking that does not depend on
 # the cgroup version, 2 minutes on the host and far more under emulation;
-# CGROUPV2_TESTS=bad_input runs it here.)
-TESTS=${CGROUPV2_TESTS:-$(cd integration-tests/tests && ls -- *.rs | sed 's/\.rs$//' | grep -vxE 'docker|podman|bad_input' | tr '\n' ' ')}
+# CGROUPV2_TESTS=bad_input runs it here. Not the CRI tests: they need runc's
+# shim, iproute2's veth and util-linux's unshare/nsenter, which this busybox
+# VM does not carry; CRI on cgroup v2 is checked in the systemd VM.)
+TESTS=${CGROUPV2_TESTS:-$(cd integration-tests/tests && ls -- *.rs | sed 's/\.rs$//' | grep -vxE 'docker|podman|bad_input|cri' | tr '\n' ' ')}
 TEST_THREADS=${CGROUPV2_TEST_THREADS:-2}
 VM_TIMEOUT=${CGROUPV2_TIMEOUT:-1200}
 TEST_TIMEOUT=${CGROUPV2_TEST_TIMEOUT:-600}

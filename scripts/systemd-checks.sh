@@ -367,5 +367,23 @@ for rt in /usr/sbin/runc /usr/bin/crun /usr/local/bin/corten; do
     check "rootless.podman.$n.rm" as_user sh -c "cd && $P rm p-$n >/dev/null && test -z \"\$($P ps -aq)\""
 done
 
+# --- Kubernetes' CRI on this cgroup v2 node: the CRI tests, three handlers ---
+# (integration-tests/tests/cri.rs: a private containerd with its CRI plugin;
+# one check per test and handler.)
+if [ "$CG" = v2 ] && [ -x "$HERE/cri" ]; then
+    mkdir -p /tmp/corten-it
+    rm -f /tmp/cri-results.log
+    install -m 0755 "$HERE/cri" /usr/local/bin/corten-cri-tests
+    CORTEN_BIN=/usr/local/bin/corten CORTEN_SHIM_BIN=/usr/local/bin/containerd-shim-corten-v2 \
+        CORTEN_CNI_PLUGIN="$HERE/corten-linklocal" CORTEN_CRI_RESULTS=/tmp/cri-results.log \
+        CORTEN_IT_TIME_SCALE=3 RUST_BACKTRACE=0 \
+        timeout 1200 corten-cri-tests --test-threads=1 >/tmp/cri.log 2>&1
+    grep -E '^CRI (.*FAILED|shim memory)' /tmp/cri.log | cut -c1-400 | sed "s/^/$NAME: /"
+    while read -r t h v; do
+        if [ "$v" = ok ]; then ok "cri.$h.$t"; else not_ok "cri.$h.$t" "see the CRI lines above"; fi
+    done </tmp/cri-results.log
+    [ -s /tmp/cri-results.log ] || not_ok cri.ran "$(tail -n 5 /tmp/cri.log | tr '\n' ' ')"
+fi
+
 echo "$NAME: $skipped skipped"
 echo "$NAME: $passed passed, $failed failed"

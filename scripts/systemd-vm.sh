@@ -20,7 +20,8 @@
 # (TCG): no KVM needed.
 #
 # Environment:
-#   SYSTEMD_VM_TIMEOUT   seconds before qemu is stopped (default 1500)
+#   SYSTEMD_VM_TIMEOUT   seconds before qemu is stopped (default 2400: the
+#                        cgroup v2 boot also runs the CRI tests)
 #   SYSTEMD_VM_MEM, SYSTEMD_VM_CPUS   memory in MiB (default 3072), CPUs (default 2)
 #   SYSTEMD_VM_MIRROR    Debian mirror for the image (default: deb.debian.org)
 #   CARGO_TARGET_DIR, CARGO   as for cargo
@@ -37,7 +38,7 @@ VM_DIR=$REPO/target/systemd-vm
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 case $TARGET_DIR in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
 CARGO=${CARGO:-$(command -v cargo 2>/dev/null || echo /usr/bin/cargo)}
-VM_TIMEOUT=${SYSTEMD_VM_TIMEOUT:-1500}
+VM_TIMEOUT=${SYSTEMD_VM_TIMEOUT:-2400}
 VM_MEM=${SYSTEMD_VM_MEM:-3072}
 VM_CPUS=${SYSTEMD_VM_CPUS:-2}
 MIRROR=${SYSTEMD_VM_MIRROR:-http://deb.debian.org/debian}
@@ -150,6 +151,19 @@ rm -rf "$STAGE"
 mkdir -p "$STAGE"
 cp "$TARGET_DIR/release/corten" "$TARGET_DIR/release/containerd-shim-corten-v2" "$STAGE/"
 cp "$REPO/scripts/systemd-checks.sh" "$REPO/scripts/systemd-bench.sh" "$REPO/scripts/busybox-rootfs.sh" "$STAGE/"
+# The CRI tests (integration-tests/tests/cri.rs) for the cgroup v2 boot: a
+# Kubernetes node's layout. The test binary (make integration's debug build,
+# its debug info stripped) and the project's CNI plugin.
+if [ "$MODE" = checks ] && [ "$CGROUP" = v2 ]; then
+    log "building the CRI test binary"
+    cri_exe=$(CARGO_TARGET_DIR=$TARGET_DIR "$CARGO" test --locked -p corten-integration-tests --test cri \
+        --no-run --message-format=json |
+        jq -r 'select(.reason == "compiler-artifact" and .target.name == "cri" and .executable != null) | .executable')
+    [ -x "$cri_exe" ] || die "cargo reported no executable for the CRI tests"
+    cp "$cri_exe" "$STAGE/cri"
+    if command -v strip >/dev/null; then strip --strip-debug "$STAGE/cri"; fi
+    cp "$REPO/integration-tests/cni/corten-linklocal" "$STAGE/"
+fi
 echo "$VM_NAME $MODE $CGROUP ${SYSTEMD_BENCH_ROUNDS:-30}" >"$STAGE/mode"
 TESTDISK=$VM_DIR/test-$VM_NAME.img
 rm -f "$TESTDISK"

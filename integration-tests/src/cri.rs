@@ -779,8 +779,13 @@ pub fn shim_bin() -> PathBuf {
     }
 }
 
+/// The CNI plugin: `$CORTEN_CNI_PLUGIN` (where the test binary runs away
+/// from the source tree, as in the systemd VM), or the source tree's.
 fn cni_plugin() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/cni/corten-linklocal"))
+    match std::env::var_os("CORTEN_CNI_PLUGIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/cni/corten-linklocal")),
+    }
 }
 
 /// What a streaming Exec or Attach delivered.
