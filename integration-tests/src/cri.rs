@@ -18,6 +18,12 @@
 //!
 //! Three runtime handlers, as a cluster declares them with RuntimeClass:
 //! [`HANDLERS`].
+//!
+//! The client: `k8s-cri` (tonic code generated at build time from the
+//! upstream CRI protos, v1 and v1alpha2, with Debian's `protoc`) rather than
+//! our own generation from the protos: that would take the same protoc and
+//! tonic-build machinery and a copy of the protos to keep current, and the
+//! protobuf/ttrpc stack the shim already uses does not speak gRPC (HTTP/2).
 
 use std::collections::HashMap;
 use std::fs;
