@@ -377,7 +377,7 @@ if [ "$CG" = v2 ] && [ -x "$HERE/cri" ]; then
     CORTEN_BIN=/usr/local/bin/corten CORTEN_SHIM_BIN=/usr/local/bin/containerd-shim-corten-v2 \
         CORTEN_CNI_PLUGIN="$HERE/corten-linklocal" CORTEN_CRI_RESULTS=/tmp/cri-results.log \
         CORTEN_IT_TIME_SCALE=3 RUST_BACKTRACE=0 \
-        timeout 1200 corten-cri-tests --test-threads=1 >/tmp/cri.log 2>&1
+        timeout 1200 corten-cri-tests --test-threads=1 --nocapture >/tmp/cri.log 2>&1
     grep -E '^CRI (.*FAILED|shim memory)' /tmp/cri.log | cut -c1-400 | sed "s/^/$NAME: /"
     while read -r t h v; do
         if [ "$v" = ok ]; then ok "cri.$h.$t"; else not_ok "cri.$h.$t" "see the CRI lines above"; fi

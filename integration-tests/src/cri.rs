@@ -40,8 +40,8 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use tonic::transport::Channel;
 
 use crate::{
-    cgroup_dirs, cgroup_parent, oci_image_tar, pid_alive, processes_mentioning, runtime_bin,
-    unique_name, wait_for, wait_until, Bundle, BASE_DIR,
+    cgroup_dirs, cgroup_parent, oci_image_tar, on_path, pid_alive, processes_mentioning,
+    runtime_bin, unique_name, wait_for, wait_until, Bundle, BASE_DIR,
 };
 
 /// The runtime handlers (RuntimeClass `handler`s) the tests run with:
@@ -765,13 +765,6 @@ fn walk_dirs(dir: &Path) -> Vec<PathBuf> {
         i += 1;
     }
     out
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
 }
 
 /// The shim under test: `$CORTEN_SHIM_BIN`, or the workspace's release build.

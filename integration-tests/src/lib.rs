@@ -229,6 +229,14 @@ mod tests {
     }
 }
 
+/// `name` in a directory of `PATH`, if there is one.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
 /// Runs `script` with `sh -c` in a private mount namespace of its own
 /// (`unshare --mount --propagation private`), in `dir`, so that whatever it
 /// mounts never reaches the host; stderr is inherited. Returns the exit

@@ -25,32 +25,16 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use corten_integration_tests::cri::shim_bin;
 use corten_integration_tests::{
-    cgroup_dirs, cgroup_parent, mounts_under, oci_image_tar, pid_alive, processes_mentioning,
-    require_root, runtime_bin, scaled, skip, unique_name, wait_until, Bundle, OutputExt, BASE_DIR,
+    cgroup_dirs, cgroup_parent, mounts_under, oci_image_tar, on_path, pid_alive,
+    processes_mentioning, require_root, runtime_bin, scaled, skip, unique_name, wait_until, Bundle,
+    OutputExt, BASE_DIR,
 };
 
 const RUNTIME: &str = "io.containerd.corten.v2";
 const CTR_TIMEOUT: Duration = Duration::from_secs(60);
 const IMAGE: &str = "docker.io/library/corten-busybox:latest";
-
-/// The shim under test: `$CORTEN_SHIM_BIN`, or the workspace's release build.
-fn shim_bin() -> PathBuf {
-    match std::env::var_os("CORTEN_SHIM_BIN") {
-        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
-        _ => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../target/release/containerd-shim-corten-v2"
-        )),
-    }
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
 
 /// Runs `cmd`, failing the test if it takes longer than `timeout`.
 fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {

@@ -34,6 +34,7 @@ fn pod_and_container_lifecycle() {
         let id = c.run(&pod, Cri::container_config("main", &["sleep", "1000"]));
         let state = c.status(&id).state;
         let (code, out, err) = c.exec_sync(&id, &["sh", "-c", "echo out; echo err >&2; exit 3"]);
+        let asked = std::time::Instant::now();
         let missing = c
             .try_call(|mut cl| {
                 let req = api::ExecSyncRequest {
@@ -53,6 +54,9 @@ fn pod_and_container_lifecycle() {
                 },
                 |r| format!("exit {}", r.exit_code),
             );
+        // A bound on a hang, not a speed test: corten's shim once kept
+        // containerd's ExecSync waiting a minute on an exec that never ran.
+        let answered = asked.elapsed() < Duration::from_secs(20);
         let hostname = c.sh(&id, "hostname");
         let resolv = c.sh(&id, "cat /etc/resolv.conf");
         let addr = c.sh(&id, "ip -o -4 addr show eth0 | awk '{print $4}'");
@@ -66,6 +70,7 @@ fn pod_and_container_lifecycle() {
             ("state after start", format!("{state}")),
             ("exec", format!("{code} {out:?} {err:?}")),
             ("exec of a missing binary", missing),
+            ("answered within 20 s", answered.to_string()),
             ("hostname", hostname),
             ("resolv.conf", resolv),
             (
@@ -108,14 +113,7 @@ fn pod_namespaces_are_shared() {
         let mut config = c.pod_config("pidns");
         let mut shared = corten_integration_tests::cri::pod_namespaces();
         shared.pid = api::NamespaceMode::Pod as i32;
-        config
-            .linux
-            .as_mut()
-            .unwrap()
-            .security_context
-            .as_mut()
-            .unwrap()
-            .namespace_options = Some(shared.clone());
+        pod_security(&mut config).namespace_options = Some(shared.clone());
         let pod = c.run_pod_with(handler, config);
         let mut cc = Cri::container_config("p", &["sleep", "1000"]);
         cc.linux
@@ -423,6 +421,16 @@ fn killed_container_is_restarted_as_the_kubelet_does() {
     );
 }
 
+fn pod_security(config: &mut api::PodSandboxConfig) -> &mut api::LinuxSandboxSecurityContext {
+    config
+        .linux
+        .as_mut()
+        .expect("linux")
+        .security_context
+        .as_mut()
+        .expect("security context")
+}
+
 fn security_context(config: &mut api::ContainerConfig) -> &mut api::LinuxContainerSecurityContext {
     config
         .linux
@@ -508,14 +516,7 @@ fn privileged_container() {
     require_root!();
     side_by_side("privileged_container", |c: &Cri, handler| {
         let mut config = c.pod_config("priv");
-        config
-            .linux
-            .as_mut()
-            .unwrap()
-            .security_context
-            .as_mut()
-            .unwrap()
-            .privileged = true;
+        pod_security(&mut config).privileged = true;
         let pod = c.run_pod_with(handler, config);
         let mut cc = Cri::container_config("priv", &["sleep", "1000"]);
         security_context(&mut cc).privileged = true;
@@ -556,14 +557,7 @@ fn host_namespaces() {
         let mut config = c.pod_config("hostns");
         // The host's UTS namespace too: no hostname of the pod's own.
         config.hostname = String::new();
-        config
-            .linux
-            .as_mut()
-            .unwrap()
-            .security_context
-            .as_mut()
-            .unwrap()
-            .namespace_options = Some(host.clone());
+        pod_security(&mut config).namespace_options = Some(host.clone());
         let pod = c.run_pod_with(handler, config);
         let mut cc = Cri::container_config("h", &["sleep", "1000"]);
         security_context(&mut cc).namespace_options = Some(host);
@@ -622,14 +616,7 @@ fn mount_propagation() {
             assert!(out.status.success(), "{out:?}");
         }
         let mut config = c.pod_config("prop");
-        config
-            .linux
-            .as_mut()
-            .unwrap()
-            .security_context
-            .as_mut()
-            .unwrap()
-            .privileged = true;
+        pod_security(&mut config).privileged = true;
         let pod = c.run_pod_with(handler, config);
         let mut cc = Cri::container_config("prop", &["sleep", "1000"]);
         security_context(&mut cc).privileged = true;

@@ -93,8 +93,20 @@ impl Tasks {
             );
             pid
         });
+        if outcome.is_err() {
+            // Never ran: stopped at once (exit status 255, as `corten exec`
+            // answers a failed set-up), so that a Wait on it returns, as with
+            // runc's shim. containerd's ExecSync waits for the exec before
+            // deleting it, and waited a minute for its context to expire.
+            // No exit event: no process existed.
+            if let Some(p) = state.execs.get_mut(exec_id) {
+                p.status = Status::STOPPED;
+                p.exit = Some((255, std::time::SystemTime::now()));
+            }
+        }
         let after = c.release(&mut state, &self.events);
         drop(state);
+        c.notify();
         self.after_exit(c, after);
         outcome
     }
