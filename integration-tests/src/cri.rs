@@ -880,9 +880,9 @@ fn exit_code_of(status: &str) -> i32 {
 /// handler's failure (a panic) is reported and the others still run; the
 /// test fails after all three, naming the handlers that failed. Each
 /// handler's result is printed as `CRI <test> <handler>: ok|FAILED`.
-pub fn side_by_side(test: &str, check: impl Fn(&Cri, &str) -> Vec<(String, String)>) {
+pub fn side_by_side(test: &str, check: impl Fn(&Cri, &str) -> Observations) {
     let cri = Cri::start();
-    let mut results: Vec<(&str, Result<Vec<(String, String)>, String>)> = Vec::new();
+    let mut results: Vec<(&str, Result<Observations, String>)> = Vec::new();
     for handler in HANDLERS {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&cri, handler)));
         let r = r.map_err(|e| {
@@ -939,8 +939,11 @@ fn record(test: &str, handler: &str, ok: bool) {
     }
 }
 
-/// `(name, value)` pairs for [`side_by_side`].
-pub fn obs(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+/// What one handler observed: `(name, value)` pairs.
+pub type Observations = Vec<(String, String)>;
+
+/// [`Observations`] from pairs.
+pub fn obs(pairs: &[(&str, String)]) -> Observations {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))

@@ -214,21 +214,6 @@ pub fn is_rfc3339(text: &str) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339() {
-        assert!(is_rfc3339("2026-11-22T08:58:54.906706554Z"));
-        assert!(is_rfc3339("2026-11-22T08:58:54Z"));
-        assert!(is_rfc3339("2026-11-22T08:58:54+01:00"));
-        assert!(!is_rfc3339("2026-11-22 08:58:54"));
-        assert!(!is_rfc3339("2026-11-22T08:58:54."));
-        assert!(!is_rfc3339("1700000000"));
-    }
-}
-
 /// `name` in a directory of `PATH`, if there is one.
 pub fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -265,4 +250,19 @@ pub fn run_in_private_mount_ns(
     let out = std::fs::read_to_string(&out_path).unwrap_or_default();
     let _ = std::fs::remove_file(&out_path);
     (status, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert!(is_rfc3339("2026-11-22T08:58:54.906706554Z"));
+        assert!(is_rfc3339("2026-11-22T08:58:54Z"));
+        assert!(is_rfc3339("2026-11-22T08:58:54+01:00"));
+        assert!(!is_rfc3339("2026-11-22 08:58:54"));
+        assert!(!is_rfc3339("2026-11-22T08:58:54."));
+        assert!(!is_rfc3339("1700000000"));
+    }
 }

@@ -152,7 +152,7 @@ fn holding_mount(mountinfo: &str, path: &Path) -> Option<(String, bool)> {
             .skip(6)
             .take_while(|f| **f != "-")
             .any(|f| f.starts_with("shared:"));
-        if best.as_ref().map_or(true, |(b, _)| point.len() >= b.len()) {
+        if best.as_ref().is_none_or(|(b, _)| point.len() >= b.len()) {
             best = Some((point, shared));
         }
     }
