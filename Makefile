@@ -115,7 +115,7 @@ integration: deps build $(DOCKER_PROFILE)
 	  $(CARGO) test --locked --no-fail-fast -p corten-integration-tests -- --test-threads=$(TEST_THREADS)
 	@touch target/it-skips.log target/cri-results.log; \
 	  for h in runc corten-runc-shim corten; do \
-	    echo "cri $$h: $$(grep -c " $$h ok$$" target/cri-results.log || true) passed, $$(grep -c " $$h failed$$" target/cri-results.log || true) failed"; \
+	    echo "cri $$h: $$(grep -c " $$h ok$$" target/cri-results.log || true) passed, $$(grep -c " $$h failed$$" target/cri-results.log || true) failed, $$(grep -c " $$h skipped$$" target/cri-results.log || true) skipped"; \
 	  done; \
 	  echo "integration: $$(wc -l <target/it-skips.log) skipped checks"; cat target/it-skips.log
 
