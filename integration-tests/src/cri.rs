@@ -306,10 +306,13 @@ impl Cri {
             .join(path.strip_prefix("/").unwrap_or(path))
     }
 
-    /// Runs `script` with `sh -c` in containerd's mount namespace.
+    /// Runs `script` with `sh -c` in containerd's mount namespace, with
+    /// containerd's root and working directory (`-r -w`: joining a mount
+    /// namespace alone puts a process at the namespace's root, which in a
+    /// chroot is the host's tree above it).
     pub fn host_sh(&self, script: &str) -> std::process::Output {
         Command::new("nsenter")
-            .arg(format!("--mount=/proc/{}/ns/mnt", self.containerd_pid()))
+            .args(["-t", &self.containerd_pid().to_string(), "-m", "-r", "-w"])
             .args(["sh", "-c", script])
             .stdin(Stdio::null())
             .output()

@@ -66,6 +66,18 @@ fn pod_and_container_lifecycle() {
         let stopped = c.status(&id);
         c.remove_container(&id);
         c.remove_pod_and_check(&pod);
+        // What Kubernetes means, checked on every handler (also where the
+        // runc reference cannot run: a chroot).
+        assert_eq!(format!("{code} {out:?} {err:?}"), "3 \"out\\n\" \"err\\n\"");
+        assert!(answered, "ExecSync of a missing binary took over 20 s");
+        assert_eq!(hostname, "life");
+        assert!(
+            resolv.contains("nameserver 192.0.2.53") && resolv.contains("ndots:2"),
+            "{resolv}"
+        );
+        assert_eq!((addr == format!("{ip}/32"), routes.as_str()), (true, "0"));
+        assert_eq!(pid1, "sleep 1000");
+        assert_eq!((stopped.state, stopped.exit_code), (2, 137));
         obs(&[
             ("state after start", format!("{state}")),
             ("exec", format!("{code} {out:?} {err:?}")),
@@ -130,6 +142,13 @@ fn pod_namespaces_are_shared() {
         let sees_q = c.sh(&p, "ps -o args | grep -c '^sleep 1000'");
         let same_pid_ns = ns(&p).lines().nth(2) == ns(&q).lines().nth(2);
         c.remove_pod_and_check(&pod);
+        assert_eq!(
+            (la[0] == lb[0], la[1] == lb[1], la[2] == lb[2]),
+            (true, true, false)
+        );
+        assert_eq!(format!("{shm} {shm_b}"), "x shared");
+        assert!(pid1.starts_with("/bin/sh -c trap"), "{pid1}");
+        assert_eq!((sees_q.as_str(), same_pid_ns), ("2", true));
         obs(&[
             ("network shared", (la[0] == lb[0]).to_string()),
             ("ipc shared", (la[1] == lb[1]).to_string()),
@@ -169,6 +188,15 @@ fn streaming_exec_and_attach() {
             Duration::from_secs(30),
         );
         c.remove_pod_and_check(&pod);
+        assert_eq!(
+            (e.stdout.as_str(), e.stderr.as_str(), e.exit_code),
+            ("out\n", "err\n", Some(5))
+        );
+        assert_eq!((i.stdout.as_str(), i.exit_code), ("in:abc\n", Some(0)));
+        assert_eq!(
+            (a.stdout.as_str(), a.stderr.as_str()),
+            ("got:hello\n", "bye\n")
+        );
         obs(&[
             (
                 "exec",
@@ -260,6 +288,12 @@ fn logs_and_reopen() {
             .try_call(|mut cl| async move { cl.reopen_container_log(req).await })
             .is_err();
         c.remove_pod_and_check(&pod);
+        assert_eq!(stdout, ["F first", "P a*16384", "F a*3616"]);
+        assert_eq!(stderr, ["F to-stderr"]);
+        assert!(
+            reopened && old_after == old && stopped,
+            "{reopened} {old} {old_after} {stopped}"
+        );
         obs(&[
             (
                 "stdout (a 20000-byte line split at 16 KiB)",
@@ -350,6 +384,10 @@ fn stats_and_update_resources() {
             .and_then(|r| r.linux)
             .map(|l| l.memory_limit_in_bytes);
         c.remove_pod_and_check(&pod);
+        assert!(stats.is_some() && listed);
+        assert_eq!(memory, "67108864");
+        assert_eq!(quota.split_whitespace().next(), Some("50000"));
+        assert_eq!(status_resources, Some(64 << 20));
         obs(&[
             ("stats with cpu and memory", stats.is_some().to_string()),
             ("listed", listed.to_string()),
@@ -383,6 +421,7 @@ fn oom_kill_is_reported_as_oomkilled() {
         let id = c.run(&pod, config);
         let s = c.wait_exited(&id, Duration::from_secs(60));
         c.remove_pod_and_check(&pod);
+        assert_eq!((s.exit_code, s.reason.as_str()), (137, "OOMKilled"));
         obs(&[("exit", format!("{} {}", s.exit_code, s.reason))])
     });
 }
@@ -413,6 +452,11 @@ fn killed_container_is_restarted_as_the_kubelet_does() {
             let works = c.sh(&second, "echo restarted");
             c.remove_container(&first);
             c.remove_pod_and_check(&pod);
+            assert_eq!((dead.exit_code, dead.reason.as_str()), (137, "Error"));
+            assert_eq!(
+                (running, attempt, works.as_str()),
+                (1, Some(1), "restarted")
+            );
             obs(&[
                 ("killed", format!("{} {}", dead.exit_code, dead.reason)),
                 ("restarted", format!("{running} {attempt:?} {works}")),
@@ -494,6 +538,21 @@ fn security_context_is_applied() {
         );
         let readonly = c.sh(&k, "awk '$5==\"/proc/sys\" || $5==\"/proc/bus\" {print $5, substr($6,1,2)}' /proc/self/mountinfo");
         c.remove_pod_and_check(&pod);
+        assert!(
+            id.starts_with("uid=1000") && id.contains(" gid=2000 groups=2000,3000,3001"),
+            "{id}"
+        );
+        assert!(ro.contains("Read-only file system"), "{ro}");
+        assert_eq!(nnp.replace('\n', " "), "1 2");
+        assert_eq!(
+            capeff.replace('\n', " "),
+            "00000000aa0435da 00000000aa0435da 2"
+        );
+        assert!(mkdir.contains("Operation not permitted"), "{mkdir}");
+        // (/proc/kcore is masked only where the kernel has one.)
+        let m: Vec<&str> = masked.lines().collect();
+        assert_eq!(m[1..], ["1", "1", "0", "0"], "{masked}");
+        assert!(readonly.contains("/proc/sys ro"), "{readonly}");
         obs(&[
             ("id", id),
             ("read-only root", ro),
@@ -530,6 +589,10 @@ fn privileged_container() {
         let devices = c.sh(&p, "ls /dev | wc -l");
         let host_devices = fs::read_dir("/dev").map(|d| d.count()).unwrap_or(0);
         c.remove_pod_and_check(&pod);
+        let s: Vec<&str> = status.lines().collect();
+        assert_eq!(s[1..], ["0", "0"], "{status}");
+        assert!(s[0].ends_with("ffffff"), "{status}");
+        assert_eq!((masked.as_str(), sys.as_str()), ("0", "rw"));
         obs(&[
             ("CapEff, Seccomp, NoNewPrivs", status.replace('\n', " ")),
             ("kcore masked", masked),
@@ -577,6 +640,7 @@ fn host_namespaces() {
         let pod_ip = c.pod_status(&pod).network.map(|n| n.ip).unwrap_or_default();
         c.remove_pod_and_check(&pod);
         let inside: Vec<&str> = inside.lines().collect();
+        assert_eq!(inside.iter().zip(&mine).filter(|(a, b)| a == b).count(), 3);
         obs(&[
             (
                 "net, ipc, pid are the host's",
@@ -657,6 +721,15 @@ fn mount_propagation() {
             vols.display()
         ));
         c.remove_pod_and_check(&pod);
+        let on_host = String::from_utf8_lossy(&seen_on_host.stdout)
+            .trim()
+            .replace('\n', " ");
+        // Kubernetes' meaning, whatever the reference runtime does.
+        assert_eq!(
+            seen_inside.replace('\n', " "),
+            "private:no h2c:yes bidi:yes"
+        );
+        assert_eq!(on_host, "private:no h2c:no bidi:yes");
         obs(&[
             ("host mount seen inside", seen_inside.replace('\n', " ")),
             ("volume propagation inside", tags.replace('\n', " ")),
@@ -687,6 +760,7 @@ fn sysctls_are_set() {
             "cat /proc/sys/net/core/somaxconn /proc/sys/kernel/shm_rmid_forced",
         );
         c.remove_pod_and_check(&pod);
+        assert_eq!(values.replace('\n', " "), "1000 1");
         obs(&[("somaxconn, shm_rmid_forced", values.replace('\n', " "))])
     });
 }
@@ -726,6 +800,8 @@ fn five_containers_share_one_shim() {
             shims.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>()
         );
         c.remove_pod_and_check(&pod);
+        assert_eq!(shims.len(), 1);
+        assert_eq!(outputs.join(" "), "ok ok ok ok ok");
         obs(&[
             ("shims for the pod", shims.len().to_string()),
             ("containers answering", outputs.join(" ")),
