@@ -959,13 +959,60 @@ fn record(test: &str, handler: &str, verdict: &str) {
     }
 }
 
-/// Whether this process's root is not the root of pid 1's (a chroot).
+/// Whether this process runs in a chroot: its root is not the root of its
+/// mount namespace. A forked child joins the namespace (which puts it at
+/// the namespace's root, as runc's exec is put) and reports the device and
+/// inode of `/` there. (pid 1's root would tell too, but reading it is
+/// refused on some hosts.)
 fn in_chroot() -> bool {
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::fs::MetadataExt;
-    match (fs::metadata("/"), fs::metadata("/proc/1/root/")) {
-        (Ok(mine), Ok(init)) => (mine.dev(), mine.ino()) != (init.dev(), init.ino()),
-        _ => false,
+    let (Ok(mine), Ok(ns)) = (fs::metadata("/"), fs::File::open("/proc/self/ns/mnt")) else {
+        return false;
+    };
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return false;
     }
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: the child calls only async-signal-safe functions (setns,
+    // stat, write, _exit) on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: as above; `st` is a plain C struct the kernel fills.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) == 0
+                && libc::stat(c"/".as_ptr(), &mut st) == 0
+            {
+                let ids = [st.st_dev, st.st_ino];
+                libc::write(
+                    write_end.as_raw_fd(),
+                    ids.as_ptr().cast(),
+                    std::mem::size_of_val(&ids),
+                );
+            }
+            libc::_exit(0);
+        }
+    }
+    drop(write_end);
+    if pid < 0 {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = fs::File::from(read_end).read_to_end(&mut buf);
+    // SAFETY: pid is the child forked above, reaped once here.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    if buf.len() != 16 {
+        return false;
+    }
+    let dev = u64::from_ne_bytes(buf[..8].try_into().expect("8 bytes"));
+    let ino = u64::from_ne_bytes(buf[8..].try_into().expect("8 bytes"));
+    (dev, ino) != (mine.dev(), mine.ino())
 }
 
 /// What one handler observed: `(name, value)` pairs.
@@ -996,4 +1043,19 @@ pub fn sysctls(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// `CORTEN_EXPECT_CHROOT=1` (or 0) says what this run is; unset, the
+    /// detection only has to answer.
+    #[test]
+    fn chroot_detection() {
+        let found = super::in_chroot();
+        match std::env::var("CORTEN_EXPECT_CHROOT").as_deref() {
+            Ok("1") => assert!(found),
+            Ok("0") => assert!(!found),
+            _ => eprintln!("in a chroot: {found}"),
+        }
+    }
 }
