@@ -931,11 +931,22 @@ fn a_killed_shim_is_cleaned_up_by_containerd() {
     for s in [&stale, &young] {
         drop(std::os::unix::net::UnixListener::bind(s).expect("plant a dead socket"));
     }
-    Command::new("touch")
-        .args(["-d", "1 minute ago"])
-        .arg(&stale)
-        .status()
-        .expect("touch");
+    // A minute old (utimensat: busybox's touch, in the cgroup v2 VM, takes
+    // no relative dates).
+    let minute_ago = nix::sys::time::TimeSpec::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .saturating_sub(Duration::from_secs(60)),
+    );
+    nix::sys::stat::utimensat(
+        None,
+        &stale,
+        &minute_ago,
+        &minute_ago,
+        nix::sys::stat::UtimensatFlags::FollowSymlink,
+    )
+    .expect("age the planted socket");
     let next = c.new_id();
     c.run(&next, &["--rm"], &["true"])
         .assert_success("ctr run --rm true");
