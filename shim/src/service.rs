@@ -97,8 +97,10 @@ impl Shim for Service {
             write_address(&address)?;
             return Ok(address);
         }
-        // Left by a shim that was killed: nobody listens on it.
-        let _ = std::fs::remove_file(path);
+        // A socket at this very path that nobody listens on is replaced by
+        // the server itself (the crate retries the bind after checking it):
+        // removing it here would race with a server of the same pod that
+        // has just bound it.
         remove_stale_sockets(Path::new(SOCKET_DIR), STALE_AFTER);
         let exe = std::env::current_exe().map_err(|e| io_err("find the shim binary", e))?;
         let mut command = Command::new(exe);
