@@ -2,9 +2,11 @@
 //! every test runs the same pods and containers with each runtime handler
 //! of [`HANDLERS`](corten_integration_tests::cri::HANDLERS) — `runc` (the
 //! reference), `corten-runc-shim` (runc's shim running corten) and `corten`
-//! (corten's shim) — and requires each to observe what runc observes. See
-//! `corten_integration_tests::cri` for the private containerd, the CRI
-//! client and the streaming client.
+//! (corten's shim) — and requires each to observe what runc observes and
+//! what Kubernetes means (each test's assertions). In a chroot the runc
+//! handler is left out and `corten-runc-shim` is the reference (see
+//! `side_by_side`). See `corten_integration_tests::cri` for the private
+//! containerd, the CRI client and the streaming client.
 
 use std::fs;
 use std::path::{Path, PathBuf};
