@@ -772,22 +772,19 @@ fn walk_dirs(dir: &Path) -> Vec<PathBuf> {
 
 /// The shim under test: `$CORTEN_SHIM_BIN`, or the workspace's release build.
 pub fn shim_bin() -> PathBuf {
-    match std::env::var_os("CORTEN_SHIM_BIN") {
-        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
-        _ => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../target/release/containerd-shim-corten-v2"
-        )),
-    }
+    crate::env_path_or(
+        "CORTEN_SHIM_BIN",
+        "target/release/containerd-shim-corten-v2",
+    )
 }
 
 /// The CNI plugin: `$CORTEN_CNI_PLUGIN` (where the test binary runs away
 /// from the source tree, as in the systemd VM), or the source tree's.
 fn cni_plugin() -> PathBuf {
-    match std::env::var_os("CORTEN_CNI_PLUGIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/cni/corten-linklocal")),
-    }
+    crate::env_path_or(
+        "CORTEN_CNI_PLUGIN",
+        "integration-tests/cni/corten-linklocal",
+    )
 }
 
 /// What a streaming Exec or Attach delivered.

@@ -68,12 +68,15 @@ pub const BASE_DIR: &str = "/tmp/corten-it";
 
 /// The runtime binary under test: `$CORTEN_BIN`, or the workspace's release build.
 pub fn runtime_bin() -> PathBuf {
-    match std::env::var_os("CORTEN_BIN") {
-        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
-        _ => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../target/release/corten"
-        )),
+    env_path_or("CORTEN_BIN", "target/release/corten")
+}
+
+/// The path in environment variable `var` when it is set and not empty,
+/// else `in_workspace` relative to the workspace root.
+pub fn env_path_or(var: &str, in_workspace: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join(in_workspace),
     }
 }
 
