@@ -282,7 +282,11 @@ class Bench:
         the kernel's RCU-synchronised paths, e.g. the first cgroup v1
         migration, then wait for a full grace period as they do when
         containers start one now and then)."""
-        rts = ["corten", "runc"]
+        # corten_debug: corten with --debug, its step timeline written to a
+        # --log file (the cost of the timeline when it is on; off, it is
+        # one load per step and inside the corten row).
+        rts = ["corten", "runc"] if cold else ["corten", "runc", "corten_debug"]
+        debug_log = os.path.join(self.work, "debug.log")
         samples = {rt: [] for rt in rts}
         if cold:
             w, n, gap = 2, self.args.cold_rounds, self.args.cold_gap_ms / 1000
@@ -294,10 +298,16 @@ class Bench:
                 b = self.bundle(cid)
                 if gap:
                     time.sleep(gap)
-                _, ns = self.sp.run(self.rt_cmd(rt, "run", "--bundle", b, cid))
+                if rt == "corten_debug":
+                    argv = self.rt_cmd("corten", "--debug", "--log", debug_log, "run", "--bundle", b, cid)
+                else:
+                    argv = self.rt_cmd(rt, "run", "--bundle", b, cid)
+                _, ns = self.sp.run(argv)
                 self.drop_bundle(cid)
                 if i >= w:
                     samples[rt].append(ns / 1e6)
+            if os.path.exists(debug_log):
+                os.truncate(debug_log, 0)
             self.sp.reap_all()
         self.record("lifecycle_cold_ms" if cold else "lifecycle_ms", samples)
 
@@ -718,6 +728,8 @@ class Bench:
         rows = [
             ("`lifecycle_ms` (`run` /bin/true, cgroupfs)", lc["corten"], lc["runc"], None,
              ratio(lc["corten"], lc["runc"])),
+            ("`lifecycle_ms` with `--debug` (step timeline to a `--log` file); other = without",
+             lc.get("corten_debug"), None, lc["corten"], ratio(lc.get("corten_debug"), lc["corten"])),
             ("`lifecycle_ms` no cgroups (private mount ns) vs crun", nocg["corten_nocg"], None,
              nocg["crun_nocg"], ratio(nocg["corten_nocg"], nocg["crun_nocg"])),
             ("`lifecycle_ms` no cgroups vs `floor` (unshare+chroot)", nocg["corten_nocg"], None,

@@ -584,7 +584,7 @@ fn config_json_cases() {
             .set("/process/cwd", json!("/tm\u{0}p")),
         case("terminal a string", 1, r#"invalid type: string "yes", expected a boolean"#)
             .set("/process/terminal", json!("yes")),
-        case("terminal without a console socket", 1, "cannot allocate tty if runc will detach without setting console socket")
+        case("terminal without a console socket", 1, "cannot allocate tty if corten will detach without setting console socket")
             .set("/process/terminal", json!(true)),
         case("noNewPrivileges a string", 1, r#"invalid type: string "true", expected a boolean"#)
             .set("/process/noNewPrivileges", json!("true")),
@@ -1135,9 +1135,9 @@ fn cli_misuse_cases() {
         case("--console-socket a regular file", 1, "connect to console socket …config.json: connection refused")
             .set("/process/terminal", json!(true))
             .args(&["create", "--bundle", "{bundle}", "--console-socket", "{bundle}/config.json", "{id}"]),
-        case("--console-socket without a terminal", 1, "cannot use console socket if runc will not detach or allocate tty")
+        case("--console-socket without a terminal", 1, "cannot use console socket if corten will not detach or allocate tty")
             .args(&["create", "--bundle", "{bundle}", "--console-socket", "{scratch}/no-such.sock", "{id}"]),
-        case("run --detach with a terminal and no console socket", 1, "cannot allocate tty if runc will detach without setting console socket")
+        case("run --detach with a terminal and no console socket", 1, "cannot allocate tty if corten will detach without setting console socket")
             .set("/process/terminal", json!(true))
             .args(&["run", "--detach", "--bundle", "{bundle}", "{id}"]),
         case("run of a malformed config", 1, "run failed: parse …config.json: EOF while parsing")
@@ -1275,7 +1275,7 @@ fn cli_misuse_cases() {
         case("exec --tty with a missing console socket", 255, "connect to console socket …/no-such.sock: no such file or directory")
             .args(&["exec", "--tty", "--console-socket", "{scratch}/no-such.sock", PRE, "true"])
             .pre(Running),
-        case("exec --detach --tty without a console socket", 255, "cannot allocate tty if runc will detach without setting console socket")
+        case("exec --detach --tty without a console socket", 255, "cannot allocate tty if corten will detach without setting console socket")
             .args(&["exec", "--detach", "--tty", PRE, "true"])
             .pre(Running),
         case("exec in a stopped container", 255, "exec failed: cannot exec in a stopped container")

@@ -33,6 +33,7 @@ pub(crate) mod bounds;
 pub(crate) mod capabilities;
 pub(crate) mod cgroups;
 pub mod cli;
+pub mod compat;
 pub(crate) mod console;
 pub mod container;
 #[cfg(test)]

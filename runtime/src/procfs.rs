@@ -22,12 +22,12 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use crate::sys::{self, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV};
+use crate::sys::{
+    self, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV,
+};
 
 /// `PROC_SUPER_MAGIC`.
 pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-/// `RESOLVE_BENEATH`.
-const RESOLVE_BENEATH: u64 = 0x08;
 /// The inode of a procfs root (`PROC_ROOT_INO`).
 const PROC_ROOT_INO: u64 = 1;
 

@@ -62,16 +62,23 @@ pub enum Forked {
 ///
 /// The caller must be single-threaded (corten spawns no threads), so the
 /// child's copy of every lock is consistent.
+///
+/// Without clone3 (ENOSYS: Linux before 5.3, or a seccomp profile around
+/// corten), the classic `clone` with the same flags: see [`crate::compat`].
 pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+    let exit_signal = if flags & flag_bits(libc::CLONE_PARENT) == 0 {
+        libc::SIGCHLD as u64
+    } else {
+        0
+    };
+    if crate::compat::CLONE3.is_missing() {
+        return forked(compat_clone(flags, cgroup, exit_signal)?);
+    }
     let mut args = CloneArgs {
         flags,
         // With CLONE_PARENT the child inherits the caller's exit signal and
         // the kernel refuses any other (EINVAL).
-        exit_signal: if flags & flag_bits(libc::CLONE_PARENT) == 0 {
-            libc::SIGCHLD as u64
-        } else {
-            0
-        },
+        exit_signal,
         ..CloneArgs::default()
     };
     if let Some(fd) = cgroup {
@@ -88,7 +95,37 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> 
             std::mem::size_of::<CloneArgs>(),
         )
     };
-    match check(ret)? {
+    match check(ret) {
+        Err(e) if crate::compat::CLONE3.noticed(&e) => {
+            forked(compat_clone(flags, cgroup, exit_signal)?)
+        }
+        r => forked(r?),
+    }
+}
+
+/// clone3's fallback: `clone`, which cannot put the child in a cgroup
+/// (ENOSYS then, and the caller moves the child itself).
+fn compat_clone(
+    flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+    exit_signal: u64,
+) -> io::Result<libc::c_long> {
+    if cgroup.is_some() {
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    crate::compat::clone(flags, exit_signal).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOSYS) && flags & CLONE_NEWTIME != 0 {
+            io::Error::other(
+                "a time namespace needs clone3 (Linux 5.6 or newer), which is not available",
+            )
+        } else {
+            e
+        }
+    })
+}
+
+fn forked(ret: libc::c_long) -> io::Result<Forked> {
+    match ret {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(
             libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
@@ -116,6 +153,8 @@ pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 /// `RESOLVE_NO_XDEV`.
 pub const RESOLVE_NO_XDEV: u64 = 0x01;
+/// `RESOLVE_BENEATH`: refuse anything that leaves `dirfd`.
+pub const RESOLVE_BENEATH: u64 = 0x08;
 /// `RESOLVE_IN_ROOT`: resolve as if `dirfd` were `/`.
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
@@ -127,6 +166,9 @@ pub fn openat2(
     mode: libc::mode_t,
     resolve: u64,
 ) -> io::Result<OwnedFd> {
+    if crate::compat::OPENAT2.is_missing() {
+        return crate::compat::openat2(dirfd, path, flags, mode, resolve);
+    }
     let c = cstring(path)?;
     let how = OpenHow {
         flags: flag_bits(flags | libc::O_CLOEXEC),
@@ -148,6 +190,9 @@ pub fn openat2(
         match check(ret) {
             // EAGAIN: a rename raced with RESOLVE_IN_ROOT; retry as the man page advises.
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
+            Err(e) if crate::compat::OPENAT2.noticed(&e) => {
+                return crate::compat::openat2(dirfd, path, flags, mode, resolve);
+            }
             Err(e) => return Err(e),
             Ok(fd) => {
                 let fd = libc::c_int::try_from(fd)
@@ -895,4 +940,129 @@ pub fn execve_dying_with_parent(cmd: &mut std::process::Command, exec: Execve) {
 pub fn exit_child(code: i32) -> ! {
     // SAFETY: _exit takes an integer, touches no memory and never returns.
     unsafe { libc::_exit(code) }
+}
+
+/// Probes for `corten check`: each makes a call the kernel refuses before
+/// doing anything (a zero size, a bad descriptor) and returns the error;
+/// ENOSYS means the call is missing (or a seccomp profile forbids it).
+pub mod probe {
+    use std::io;
+    use std::os::fd::{AsRawFd, BorrowedFd};
+
+    fn errno_of(ret: libc::c_long) -> Option<io::Error> {
+        (ret < 0).then(io::Error::last_os_error)
+    }
+
+    /// `clone3(NULL, 0)`: EINVAL (size too small) where clone3 exists.
+    pub fn clone3() -> Option<io::Error> {
+        // SAFETY: a null pointer with size 0 is refused (EINVAL) before the
+        // kernel reads anything or clones.
+        errno_of(unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) })
+    }
+
+    /// `openat2(AT_FDCWD, "/", NULL, 0)`: EINVAL where openat2 exists.
+    pub fn openat2() -> Option<io::Error> {
+        // SAFETY: the path is a NUL-terminated literal; a null open_how of
+        // size 0 is refused (EINVAL) before it is read.
+        errno_of(unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                libc::AT_FDCWD,
+                c"/".as_ptr(),
+                std::ptr::null::<u8>(),
+                0usize,
+            )
+        })
+    }
+
+    /// `close_range(~0, ~0, 0)`: closes nothing (no descriptor is that
+    /// high), 0 where close_range exists.
+    pub fn close_range() -> Option<io::Error> {
+        // SAFETY: no memory is passed; the range holds no open descriptor.
+        errno_of(unsafe { libc::syscall(libc::SYS_close_range, u32::MAX, u32::MAX, 0u32) })
+    }
+
+    /// `clone3(CLONE_INTO_CGROUP)` with `not_a_cgroup` (a descriptor of a
+    /// directory that is not a cgroup): EBADF where the flag exists,
+    /// EINVAL (unknown flag) or ENOSYS where it does not.
+    pub fn clone_into_cgroup(not_a_cgroup: BorrowedFd<'_>) -> Option<io::Error> {
+        let mut args = super::CloneArgs {
+            flags: super::CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: u64::try_from(not_a_cgroup.as_raw_fd()).unwrap_or_default(),
+            ..super::CloneArgs::default()
+        };
+        // SAFETY: a valid clone_args of the size passed. The descriptor is
+        // not a cgroup, so the kernel refuses; should it clone anyway, the
+        // child (on a copy of this stack, as fork) exits at once and is
+        // reaped below.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &mut args as *mut super::CloneArgs,
+                std::mem::size_of::<super::CloneArgs>(),
+            )
+        };
+        match ret {
+            // SAFETY: in a cloned child that must not run anything else.
+            0 => unsafe { libc::_exit(0) },
+            r if r > 0 => {
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(r as i32), None);
+                None
+            }
+            r => errno_of(r),
+        }
+    }
+
+    /// `open_tree(-1, "", 0)`: EBADF/ENOENT where open_tree exists.
+    pub fn open_tree() -> Option<io::Error> {
+        // SAFETY: a NUL-terminated literal path and a bad descriptor: the
+        // kernel refuses without creating anything.
+        errno_of(unsafe { libc::syscall(libc::SYS_open_tree, -1, c"".as_ptr(), 0u32) })
+    }
+
+    /// `mount_setattr(-1, "", 0, NULL, 0)`: EINVAL/EBADF where it exists.
+    pub fn mount_setattr() -> Option<io::Error> {
+        // SAFETY: a null attribute of size 0 is refused before it is read.
+        errno_of(unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                -1,
+                c"".as_ptr(),
+                0u32,
+                std::ptr::null::<u8>(),
+                0usize,
+            )
+        })
+    }
+
+    /// `pidfd_getfd(-1, 0, 0)`: EBADF where it exists (seccomp user
+    /// notification's listener is taken from the init with it).
+    pub fn pidfd_getfd() -> Option<io::Error> {
+        // SAFETY: no memory is passed; a bad pidfd is refused.
+        errno_of(unsafe { libc::syscall(libc::SYS_pidfd_getfd, -1, 0, 0u32) })
+    }
+
+    /// Whether the kernel supports the seccomp action `action`
+    /// (`SECCOMP_GET_ACTION_AVAIL`).
+    pub fn seccomp_action(action: u32) -> Option<io::Error> {
+        const SECCOMP_GET_ACTION_AVAIL: libc::c_uint = 2;
+        // SAFETY: the kernel reads one u32 from the pointer, which points to
+        // a live local.
+        errno_of(unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_GET_ACTION_AVAIL,
+                0u32,
+                &action as *const u32,
+            )
+        })
+    }
+
+    /// The kernel's release (`uname -r`).
+    pub fn kernel_release() -> String {
+        nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
 }

@@ -12,7 +12,7 @@ pub struct Args {
     all: bool,
     /// Container id.
     id: String,
-    /// Signal name or number (default SIGTERM).
+    /// Signal name or number (SIGKILL, KILL, 9).
     #[arg(default_value = "SIGTERM", allow_hyphen_values = true)]
     signal: String,
 }

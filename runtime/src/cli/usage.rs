@@ -13,14 +13,12 @@
 use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::CommandFactory;
 
-use super::Cli;
 use crate::logging;
 
 /// How many positional arguments each command takes, as runc's
 /// `checkArgs` counts them: (name, minimum, maximum).
-const ARITY: [(&str, usize, usize); 18] = [
+const ARITY: [(&str, usize, usize); 19] = [
     ("create", 1, 1),
     ("start", 1, 1),
     ("state", 1, 1),
@@ -32,6 +30,7 @@ const ARITY: [(&str, usize, usize); 18] = [
     ("exec", 1, usize::MAX),
     ("ps", 1, usize::MAX),
     ("features", 0, 0),
+    ("check", 0, 0),
     ("pause", 1, 1),
     ("resume", 1, 1),
     ("update", 1, 1),
@@ -102,7 +101,7 @@ fn version_before_command(args: &[String]) -> bool {
 /// The command named in `args`, if it is one corten has.
 fn command_of(args: &[String]) -> Option<String> {
     let name = first_positional(args)?;
-    let cli = Cli::command();
+    let cli = super::command();
     let found = cli
         .get_subcommands()
         .find(|c| c.get_name() == name || c.get_all_aliases().any(|a| a == name))
@@ -110,13 +109,66 @@ fn command_of(args: &[String]) -> Option<String> {
     found
 }
 
-/// The help text of `command` (or of corten).
+/// The help text of `command` (or of corten, with the global options).
 fn help_text(command: Option<&str>) -> String {
-    let mut cli = Cli::command();
-    match command.and_then(|c| cli.find_subcommand_mut(c)) {
-        Some(sub) => sub.render_help().to_string(),
-        None => cli.render_help().to_string(),
+    let Some(command) = command else {
+        return super::top_level_command().render_long_help().to_string();
+    };
+    // Built, so that the usage line says `corten run`, not `run`.
+    let mut cli = super::command();
+    cli.build();
+    match cli.find_subcommand_mut(command) {
+        Some(sub) => sub.render_long_help().to_string(),
+        None => super::top_level_command().render_long_help().to_string(),
     }
+}
+
+/// clap's "did you mean" for a mistyped flag: ` (did you mean
+/// '--bundle'?)`, or nothing. runc has no suggestions: this only adds to
+/// the end of its message, whose words stay as they are.
+fn suggestion(e: &clap::Error) -> String {
+    let found = match e.get(ContextKind::SuggestedArg) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        // Ordered by confidence, the best last.
+        Some(ContextValue::Strings(v)) => v.last().cloned(),
+        _ => None,
+    };
+    found.map_or_else(String::new, |s| format!(" (did you mean '{s}'?)"))
+}
+
+/// A command name close to `name`, for `strat` and `help strat` (clap's
+/// own pick for `strat` is `create`).
+fn similar_command(name: &str) -> String {
+    let cli = super::command();
+    let best = cli
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name())
+        .filter(|c| close(name, c))
+        .min_by_key(|c| c.len().abs_diff(name.len()));
+    best.map_or_else(String::new, |c| format!(" (did you mean '{c}'?)"))
+}
+
+/// Whether two names are one edit (or one swap of neighbours) apart, or
+/// one is a prefix of the other.
+fn close(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.is_empty() || b.is_empty() {
+        return false;
+    }
+    if b.starts_with(&a) || a.starts_with(&b) {
+        return true;
+    }
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let suffix = a[prefix..]
+        .iter()
+        .rev()
+        .zip(b[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let (ra, rb) = (a.len() - prefix - suffix, b.len() - prefix - suffix);
+    let swapped = ra == 2 && rb == 2 && a[prefix] == b[prefix + 1] && a[prefix + 1] == b[prefix];
+    swapped || ra.max(rb) <= 1
 }
 
 /// Answers `corten` without a command, and `corten help [COMMAND]`;
@@ -140,21 +192,22 @@ pub fn help_command(args: &[String]) -> Option<ExitCode> {
                 print!("{}", help_text(None));
                 Some(ExitCode::SUCCESS)
             }
-            Some(c) if Cli::command().find_subcommand(c).is_some() => {
+            Some(c) if super::command().find_subcommand(c).is_some() => {
                 print!("{}", help_text(Some(c)));
                 Some(ExitCode::SUCCESS)
             }
             Some(c) => {
                 init_logging_from(args);
-                Some(no_help_topic(c))
+                Some(no_help_topic(c, &similar_command(c)))
             }
         },
         _ => None,
     }
 }
 
-fn no_help_topic(command: &str) -> ExitCode {
-    logging::error(&format!("No help topic for '{command}'"));
+/// runc's words for an unknown command (exit 3), and corten's suggestion.
+fn no_help_topic(command: &str, suggestion: &str) -> ExitCode {
+    logging::error(&format!("No help topic for '{command}'{suggestion}"));
     ExitCode::from(3)
 }
 
@@ -162,7 +215,13 @@ fn no_help_topic(command: &str) -> ExitCode {
 /// errors, and returns the exit code.
 pub fn report(e: &clap::Error, args: &[String]) -> ExitCode {
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        let _ = e.print();
+        if command_of(args).is_none() {
+            // The parsed command hides the global options; the top-level
+            // help shows them.
+            print!("{}", help_text(None));
+        } else {
+            let _ = e.print();
+        }
         return ExitCode::SUCCESS;
     }
     let invalid = match e.get(ContextKind::InvalidArg) {
@@ -178,7 +237,7 @@ pub fn report(e: &clap::Error, args: &[String]) -> ExitCode {
             _ => invalid,
         };
         init_logging_from(args);
-        return no_help_topic(&name);
+        return no_help_topic(&name, &similar_command(&name));
     }
     // Global flags are parsed before the log options apply, as in runc.
     if command.is_some() {
@@ -190,7 +249,7 @@ pub fn report(e: &clap::Error, args: &[String]) -> ExitCode {
         ErrorKind::UnknownArgument if invalid.starts_with('-') => {
             let flag = format!("-{}", invalid.trim_start_matches('-'));
             let flag = flag.split('=').next().unwrap_or_default().to_string();
-            let msg = format!("flag provided but not defined: {flag}");
+            let msg = format!("flag provided but not defined: {flag}{}", suggestion(e));
             (format!("Incorrect Usage: {msg}"), msg)
         }
         ErrorKind::UnknownArgument => (

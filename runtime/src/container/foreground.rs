@@ -130,10 +130,10 @@ pub fn exec_in_foreground(
     mut x: ForegroundExec,
 ) -> anyhow::Result<u8> {
     if process.terminal && x.detach && x.opts.console_socket.is_none() {
-        bail!("cannot allocate tty if runc will detach without setting console socket");
+        bail!("cannot allocate tty if corten will detach without setting console socket");
     }
     if !process.terminal && x.opts.console_socket.is_some() {
-        bail!("cannot use console socket if runc will not detach or allocate tty");
+        bail!("cannot use console socket if corten will not detach or allocate tty");
     }
     let fg = Foreground::new(root, process.terminal, x.detach, &mut x.opts.console_socket)?;
     let pid = super::exec(root, id, process, &x.opts)?;

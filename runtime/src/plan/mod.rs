@@ -107,12 +107,12 @@ impl Bundle {
         let process = self.spec.process();
         if process.terminal && opts.console_socket.is_none() {
             return Err(CreateError::Usage(
-                "cannot allocate tty if runc will detach without setting console socket",
+                "cannot allocate tty if corten will detach without setting console socket",
             ));
         }
         if !process.terminal && opts.console_socket.is_some() {
             return Err(CreateError::Usage(
-                "cannot use console socket if runc will not detach or allocate tty",
+                "cannot use console socket if corten will not detach or allocate tty",
             ));
         }
         let ns = NsPlan::new(&self.spec.linux().namespaces)?;

@@ -129,9 +129,9 @@ pub fn exec(root: &Path, id: &str, process: &Process, opts: &ExecOpts) -> Result
     crate::plan::validate_process(process)?;
     if process.terminal != opts.console_socket.is_some() {
         return Err(ExecError::Refused(if process.terminal {
-            "cannot allocate tty if runc will detach without setting console socket".into()
+            "cannot allocate tty if corten will detach without setting console socket".into()
         } else {
-            "cannot use console socket if runc will not detach or allocate tty".into()
+            "cannot use console socket if corten will not detach or allocate tty".into()
         }));
     }
     let c = Container::load(root, id)?;

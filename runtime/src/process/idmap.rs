@@ -123,7 +123,7 @@ fn annotate(e: io::Error, what: &str) -> io::Error {
 }
 
 /// The helper's path: the first in `$PATH`, else Debian's.
-fn find(name: &str) -> Option<PathBuf> {
+pub fn find(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/bin")])

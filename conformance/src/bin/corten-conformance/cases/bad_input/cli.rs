@@ -107,7 +107,10 @@ pub fn cases() -> Vec<Case> {
             "runc 1.1.5: create --console-socket",
             |cx| {
                 let socket = cx.dir.join("no-such.sock").to_string_lossy().into_owned();
-                let words = ["cannot use console socket if runc will not detach or allocate tty"];
+                let words = [
+                    "cannot use console socket if",
+                    "will not detach or allocate tty",
+                ];
                 refused_create_args(cx, &["--console-socket", &socket, "socket-ctr"], &words)
             },
         ),

@@ -87,8 +87,10 @@ pub fn cases() -> Vec<Case> {
             "bad-input.process.terminal-without-console-socket",
             "config.md#process",
             |cx| {
-                let words =
-                    ["cannot allocate tty if runc will detach without setting console socket"];
+                let words = [
+                    "cannot allocate tty if",
+                    "will detach without setting console socket",
+                ];
                 refused(cx, |b| b.set("/process/terminal", json!(true)), &words)
             },
         ),
