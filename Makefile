@@ -6,7 +6,8 @@
 #                the stock systemd host VM (test-systemd), test-arm64
 #   make conformance   the OCI runtime-spec suite, corten and runc side by side
 #   make build   release build: target/release/corten
-#   make install PREFIX=/usr/local DESTDIR=
+#   make install PREFIX=/usr/local DESTDIR=   binaries, man pages, completions, examples (no build as root)
+#   make deb     target/deb/corten_<version>_<arch>.deb
 #   make test-cgroupv2   the integration tests in a qemu VM with a pure cgroup v2 hierarchy
 #   make test-systemd    Docker, containerd, podman and corten on a stock Debian 12 host (systemd, cgroup v2) in qemu
 #   make cross-arm64     cross-build target/aarch64-unknown-linux-gnu/release/{corten,containerd-shim-corten-v2}
@@ -34,7 +35,7 @@ DEB_TOOLCHAIN := cargo-web rustc-web rust-web-clippy rustfmt gcc libc6-dev
 CARGO ?= $(shell command -v cargo 2>/dev/null || echo /usr/bin/cargo)
 TEST_THREADS ?= 2
 
-.PHONY: build deps toolchain demo test fmt-check clippy unit integration test-cgroupv2 test-systemd install uninstall clean bench bench-deps soak fuzz
+.PHONY: build deps toolchain demo test fmt-check clippy unit integration test-cgroupv2 test-systemd install uninstall deb clean bench bench-deps soak fuzz
 
 ## deps: install the Debian packages the demo and tests need (idempotent;
 ## root only when one is missing). scripts/ensure-packages.sh also keeps
@@ -75,12 +76,16 @@ HOST_TARGET := $(shell uname -m)-unknown-linux-gnu
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 STATIC_RUSTFLAGS := -C target-feature=+crt-static
 
+##
+## The man pages and shell completions are generated from the same clap
+## definitions by corten-docgen (docgen/) into target/dist/{man,completions}.
 build: toolchain
 	RUSTFLAGS="$(STATIC_RUSTFLAGS)" $(CARGO) build --release --locked --target $(HOST_TARGET) \
-	  -p corten -p containerd-shim-corten-v2
+	  -p corten -p containerd-shim-corten-v2 -p corten-docgen
 	@mkdir -p $(TARGET_DIR)/release
 	@for b in corten containerd-shim-corten-v2; do \
 	  ln -f $(TARGET_DIR)/$(HOST_TARGET)/release/$$b $(TARGET_DIR)/release/$$b; done
+	@$(TARGET_DIR)/$(HOST_TARGET)/release/corten-docgen $(TARGET_DIR)/dist
 
 demo: deps build
 	./scripts/demo.sh target/release/corten
@@ -104,7 +109,7 @@ clippy: toolchain
 unit: toolchain
 	@rm -f target/unit-skips.log
 	CORTEN_TEST_SKIP_LOG=$(CURDIR)/target/unit-skips.log \
-	  $(CARGO) test --locked -p corten -p containerd-shim-corten-v2 -p corten-conformance -p corten-testkit
+	  $(CARGO) test --locked -p corten -p containerd-shim-corten-v2 -p corten-conformance -p corten-testkit -p corten-docgen
 	@touch target/unit-skips.log; echo "unit: $$(wc -l <target/unit-skips.log) skipped"; \
 	  cat target/unit-skips.log
 
@@ -246,13 +251,29 @@ SOAK_ARGS ?=
 soak: build bench-deps
 	/usr/bin/python3 bench/soak.py --repo $(CURDIR) --out $(CURDIR)/target/bench $(SOAK_ARGS)
 
-install: build
-	install -d $(BINDIR)
-	install -m 0755 target/release/corten $(BINDIR)/corten
-	install -m 0755 target/release/containerd-shim-corten-v2 $(BINDIR)/containerd-shim-corten-v2
+## install: what `make build` built, with the man pages, completions and
+## examples (scripts/install.sh). It does not compile when the build is
+## there; under sudo with nothing built it stops and asks for `make build`
+## as the user (a root build would leave root-owned files in target/ and
+## could install a toolchain). Plain root (no sudo) builds first.
+INSTALL_NEEDS := $(TARGET_DIR)/release/corten $(TARGET_DIR)/release/containerd-shim-corten-v2 \
+  $(TARGET_DIR)/dist/man/corten.8 $(TARGET_DIR)/dist/completions/corten.bash
+install:
+	@missing=; for f in $(INSTALL_NEEDS); do [ -e "$$f" ] || missing="$$missing $$f"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && [ -n "$${SUDO_USER:-}" ]; then \
+	    echo "make install: not built yet ($$missing): run 'make build' as $$SUDO_USER first, then 'sudo make install'" >&2; exit 1; fi; \
+	  $(MAKE) --no-print-directory build; fi
+	./scripts/install.sh "$(DESTDIR)" "$(PREFIX)"
 
 uninstall:
-	rm -f $(BINDIR)/corten $(BINDIR)/containerd-shim-corten-v2
+	./scripts/install.sh --uninstall "$(DESTDIR)" "$(PREFIX)"
+
+## deb: target/deb/corten_<version>_<arch>.deb of what `make build` built
+## (scripts/make-deb.sh; no root needed). Installed and removed with apt in
+## the stock Debian 12 VM by `make test-systemd`.
+deb: build
+	./scripts/make-deb.sh
 
 clean:
 	$(CARGO) clean

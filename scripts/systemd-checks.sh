@@ -389,5 +389,27 @@ if [ "$CG" = v2 ] && [ -x "$HERE/cri" ]; then
     [ -s /tmp/cri-results.log ] || not_ok cri.ran "$(tail -n 5 /tmp/cri.log | tr '\n' ' ')"
 fi
 
+# --- the Debian package (make deb) on this stock Debian 12 host -------------
+# Installed with apt as a user would, used from /usr/bin (a container, the
+# man page, the completion, corten check), removed with apt: nothing left.
+if [ -f "$HERE/corten.deb" ]; then
+    cp "$HERE/corten.deb" /tmp/corten_test.deb
+    check deb.apt-install sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download /tmp/corten_test.deb >/tmp/apt.log 2>&1 || { tail -n 5 /tmp/apt.log; exit 1; }'
+    check deb.binaries-in-usr-bin sh -c 'test -x /usr/bin/corten && test -x /usr/bin/containerd-shim-corten-v2 && /usr/bin/corten --version | grep -q "^corten version"'
+    check deb.man-page sh -c 'test -s /usr/share/man/man8/corten.8.gz && test -s /usr/share/man/man8/corten-run.8.gz && zcat /usr/share/man/man8/corten-run.8.gz | grep -q "^.TH CORTEN-RUN 8"'
+    check deb.bash-completion sh -c 'bash -c ". /usr/share/bash-completion/completions/corten && complete -p corten" | grep -q corten'
+    check deb.examples sh -c 'jq -e .runtimes.corten /usr/share/doc/corten/examples/docker/daemon.json >/dev/null && test -s /usr/share/doc/corten/copyright'
+    # corten check on a systemd, pure cgroup v2 host: ready, systemd found,
+    # CLONE_INTO_CGROUP available (Debian 12's 6.1 kernel).
+    check deb.check-ready sh -c '/usr/bin/corten check --format json >/tmp/check.json && jq -e ".ready and (.checks[] | select(.name == \"systemd\") | .status == \"ok\")" /tmp/check.json >/dev/null'
+    check deb.check-clone-into-cgroup sh -c 'jq -e ".checks[] | select(.name == \"CLONE_INTO_CGROUP\") | .status == \"ok\"" /tmp/check.json >/dev/null'
+    jq '.linux.cgroupsPath = "/corten-checks/deb" | .process.args = ["sh", "-c", "echo from-the-package; exit 7"]' \
+        "$bundle/config.json" >/tmp/deb-config.json
+    mkdir -p /tmp/deb-bundle && mv /tmp/deb-config.json /tmp/deb-bundle/config.json
+    check deb.run-a-container sh -c 'out=$(/usr/bin/corten --root /run/checks-deb run --bundle /tmp/deb-bundle deb1 </dev/null); test $? = 7 && test "$out" = from-the-package'
+    check deb.apt-remove sh -c 'DEBIAN_FRONTEND=noninteractive apt-get remove -y corten >/tmp/apt.log 2>&1 || { tail -n 5 /tmp/apt.log; exit 1; }'
+    check deb.nothing-left sh -c '! test -e /usr/bin/corten && ! test -e /usr/share/man/man8/corten.8.gz && ! test -e /usr/share/bash-completion/completions/corten && ! dpkg -s corten >/dev/null 2>&1'
+fi
+
 echo "$NAME: $skipped skipped"
 echo "$NAME: $passed passed, $failed failed"

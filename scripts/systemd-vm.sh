@@ -164,6 +164,11 @@ if [ "$MODE" = checks ] && [ "$CGROUP" = v2 ]; then
     if command -v strip >/dev/null; then strip --strip-debug "$STAGE/cri"; fi
     cp "$REPO/integration-tests/cni/corten-linklocal" "$STAGE/"
 fi
+# The Debian package (make deb), installed and removed with apt there.
+if [ "$MODE" = checks ] && [ "$CGROUP" = v2 ]; then
+    deb=$(CARGO_TARGET_DIR=$TARGET_DIR "$REPO/scripts/make-deb.sh")
+    cp "$deb" "$STAGE/corten.deb"
+fi
 echo "$VM_NAME $MODE $CGROUP ${SYSTEMD_BENCH_ROUNDS:-30}" >"$STAGE/mode"
 TESTDISK=$VM_DIR/test-$VM_NAME.img
 rm -f "$TESTDISK"
