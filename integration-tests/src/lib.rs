@@ -255,6 +255,52 @@ pub fn run_in_private_mount_ns(
     (status, out)
 }
 
+/// Makes the system calls in `rules` fail with their errno in the process
+/// `cmd` starts (a seccomp filter installed before exec, inherited by
+/// everything it starts), as on a kernel without them (ENOSYS) or under a
+/// profile that forbids them (EPERM). The filter is built here, before the
+/// fork; the child only installs it.
+pub fn deny_syscalls(cmd: &mut std::process::Command, rules: &[(libc::c_long, i32)]) {
+    use std::os::unix::process::CommandExt;
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+    const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+    let insn = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    // The syscall number is at offset 0 of seccomp_data.
+    let mut filter = vec![insn(LD_W_ABS, 0, 0, 0)];
+    for &(nr, errno) in rules {
+        let nr = u32::try_from(nr).expect("syscall number");
+        let errno = u32::try_from(errno).expect("errno");
+        filter.push(insn(JEQ_K, 0, 1, nr));
+        filter.push(insn(RET_K, 0, 0, SECCOMP_RET_ERRNO | errno));
+    }
+    filter.push(insn(RET_K, 0, 0, SECCOMP_RET_ALLOW));
+    let hook = move || {
+        let prog = libc::sock_fprog {
+            len: u16::try_from(filter.len()).unwrap_or(u16::MAX),
+            filter: filter.as_ptr().cast_mut(),
+        };
+        // SAFETY: prog points to the filter, alive for the call; the
+        // kernel copies it. prctl is async-signal-safe.
+        let rc = unsafe {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook only reads its captured filter and calls prctl,
+    // which is async-signal-safe; it allocates nothing.
+    unsafe { cmd.pre_exec(hook) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

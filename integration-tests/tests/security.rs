@@ -208,7 +208,6 @@ fn assert_runtime_unwritable_through_the_init(test: &str, deny_open_tree: bool) 
     use std::io::Write;
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::process::CommandExt;
     // A private copy of the runtime: while any process executes a file,
     // opening it for writing fails with ETXTBSY before the mount is even
     // looked at, and other tests run the shared binary all the time.
@@ -230,9 +229,8 @@ fn assert_runtime_unwritable_through_the_init(test: &str, deny_open_tree: bool) 
         .arg(rt.pid_file(id))
         .arg(id);
     if deny_open_tree {
-        // SAFETY: runs in the forked child before exec; it only builds a
-        // filter on its stack and calls prctl, which is async-signal-safe.
-        unsafe { cmd.pre_exec(deny_open_tree_filter) };
+        // As on a kernel or under a profile without the new mount API.
+        corten_integration_tests::deny_syscalls(&mut cmd, &[(libc::SYS_open_tree, libc::EPERM)]);
     }
     rt.output(cmd).assert_success("create");
     let pid = rt.pid(id);
@@ -289,60 +287,6 @@ fn assert_runtime_unwritable_through_the_init(test: &str, deny_open_tree: bool) 
         binary.display()
     );
     rt.cmd(&["delete", "--force", id]).assert_success("delete");
-}
-
-/// A seccomp filter answering `open_tree` with EPERM (as on a kernel or a
-/// profile without the new mount API), to exercise the sealed-memfd path.
-fn deny_open_tree_filter() -> std::io::Result<()> {
-    const LD_W_ABS: u16 = 0x20;
-    const JEQ_K: u16 = 0x15;
-    const RET_K: u16 = 0x06;
-    const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
-    const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
-    let nr = u32::try_from(libc::SYS_open_tree).unwrap_or(u32::MAX);
-    let filter = [
-        libc::sock_filter {
-            code: LD_W_ABS,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        },
-        libc::sock_filter {
-            code: JEQ_K,
-            jt: 0,
-            jf: 1,
-            k: nr,
-        },
-        libc::sock_filter {
-            code: RET_K,
-            jt: 0,
-            jf: 0,
-            k: SECCOMP_RET_ERRNO | libc::EPERM as u32,
-        },
-        libc::sock_filter {
-            code: RET_K,
-            jt: 0,
-            jf: 0,
-            k: SECCOMP_RET_ALLOW,
-        },
-    ];
-    let prog = libc::sock_fprog {
-        len: filter.len() as u16,
-        filter: filter.as_ptr().cast_mut(),
-    };
-    // SAFETY: prog points to a valid filter array that outlives the call;
-    // the kernel copies it.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_SET_SECCOMP,
-            libc::SECCOMP_MODE_FILTER,
-            &prog as *const libc::sock_fprog,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! newer system calls corten prefers:
 //!
 //! - `clone3` (Linux 5.3): the classic `clone` with the same flags, when
-//!   none of them needs clone3 (`CLONE_INTO_CGROUP`, `CLONE_NEWTIME`);
+//!   none of them needs clone3 (`CLONE_INTO_CGROUP`; a time namespace is
+//!   unshared before the clone, which works with either);
 //! - `openat2` (Linux 5.6): the path walked one component at a time with
 //!   `openat(O_PATH|O_NOFOLLOW)`, symlinks read and resolved by corten
 //!   inside the root, `..` clamped at the root without ever opening it, so
@@ -73,7 +74,8 @@ pub static OPENAT2: Missing = Missing::new("openat2", "resolving paths one compo
 /// caller's stack (as fork); ENOSYS for flags only clone3 can carry.
 pub fn clone(flags: u64, exit_signal: u64) -> io::Result<libc::c_long> {
     if flags >> 32 != 0 || flags & crate::sys::CLONE_NEWTIME != 0 {
-        // CLONE_NEWTIME's bit is CSIGNAL's in clone(2).
+        // CLONE_NEWTIME's bit is CSIGNAL's in clone(2); corten unshares a
+        // time namespace before cloning instead.
         return Err(io::Error::from_raw_os_error(libc::ENOSYS));
     }
     let flags = libc::c_ulong::try_from(flags | exit_signal)
@@ -191,13 +193,20 @@ pub fn openat2(
             continue;
         }
         let fd = if last {
-            match openat(cur, &name, flags | libc::O_NOFOLLOW, mode) {
-                Err(e) if e.raw_os_error() == Some(libc::ELOOP) && follow_last => None,
-                Err(e) => return Err(e),
-                Ok(fd) if follow_last && flags & libc::O_PATH != 0 && is_symlink(fd.as_fd())? => {
-                    None
-                }
-                Ok(fd) => Some(fd),
+            // A symlink to follow is found with O_PATH first (the caller's
+            // flags may refuse it: O_DIRECTORY gives ENOTDIR). Should the
+            // entry become a symlink between the two opens, O_NOFOLLOW
+            // makes the second fail or open the link itself: never follow.
+            let link = follow_last
+                && match openat(cur, &name, libc::O_PATH | libc::O_NOFOLLOW, 0) {
+                    Ok(fd) => is_symlink(fd.as_fd())?,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+                    Err(e) => return Err(e),
+                };
+            if link {
+                None
+            } else {
+                Some(openat(cur, &name, flags | libc::O_NOFOLLOW, mode)?)
             }
         } else {
             let fd = openat(cur, &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
@@ -276,6 +285,7 @@ mod tests {
         symlink("dir/../dir/./file", r.join("rel")).unwrap();
         symlink("loop2", r.join("loop1")).unwrap();
         symlink("loop1", r.join("loop2")).unwrap();
+        symlink("missing/dir", r.join("reldir")).unwrap();
         let root = std::fs::File::open(&r).unwrap();
         let open = |p: &str, flags| openat2(root.as_fd(), Path::new(p), flags, 0, RESOLVE_IN_ROOT);
         assert_eq!(read(open("up", libc::O_RDONLY).unwrap()), "root's own");
@@ -292,6 +302,14 @@ mod tests {
         // O_PATH|O_NOFOLLOW opens the link itself, as openat2 does.
         let link = open("abs", libc::O_PATH | libc::O_NOFOLLOW).unwrap();
         assert!(is_symlink(link.as_fd()).unwrap());
+        let d = open("reldir", libc::O_PATH | libc::O_DIRECTORY).unwrap_err();
+        assert_eq!(d.raw_os_error(), Some(libc::ENOENT), "a dangling link");
+        symlink("/dir/sub", r.join("subdir")).unwrap();
+        let d = open("subdir", libc::O_PATH | libc::O_DIRECTORY).unwrap();
+        assert!(
+            !is_symlink(d.as_fd()).unwrap(),
+            "a link to a directory is followed"
+        );
         let dir = open("dir/sub/..", libc::O_PATH | libc::O_DIRECTORY).unwrap();
         let st = crate::sys::fstat(dir.as_fd()).unwrap();
         assert_eq!(

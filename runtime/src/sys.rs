@@ -113,15 +113,7 @@ fn compat_clone(
     if cgroup.is_some() {
         return Err(io::Error::from_raw_os_error(libc::ENOSYS));
     }
-    crate::compat::clone(flags, exit_signal).map_err(|e| {
-        if e.raw_os_error() == Some(libc::ENOSYS) && flags & CLONE_NEWTIME != 0 {
-            io::Error::other(
-                "a time namespace needs clone3 (Linux 5.6 or newer), which is not available",
-            )
-        } else {
-            e
-        }
-    })
+    crate::compat::clone(flags, exit_signal)
 }
 
 fn forked(ret: libc::c_long) -> io::Result<Forked> {

@@ -151,8 +151,8 @@ enum Command {
     State(state::Args),
     /// Send a signal to the container's init process.
     ///
-    /// The signal is a name (SIGKILL or KILL) or a number; the default is
-    /// SIGTERM. Example: corten kill web1 KILL
+    /// The signal is a name (SIGKILL or KILL) or a number. Example: corten
+    /// kill web1 KILL
     Kill(kill::Args),
     /// Delete a container and its resources.
     ///
