@@ -294,7 +294,8 @@ fn setup(a: &InitArgs<'_>, chan: &Channel) -> Result<std::convert::Infallible, I
     let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(chan));
 
     wait_for_start(a.fifo);
-    crate::logging::step(|| "init: started".into());
+    // The time since the init's last step is the wait for `corten start`.
+    crate::logging::step(|| "init: waited for start".into());
     if let (Some(h), Some(state)) = (&spec.hooks, &hook_state) {
         if !h.start_container.is_empty() {
             if let Err(e) = crate::hooks::run_all(&h.start_container, state) {
