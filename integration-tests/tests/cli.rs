@@ -40,13 +40,18 @@ fn version_names_the_runtime_commit_and_spec() {
 }
 
 /// Fails unless `actual` has the same structure as `expected`: the same
-/// object keys, array lengths and value types, recursively.
+/// object keys in the same order, array lengths and value types,
+/// recursively.
 fn assert_same_shape(expected: &Value, actual: &Value, at: &str) {
     match (expected, actual) {
         (Value::Object(e), Value::Object(a)) => {
             let ek: BTreeSet<_> = e.keys().collect();
             let ak: BTreeSet<_> = a.keys().collect();
             assert_eq!(ek, ak, "keys differ at {at:?}");
+            // And in runc's order (`process.terminal` on line 3, not 165).
+            let eo: Vec<_> = e.keys().collect();
+            let ao: Vec<_> = a.keys().collect();
+            assert_eq!(eo, ao, "keys in another order than runc's at {at:?}");
             for (key, value) in e {
                 assert_same_shape(value, &a[key], &format!("{at}/{key}"));
             }
