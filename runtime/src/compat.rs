@@ -18,8 +18,7 @@
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -80,13 +79,7 @@ pub fn clone(flags: u64, exit_signal: u64) -> io::Result<libc::c_long> {
     }
     let flags = libc::c_ulong::try_from(flags | exit_signal)
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: no stack and no tid pointers: the child continues on a copy
-    // of this (single-threaded) process's stack, as after fork().
-    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(ret)
+    crate::sys::clone_classic(flags)
 }
 
 /// The longest chain of symlinks followed, as the kernel's (ELOOP).
@@ -102,22 +95,12 @@ fn openat(
     flags: libc::c_int,
     mode: libc::mode_t,
 ) -> io::Result<OwnedFd> {
-    let c = std::ffi::CString::new(name.as_bytes()).map_err(|_| errno(libc::EINVAL))?;
-    // SAFETY: c is NUL-terminated and outlives the call; the returned
-    // descriptor is new and ours.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            flags | libc::O_CLOEXEC,
-            libc::c_uint::from(mode),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: just returned by the kernel, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::sys::openat(
+        dir,
+        Path::new(name),
+        nix::fcntl::OFlag::from_bits_retain(flags | libc::O_CLOEXEC),
+        nix::sys::stat::Mode::from_bits_truncate(mode),
+    )
 }
 
 fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OsString> {

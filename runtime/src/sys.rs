@@ -116,6 +116,14 @@ fn compat_clone(
     crate::compat::clone(flags, exit_signal)
 }
 
+/// The classic `clone(flags)` with the child on a copy of the caller's
+/// stack (as fork): clone3's fallback ([`crate::compat::clone`]).
+pub fn clone_classic(flags: libc::c_ulong) -> io::Result<libc::c_long> {
+    // SAFETY: no stack and no tid pointers: the child continues on a copy
+    // of this (single-threaded) process's stack, as after fork().
+    check(unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) })
+}
+
 fn forked(ret: libc::c_long) -> io::Result<Forked> {
     match ret {
         0 => Ok(Forked::Child),
