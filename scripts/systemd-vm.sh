@@ -24,6 +24,8 @@
 #                        cgroup v2 boot also runs the CRI tests)
 #   SYSTEMD_VM_MEM, SYSTEMD_VM_CPUS   memory in MiB (default 3072), CPUs (default 2)
 #   SYSTEMD_VM_MIRROR    Debian mirror for the image (default: deb.debian.org)
+#   SYSTEMD_VM_CRI=0     leave the CRI tests out (a quicker run while working on
+#                        the other checks; make test always runs them)
 #   CARGO_TARGET_DIR, CARGO   as for cargo
 #
 # The last line printed is the VM's `NAME: N passed, M failed` (NAME is
@@ -154,7 +156,7 @@ cp "$REPO/scripts/systemd-checks.sh" "$REPO/scripts/systemd-bench.sh" "$REPO/scr
 # The CRI tests (integration-tests/tests/cri.rs) for the cgroup v2 boot: a
 # Kubernetes node's layout. The test binary (make integration's debug build,
 # its debug info stripped) and the project's CNI plugin.
-if [ "$MODE" = checks ] && [ "$CGROUP" = v2 ]; then
+if [ "$MODE" = checks ] && [ "$CGROUP" = v2 ] && [ "${SYSTEMD_VM_CRI:-1}" = 1 ]; then
     log "building the CRI test binary"
     cri_exe=$(CARGO_TARGET_DIR=$TARGET_DIR "$CARGO" test --locked -p corten-integration-tests --test cri \
         --no-run --message-format=json |
