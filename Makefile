@@ -25,7 +25,6 @@ SHELL := /bin/bash
 
 PREFIX ?= /usr/local
 DESTDIR ?=
-BINDIR := $(DESTDIR)$(PREFIX)/bin
 
 # Debian packages the demo and the tests use.
 DEB_PACKAGES := busybox-static runc crun jq docker.io podman containerd curl procps uidmap iproute2 protobuf-compiler
@@ -264,6 +263,8 @@ install:
 	  if [ "$$(id -u)" = 0 ] && [ -n "$${SUDO_USER:-}" ]; then \
 	    echo "make install: not built yet ($$missing): run 'make build' as $$SUDO_USER first, then 'sudo make install'" >&2; exit 1; fi; \
 	  $(MAKE) --no-print-directory build; fi
+	@newer=$$(find runtime shim docgen Cargo.lock -newer $(TARGET_DIR)/release/corten -type f 2>/dev/null | head -n 1); \
+	  [ -z "$$newer" ] || echo "make install: note: $$newer is newer than the build; run 'make build' (as yourself) to install the current source" >&2
 	./scripts/install.sh "$(DESTDIR)" "$(PREFIX)"
 
 uninstall:

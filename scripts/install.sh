@@ -53,12 +53,19 @@ done
 install -m 0644 "$DIST/completions/corten.bash" "$BASH_DIR/corten"
 install -m 0644 "$DIST/completions/_corten" "$ZSH_DIR/_corten"
 install -m 0644 "$DIST/completions/corten.fish" "$FISH_DIR/corten.fish"
-(cd "$REPO/examples" && find . -type f) | while read -r f; do
+(cd "$REPO/examples" && find . -type f) | while IFS= read -r f; do
     install -D -m 0644 "$REPO/examples/$f" "$DOC/examples/$f"
 done
 install -m 0644 "$REPO/README.md" "$DOC/README.md"
 if [ "$DEB" = --deb ]; then
     gzip -9n <"$REPO/CHANGELOG.md" >"$DOC/changelog.gz"
+    # Debian's own changelog of the package (policy 12.7): built from the
+    # upstream version, as a native package's.
+    version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml")
+    date=$(date -R -u -d "@${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || date +%s)}")
+    printf 'corten (%s) unstable; urgency=medium\n\n  * Built from the corten source tree (make deb); see changelog.gz.\n\n -- corten developers <corten@localhost>  %s\n' \
+        "$version" "$date" | gzip -9n >"$DOC/changelog.Debian.gz"
+    chmod 0644 "$DOC/changelog.Debian.gz"
     {
         echo "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
         echo "Upstream-Name: corten"

@@ -37,8 +37,8 @@ Priority: optional
 Suggests: containerd, docker.io, podman, uidmap
 Description: OCI container runtime compatible with runc, and a containerd shim
  corten runs containers from OCI bundles as runc does (same commands, flags,
- exit codes and messages), so Docker, containerd, podman and Kubernetes can
- use it in runc's place. containerd-shim-corten-v2 is its containerd shim
+ exit codes, and the messages clients read), so Docker, containerd, podman
+ and Kubernetes can use it in runc's place. containerd-shim-corten-v2 is its containerd shim
  (runtime type io.containerd.corten.v2). Man pages, bash/zsh/fish
  completions and example configurations for Docker, containerd, Kubernetes,
  podman and CRI-O (/usr/share/doc/corten/examples) are included.

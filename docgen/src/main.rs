@@ -29,6 +29,10 @@ fn main() -> io::Result<()> {
 /// The section-8 pages: corten's own (with the global options) and one per
 /// command (its own options, as `corten help COMMAND` shows them).
 fn man_pages(dir: &Path) -> io::Result<usize> {
+    // Pages of commands that no longer exist must not be installed.
+    if dir.exists() {
+        fs::remove_dir_all(dir)?;
+    }
     fs::create_dir_all(dir)?;
     let date = env!("CORTEN_DOCGEN_DATE");
     let top = corten::cli::top_level_command()

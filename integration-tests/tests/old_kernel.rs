@@ -1,5 +1,5 @@
 //! corten on a kernel without the newer system calls it prefers (issue
-//! 21): clone3 (5.3), openat2 (5.6), close_range (5.9) answered with ENOSYS
+//! 21): clone3 (5.3), openat2 (5.6), close_range (5.9), fsopen (5.2) answered with ENOSYS
 //! by a seccomp filter around corten, as an older kernel answers. Without
 //! clone3 there is no CLONE_INTO_CGROUP either, so on a cgroup v2 host
 //! (the cgroup v2 VM) that fallback is exercised too. The whole lifecycle
@@ -11,11 +11,14 @@ use std::path::Path;
 
 use corten_integration_tests::{deny_syscalls, require_root, Bundle, OutputExt, Runtime};
 
-/// What an old kernel lacks.
-const MISSING: [(libc::c_long, i32); 3] = [
+/// What an old kernel lacks. Without `fsopen` (5.2) corten cannot make a
+/// private procfs, so its writes under `/proc` go through the host's
+/// `/proc` with `openat2(RESOLVE_NO_XDEV | …)` emulated: the weakest path.
+const MISSING: [(libc::c_long, i32); 4] = [
     (libc::SYS_clone3, libc::ENOSYS),
     (libc::SYS_openat2, libc::ENOSYS),
     (libc::SYS_close_range, libc::ENOSYS),
+    (libc::SYS_fsopen, libc::ENOSYS),
 ];
 
 /// `corten ARGS` under the filter.

@@ -29,7 +29,7 @@ use crate::sys::{
 /// `PROC_SUPER_MAGIC`.
 pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 /// The inode of a procfs root (`PROC_ROOT_INO`).
-const PROC_ROOT_INO: u64 = 1;
+pub const PROC_ROOT_INO: u64 = 1;
 
 /// A procfs handle; see the module documentation.
 #[derive(Debug)]

@@ -124,6 +124,35 @@ pub fn clone_classic(flags: libc::c_ulong) -> io::Result<libc::c_long> {
     check(unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) })
 }
 
+/// The id of the mount `fd` is on: `statx(STATX_MNT_ID)` (Linux 5.8), else
+/// the `mnt_id:` line of `/proc/thread-self/fdinfo/<fd>` (3.15). Two
+/// descriptors on different mounts of one filesystem (a bind mount of one
+/// procfs file over another) have different ids but the same `st_dev`.
+pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    const STATX_MNT_ID: u32 = 0x1000;
+    // SAFETY: an all-zero statx is a valid value of the plain C struct.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is an empty NUL-terminated literal (AT_EMPTY_PATH:
+    // the descriptor itself) and stx a live, writable statx.
+    let ret = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    if ret == 0 && stx.stx_mask & STATX_MNT_ID != 0 {
+        return Ok(stx.stx_mnt_id);
+    }
+    let info = std::fs::read_to_string(format!("/proc/thread-self/fdinfo/{}", fd.as_raw_fd()))?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no mnt_id in fdinfo"))
+}
+
 fn forked(ret: libc::c_long) -> io::Result<Forked> {
     match ret {
         0 => Ok(Forked::Child),
@@ -975,11 +1004,20 @@ pub mod probe {
         })
     }
 
-    /// `close_range(~0, ~0, 0)`: closes nothing (no descriptor is that
-    /// high), 0 where close_range exists.
-    pub fn close_range() -> Option<io::Error> {
+    /// `close_range(~0, ~0, CLOSE_RANGE_CLOEXEC)`, as corten calls it: no
+    /// descriptor is that high, 0 where the call and the flag (5.11)
+    /// exist, EINVAL on 5.9 and 5.10 (no flag).
+    pub fn close_range_cloexec() -> Option<io::Error> {
+        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
         // SAFETY: no memory is passed; the range holds no open descriptor.
-        errno_of(unsafe { libc::syscall(libc::SYS_close_range, u32::MAX, u32::MAX, 0u32) })
+        errno_of(unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                u32::MAX,
+                u32::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            )
+        })
     }
 
     /// `clone3(CLONE_INTO_CGROUP)` with `not_a_cgroup` (a descriptor of a
@@ -1014,14 +1052,15 @@ pub mod probe {
         }
     }
 
-    /// `open_tree(-1, "", 0)`: EBADF/ENOENT where open_tree exists.
+    /// `open_tree(-1, "", 0)`: ENOENT (an empty path without
+    /// AT_EMPTY_PATH) where open_tree exists.
     pub fn open_tree() -> Option<io::Error> {
         // SAFETY: a NUL-terminated literal path and a bad descriptor: the
         // kernel refuses without creating anything.
         errno_of(unsafe { libc::syscall(libc::SYS_open_tree, -1, c"".as_ptr(), 0u32) })
     }
 
-    /// `mount_setattr(-1, "", 0, NULL, 0)`: EINVAL/EBADF where it exists.
+    /// `mount_setattr(-1, "", 0, NULL, 0)`: EINVAL (size 0) where it exists.
     pub fn mount_setattr() -> Option<io::Error> {
         // SAFETY: a null attribute of size 0 is refused before it is read.
         errno_of(unsafe {

@@ -1,7 +1,10 @@
 //! `corten check`: whether this host can run corten's containers, and which
 //! of the kernel features corten uses it has. Each check probes the kernel
-//! itself (a call it refuses before doing anything, see `sys::probe`) or
-//! reads what the kernel and the system publish; nothing is changed.
+//! itself (a call it refuses before doing anything, see `sys::probe`, and
+//! whose answer tells a kernel with the call from one without it or a
+//! seccomp profile refusing it) or reads what the kernel and the system
+//! publish; nothing is changed (for a user without `--root`, the state
+//! root under `$XDG_RUNTIME_DIR` is made, as by every command).
 //!
 //! A status is `ok` (works), `fallback` (missing; corten works around it),
 //! `missing` (what needs it is refused with an error), `info` (a fact about
@@ -129,32 +132,53 @@ pub fn parse_release(release: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-/// A probe's answer: `Ok(())` when the kernel knows the call.
-fn known(e: Option<io::Error>) -> Result<(), io::Error> {
+/// What a probe's answer says.
+enum Answer {
+    /// The kernel's answer for a call it has (`want`, or success).
+    Known,
+    /// ENOSYS: the kernel (or a profile) does not have it.
+    Missing,
+    /// Another error: most likely a seccomp profile refusing the call.
+    Refused(io::Error),
+}
+
+/// Classifies a probe's error against what a kernel with the call answers
+/// (`want`: an errno, or `None` for success).
+fn answer(e: Option<io::Error>, want: Option<i32>) -> Answer {
     match e {
-        Some(e) if e.raw_os_error() == Some(libc::ENOSYS) => Err(e),
-        _ => Ok(()),
+        None if want.is_none() => Answer::Known,
+        Some(e) if e.raw_os_error() == want => Answer::Known,
+        Some(e) if e.raw_os_error() == Some(libc::ENOSYS) => Answer::Missing,
+        Some(e) => Answer::Refused(e),
+        None => Answer::Refused(io::Error::other("succeeded where an error was expected")),
     }
 }
 
-/// "missing (ENOSYS: Linux older than 5.3, or a seccomp profile forbids it)"
+/// "not available (ENOSYS: Linux older than 5.3, or a seccomp profile …)"
 fn why_missing(since: &str) -> String {
     format!("not available (ENOSYS: Linux older than {since}, or a seccomp profile around corten forbids it)")
 }
 
+/// A probed call's line: `ok`, or `unavailable` with `without` said.
 fn syscall_check(
     name: &'static str,
     since: &str,
-    e: Option<io::Error>,
+    a: Answer,
     ok: &str,
-    fallback: &str,
+    unavailable: Status,
+    without: &str,
 ) -> Check {
-    match known(e) {
-        Ok(()) => check(name, Status::Ok, format!("available (Linux {since}): {ok}")),
-        Err(_) => check(
+    match a {
+        Answer::Known => check(name, Status::Ok, format!("available (Linux {since}): {ok}")),
+        Answer::Missing => check(
             name,
-            Status::Fallback,
-            format!("{}; {fallback}", why_missing(since)),
+            unavailable,
+            format!("{}; {without}", why_missing(since)),
+        ),
+        Answer::Refused(e) => check(
+            name,
+            unavailable,
+            format!("refused ({e}: a seccomp profile around corten?); {without}"),
         ),
     }
 }
@@ -193,22 +217,25 @@ fn checks(g: &Globals, release: &str) -> Vec<Check> {
     out.push(syscall_check(
         "clone3",
         "5.3",
-        probe::clone3(),
+        answer(probe::clone3(), Some(libc::EINVAL)),
         "the init and exec'd processes are cloned with it",
-        "corten uses clone (a time namespace, which needs clone3, is refused)",
+        Status::Fallback,
+        "corten uses clone",
     ));
     out.push(syscall_check(
         "openat2",
         "5.6",
-        probe::openat2(),
+        answer(probe::openat2(), Some(libc::EINVAL)),
         "paths in the rootfs resolve with RESOLVE_IN_ROOT",
+        Status::Fallback,
         "corten resolves paths in the rootfs one component at a time, never leaving it",
     ));
     out.push(syscall_check(
         "close_range",
-        "5.9",
-        probe::close_range(),
+        "5.11, for CLOSE_RANGE_CLOEXEC",
+        answer(probe::close_range_cloexec(), None),
         "descriptors are marked close-on-exec in one call",
+        Status::Fallback,
         "corten marks them close-on-exec one by one",
     ));
     let v2 = crate::cgroups::is_v2();
@@ -248,32 +275,26 @@ fn checks(g: &Globals, release: &str) -> Vec<Check> {
     out.push(syscall_check(
         "open_tree",
         "5.2",
-        probe::open_tree(),
+        answer(probe::open_tree(), Some(libc::ENOENT)),
         "the init runs corten from a read-only bind mount of its binary",
+        Status::Fallback,
         "the init runs corten from a sealed memfd copy of its binary",
     ));
-    let setattr = known(probe::mount_setattr()).is_ok();
-    out.push(if setattr {
-        check(
-            "mount_setattr",
-            Status::Ok,
-            "available (Linux 5.12): recursive mount attributes (rro, rnosuid, …) work",
-        )
-    } else {
-        check(
-            "mount_setattr",
-            Status::Missing,
-            format!(
-                "{}; recursive mount attributes (rro, …) are refused",
-                why_missing("5.12")
-            ),
-        )
-    });
-    out.push(if setattr {
+    let setattr = syscall_check(
+        "mount_setattr",
+        "5.12",
+        answer(probe::mount_setattr(), Some(libc::EINVAL)),
+        "recursive mount attributes (rro, rnosuid, …) work",
+        Status::Missing,
+        "recursive mount attributes (rro, …) are refused",
+    );
+    let has_setattr = setattr.status == Status::Ok;
+    out.push(setattr);
+    out.push(if has_setattr {
         check(
             "idmapped mounts",
             Status::Ok,
-            "MOUNT_ATTR_IDMAP available; each filesystem needs its own support (ext4, xfs, btrfs: 5.12; overlayfs: 5.19; tmpfs: 6.3)",
+            "MOUNT_ATTR_IDMAP available; each filesystem needs its own support (ext4, xfs: 5.12; btrfs: 5.15; overlayfs: 5.19; tmpfs: 6.3)",
         )
     } else {
         check(
@@ -290,13 +311,16 @@ fn checks(g: &Globals, release: &str) -> Vec<Check> {
         check(
             "seccomp",
             Status::Missing,
-            "the kernel has no seccomp (CONFIG_SECCOMP_FILTER): containers with linux.seccomp are refused",
+            "the kernel has no seccomp (no Seccomp: line in /proc/self/status): containers with linux.seccomp are refused",
         )
     });
     const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
     let notify = seccomp
         && probe::seccomp_action(SECCOMP_RET_USER_NOTIF).is_none()
-        && known(probe::pidfd_getfd()).is_ok();
+        && matches!(
+            answer(probe::pidfd_getfd(), Some(libc::EBADF)),
+            Answer::Known
+        );
     out.push(if notify {
         check(
             "seccomp user notification",
