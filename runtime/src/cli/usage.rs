@@ -217,8 +217,12 @@ pub fn report(e: &clap::Error, args: &[String]) -> ExitCode {
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         if command_of(args).is_none() {
             // The parsed command hides the global options; the top-level
-            // help shows them.
-            print!("{}", help_text(None));
+            // help shows them (`-h`: clap's summary, `--help`: all).
+            if args.iter().any(|a| a == "-h") {
+                print!("{}", super::top_level_command().render_help());
+            } else {
+                print!("{}", help_text(None));
+            }
         } else {
             let _ = e.print();
         }
