@@ -143,7 +143,9 @@ pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
             &mut stx,
         )
     };
-    if ret == 0 && stx.stx_mask & STATX_MNT_ID != 0 {
+    // Mount ids start at 1: a 0 is an emulator's (qemu-user's statx keeps
+    // the mask bit but not the field); fdinfo knows then.
+    if ret == 0 && stx.stx_mask & STATX_MNT_ID != 0 && stx.stx_mnt_id != 0 {
         return Ok(stx.stx_mnt_id);
     }
     let info = std::fs::read_to_string(format!("/proc/thread-self/fdinfo/{}", fd.as_raw_fd()))?;
