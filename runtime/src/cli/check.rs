@@ -334,7 +334,7 @@ fn checks(g: &Globals, release: &str) -> Vec<Check> {
             "needs SECCOMP_RET_USER_NOTIF (5.0) and pidfd_getfd (5.6): SCMP_ACT_NOTIFY is refused",
         )
     });
-    cgroup_checks(&mut out, v2);
+    cgroup_checks(&mut out, v2, unified);
     out.push(if Path::new("/run/systemd/system").is_dir() {
         check("systemd", Status::Ok, "systemd is PID 1: --systemd-cgroup (SystemdCgroup = true) works")
     } else {
@@ -381,8 +381,8 @@ fn lsm_check(name: &'static str, enabled: bool, yes: &str, no: &str) -> Check {
     }
 }
 
-fn cgroup_checks(out: &mut Vec<Check>, v2: bool) {
-    let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists();
+/// `unified`: a hybrid host's v2 hierarchy is mounted.
+fn cgroup_checks(out: &mut Vec<Check>, v2: bool, unified: bool) {
     if v2 {
         out.push(check(
             "cgroups",
